@@ -1,0 +1,75 @@
+"""A runnable example: ``flask --app example_app run`` (or ``make run``).
+
+It starts with built-in demo credentials (those of the protocol's test vectors), so it works with
+no set-up; set ``VOXCALLBACKS_ACCOUNT_ID``, ``VOXCALLBACKS_API_KEY``, ``VOXCALLBACKS_SALT`` (and
+optionally ``VOXCALLBACKS_STORE``, ``VOXCALLBACKS_PATH``) in the environment to use your own.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+
+from flask_voxcallbacks import (
+    Callback,
+    VoxCallbacks,
+    account_frozen,
+    min_balance_reached,
+    sms_received,
+)
+
+DEMO_CONFIG = {
+    "VOXCALLBACKS_ACCOUNT_ID": 1234567,
+    "VOXCALLBACKS_API_KEY": "d1f0c2a4-5b6e-4c7d-8e9f-0a1b2c3d4e5f",
+    "VOXCALLBACKS_SALT": "example-salt-42",
+}
+ENVIRONMENT_KEYS = (
+    "VOXCALLBACKS_ACCOUNT_ID",
+    "VOXCALLBACKS_API_KEY",
+    "VOXCALLBACKS_SALT",
+    "VOXCALLBACKS_PATH",
+    "VOXCALLBACKS_STORE",
+)
+
+vox = VoxCallbacks()
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the example application; ``config`` overrides the demo and environment settings."""
+    app = Flask(__name__)
+    app.config.update(DEMO_CONFIG)
+    app.config.update({key: os.environ[key] for key in ENVIRONMENT_KEYS if key in os.environ})
+    app.config.update(config or {})
+    vox.init_app(app)
+
+    @app.get("/")
+    def index() -> str:
+        path = app.config.get("VOXCALLBACKS_PATH", "/voximplant/callbacks")
+        return f"POST Voximplant callbacks to {path}\n"
+
+    return app
+
+
+@min_balance_reached.connect
+def on_low_balance(sender: Flask, callback: Callback, **extra: Any) -> None:
+    print(
+        f"Low balance on account {callback.account_id}: {callback.balance} {callback.currency}",
+        flush=True,
+    )
+
+
+@sms_received.connect
+def on_sms(sender: Flask, callback: Callback, **extra: Any) -> None:
+    sms = callback.payload
+    print(
+        f"SMS from {getattr(sms, 'source_number', None)} "
+        f"to {getattr(sms, 'destination_number', None)}: {getattr(sms, 'sms_body', None)}",
+        flush=True,
+    )
+
+
+@account_frozen.connect
+def on_frozen(sender: Flask, callback: Callback, **extra: Any) -> None:
+    print(f"Account {callback.account_id} was frozen", flush=True)

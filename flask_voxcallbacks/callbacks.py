@@ -1,0 +1,128 @@
+"""The immutable callback object handed to signal receivers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Mapping
+
+from .fields import convert_fields, money, text, wire_fields
+from .payloads import CALLBACK_TYPES, CallbackType, Payload, UnknownPayload
+
+#: Keys every item carries besides its payload.
+COMMON_KEYS = frozenset(
+    {
+        "callback_id",
+        "type",
+        "account_id",
+        "hash",
+        "account_name",
+        "account_email",
+        "language_code",
+        "account_first_name",
+        "account_last_name",
+        "balance",
+        "currency",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Callback:
+    """One authentic callback.
+
+    ``payload`` is the typed payload of a known type (see ``CALLBACK_TYPES``) or an
+    :class:`~flask_voxcallbacks.payloads.UnknownPayload`. ``invalid_fields`` names the fields whose
+    values could not be converted; they are ``None`` here and unchanged in ``raw``.
+    """
+
+    callback_id: int
+    type: str
+    account_id: int
+    payload: Payload
+    account_name: str | None = text("Account login name", "acmecorp")
+    account_email: str | None = text("Account e-mail", "ops@acme.example")
+    language_code: str | None = text("Notification language (ISO 639-1)", "en")
+    account_first_name: str | None = text("Owner first name", "Ada")
+    account_last_name: str | None = text("Owner last name", "Lovelace")
+    balance: Decimal | None = money("Current balance", 4.5231)
+    currency: str | None = text("Account currency", "USD")
+    invalid_fields: tuple[str, ...] = ()
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def example_common(cls) -> dict[str, Any]:
+        """Plausible wire values of the common account fields."""
+        return {name: spec.example for name, spec in wire_fields(cls)}
+
+    @property
+    def known(self) -> bool:
+        """Whether this version of the library knows the type."""
+        return self.type in CALLBACK_TYPES
+
+
+def payload_data(item: Mapping[str, Any], spec: CallbackType) -> tuple[Mapping[str, Any], bool]:
+    """The mapping holding the payload fields of ``item``, and whether its shape was valid."""
+    value = item.get(spec.name)
+    if value is None:
+        return {}, True
+    if not isinstance(value, dict):
+        # Types without fields arrive as {}, null or true; a scalar there is harmless.
+        return {}, not spec.payload.wire_fields()
+    inner = value.get(spec.name)
+    if spec.nested and isinstance(inner, dict):
+        return inner, True
+    return value, True
+
+
+def build_callback(
+    item: Mapping[str, Any], callback_id: int, account_id: int, type_name: str
+) -> Callback:
+    """Turn an authenticated item into a :class:`Callback`; never raises on field values."""
+    common, invalid = convert_fields(Callback, item)
+    spec = CALLBACK_TYPES.get(type_name)
+    payload: Payload
+    if spec is None:
+        payload = UnknownPayload({k: v for k, v in item.items() if k not in COMMON_KEYS})
+    else:
+        data, valid = payload_data(item, spec)
+        if not valid:
+            invalid.append(type_name)
+        payload, nested = spec.payload.from_wire(data, f"{type_name}.")
+        invalid.extend(nested)
+    return Callback(
+        callback_id=callback_id,
+        type=type_name,
+        account_id=account_id,
+        payload=payload,
+        invalid_fields=tuple(invalid),
+        raw=dict(item),
+        **common,
+    )
+
+
+@dataclass(frozen=True)
+class RejectedCallback:
+    """An item that failed authentication, as sent with ``callback_rejected``.
+
+    Nothing here is trusted. ``raw`` is the item without its ``hash``.
+    """
+
+    reason: str
+    account_id: int | None
+    callback_id: int | None
+    type: str | None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_item(
+        cls, item: Mapping[str, Any], reason: str, account_id: int | None, callback_id: int | None
+    ) -> RejectedCallback:
+        type_name = item.get("type")
+        return cls(
+            reason,
+            account_id,
+            callback_id,
+            type_name if isinstance(type_name, str) else None,
+            {k: v for k, v in item.items() if k != "hash"},
+        )

@@ -1,0 +1,194 @@
+"""Reading and validating the ``VOXCALLBACKS_*`` configuration keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from .auth import Credentials, id_text
+
+#: Longest salt Voximplant's control panel and SetAccountInfo accept.
+MAX_SALT_LENGTH = 40
+
+
+class ConfigurationError(ValueError):
+    """A ``VOXCALLBACKS_*`` key is missing or malformed; the message names the key."""
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One documented configuration key."""
+
+    name: str
+    default: Any
+    doc: str
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+
+_REQUIRED: Any = object()
+
+#: Every configuration key, with its default; the docs' configuration table is built from this.
+CONFIG_KEYS: tuple[ConfigKey, ...] = (
+    ConfigKey("VOXCALLBACKS_ACCOUNT_ID", _REQUIRED, "Id of the main Voximplant account (number)."),
+    ConfigKey("VOXCALLBACKS_API_KEY", _REQUIRED, "API key of the main account."),
+    ConfigKey(
+        "VOXCALLBACKS_SALT",
+        _REQUIRED,
+        'Security salt set on the Webhooks page; ``""`` when the account has none.',
+    ),
+    ConfigKey("VOXCALLBACKS_PATH", "/voximplant/callbacks", "URL path of the callback endpoint."),
+    ConfigKey(
+        "VOXCALLBACKS_ACCOUNTS",
+        {},
+        'Further accounts (e.g. child accounts): ``{account_id: {"api_key": ..., "salt": ...}}``.',
+    ),
+    ConfigKey(
+        "VOXCALLBACKS_MAX_CONTENT_LENGTH",
+        1024 * 1024,
+        "Largest accepted request body in bytes; larger bodies get 413.",
+    ),
+    ConfigKey(
+        "VOXCALLBACKS_STORE",
+        "memory://",
+        "Where claims and failed callbacks are kept: ``memory://``, "
+        "``sqlite:///path/to/file.db`` or ``redis://host:port/db``.",
+    ),
+    ConfigKey(
+        "VOXCALLBACKS_DEDUP_TTL",
+        7 * 24 * 3600,
+        "Seconds a handled callback id is remembered to drop redeliveries and replays.",
+    ),
+    ConfigKey(
+        "VOXCALLBACKS_LEASE_SECONDS",
+        300,
+        "Seconds a claim lasts before another worker may take over a callback whose worker died.",
+    ),
+)
+DEFAULTS = {key.name: key.default for key in CONFIG_KEYS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration of one application."""
+
+    account_id: int
+    path: str
+    accounts: Mapping[int, Credentials]
+    max_content_length: int
+    store_url: str
+    dedup_ttl: int
+    lease_seconds: int
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(account_id={self.account_id}, path={self.path!r}, "
+            f"accounts={sorted(self.accounts)}, store_url={_redact_url(self.store_url)!r})"
+        )
+
+
+def _redact_url(url: str) -> str:
+    """Hide a password in a store URL such as ``redis://:secret@host``."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    return f"{scheme}{sep}***@{rest.rsplit('@', 1)[1]}"
+
+
+def _get(config: Mapping[str, Any], name: str) -> Any:
+    value = config.get(name, DEFAULTS[name])
+    if value is _REQUIRED:
+        raise ConfigurationError(f"{name} is required; set it in app.config before init_app().")
+    return value
+
+
+def _account_id(value: Any, name: str) -> int:
+    text = id_text(value)
+    if text is None:
+        raise ConfigurationError(f"{name} must be a Voximplant account id (a positive number).")
+    return int(text)
+
+
+def _secret(value: Any, name: str, allow_empty: bool) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{name} must be a string, not {type(value).__name__}.")
+    if not value and not allow_empty:
+        raise ConfigurationError(f"{name} must not be empty.")
+    return value
+
+
+def _salt(value: Any, name: str) -> str:
+    salt = _secret(value, name, allow_empty=True)
+    if len(salt) > MAX_SALT_LENGTH:
+        raise ConfigurationError(
+            f"{name} is {len(salt)} characters long; Voximplant accepts at most {MAX_SALT_LENGTH}."
+        )
+    return salt
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigurationError(f"{name} must be a positive whole number.")
+    return value
+
+
+def _extra_accounts(value: Any, name: str) -> dict[int, Credentials]:
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f'{name} must map account ids to {{"api_key": ..., "salt": ...}} dictionaries.'
+        )
+    accounts: dict[int, Credentials] = {}
+    for raw_id, entry in value.items():
+        account_id = _account_id(raw_id, f"{name} key {raw_id!r}")
+        where = f"{name}[{account_id}]"
+        if not isinstance(entry, Mapping) or "api_key" not in entry or "salt" not in entry:
+            raise ConfigurationError(f'{where} must be a dictionary with "api_key" and "salt".')
+        accounts[account_id] = Credentials(
+            _secret(entry["api_key"], f'{where}["api_key"]', allow_empty=False),
+            _salt(entry["salt"], f'{where}["salt"]'),
+        )
+    return accounts
+
+
+def _path(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.startswith("/") or len(value) < 2:
+        raise ConfigurationError(f"{name} must be a URL path such as '/voximplant/callbacks'.")
+    return value
+
+
+def _store_url(value: Any, name: str) -> str:
+    if not isinstance(value, str) or "://" not in value:
+        raise ConfigurationError(
+            f"{name} must be a URL: memory://, sqlite:///path/to/file.db or redis://host:port/db."
+        )
+    return value
+
+
+def load_settings(config: Mapping[str, Any]) -> Settings:
+    """Validate ``app.config``; raise :class:`ConfigurationError` naming the first bad key."""
+
+    def read(name: str, check: Callable[[Any, str], Any]) -> Any:
+        return check(_get(config, name), name)
+
+    account_id = read("VOXCALLBACKS_ACCOUNT_ID", _account_id)
+    main = Credentials(
+        read("VOXCALLBACKS_API_KEY", lambda v, n: _secret(v, n, allow_empty=False)),
+        read("VOXCALLBACKS_SALT", _salt),
+    )
+    accounts = read("VOXCALLBACKS_ACCOUNTS", _extra_accounts)
+    if account_id in accounts:
+        raise ConfigurationError(
+            f"VOXCALLBACKS_ACCOUNTS repeats the main account {account_id}; remove that entry."
+        )
+    accounts[account_id] = main
+    return Settings(
+        account_id=account_id,
+        path=read("VOXCALLBACKS_PATH", _path),
+        accounts=accounts,
+        max_content_length=read("VOXCALLBACKS_MAX_CONTENT_LENGTH", _positive_int),
+        store_url=read("VOXCALLBACKS_STORE", _store_url),
+        dedup_ttl=read("VOXCALLBACKS_DEDUP_TTL", _positive_int),
+        lease_seconds=read("VOXCALLBACKS_LEASE_SECONDS", _positive_int),
+    )

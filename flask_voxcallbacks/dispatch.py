@@ -1,0 +1,58 @@
+"""Sending a callback to its receivers, each isolated from the others' failures."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from blinker import NamedSignal
+from flask import Flask
+
+from .callbacks import Callback
+from .signals import callback_received, type_signals
+
+logger = logging.getLogger("flask_voxcallbacks")
+_TYPE_SIGNALS = type_signals()
+
+
+def signals_of(callback: Callback) -> list[NamedSignal]:
+    """The signals a callback is sent on: its type's signal (if known), then callback_received."""
+    own = _TYPE_SIGNALS.get(callback.type)
+    return [own, callback_received] if own is not None else [callback_received]
+
+
+def dispatch(app: Flask, callback: Callback) -> list[str]:
+    """Call every receiver of the callback's signals; return one line per receiver that raised.
+
+    Unlike ``Signal.send``, one receiver raising does not stop the others. Failures are logged
+    with their traceback.
+    """
+    errors: list[str] = []
+    for signal in signals_of(callback):
+        for receiver in signal.receivers_for(app):
+            try:
+                app.ensure_sync(receiver)(app, callback=callback)
+            except Exception as error:
+                name = _name(receiver)
+                logger.exception(
+                    "receiver %s of %s failed for callback %s",
+                    name,
+                    signal.name,
+                    callback.callback_id,
+                )
+                errors.append(f"{name}: {type(error).__name__}: {error}")
+    return errors
+
+
+def send(signal: NamedSignal, app: Flask, **kwargs: Any) -> None:
+    """Send a notification signal (rejected, duplicate), with the same isolation as ``dispatch``."""
+    for receiver in signal.receivers_for(app):
+        try:
+            app.ensure_sync(receiver)(app, **kwargs)
+        except Exception:
+            logger.exception("receiver %s of %s failed", _name(receiver), signal.name)
+
+
+def _name(receiver: Any) -> str:
+    module = getattr(receiver, "__module__", None) or "?"
+    return f"{module}.{getattr(receiver, '__qualname__', repr(receiver))}"

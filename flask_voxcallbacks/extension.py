@@ -1,0 +1,55 @@
+"""The ``VoxCallbacks`` extension object."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+
+from .config import load_settings
+from .state import EXTENSION_NAME, VoxState
+from .store import open_store
+from .views import make_blueprint
+
+
+class VoxCallbacks:
+    """Receives Voximplant HTTP callbacks on a Flask application.
+
+    ``VoxCallbacks(app)`` sets the application up at once; ``VoxCallbacks()`` followed by
+    ``init_app(app)`` suits application factories. The object keeps no reference to any app.
+    """
+
+    def __init__(self, app: Flask | None = None) -> None:
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Validate the ``VOXCALLBACKS_*`` config, open the store and register the blueprint."""
+        if EXTENSION_NAME in app.extensions:
+            raise RuntimeError(
+                "flask_voxcallbacks is already set up on this application; call init_app once."
+            )
+        settings = load_settings(app.config)
+        store = open_store(settings.store_url)
+        app.extensions[EXTENSION_NAME] = VoxState(settings, store)
+        blueprint = make_blueprint(settings.path)
+        app.register_blueprint(blueprint)
+        _exempt_from_csrf(app, blueprint)
+
+
+def _exempt_from_csrf(app: Flask, blueprint: object) -> None:
+    """Exempt the endpoint from Flask-WTF's CSRFProtect, whichever was set up first.
+
+    Voximplant cannot send a CSRF token; the per-item hash authenticates the request instead.
+    """
+    csrf = app.extensions.get("csrf")
+    if csrf is not None:
+        csrf.exempt(blueprint)
+        return
+
+    # CSRFProtect may be set up after this extension; its check runs after this hook, which was
+    # registered first, so exempting here still takes effect for the current request.
+    @app.before_request
+    def exempt_when_csrf_arrives() -> None:
+        if request.blueprint == EXTENSION_NAME:
+            late = app.extensions.get("csrf")
+            if late is not None:
+                late.exempt(blueprint)

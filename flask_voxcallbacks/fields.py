@@ -1,0 +1,313 @@
+"""Field declarations and lenient converters for callback payloads.
+
+Every payload and nested item is a frozen dataclass whose fields are declared with the helpers
+below (``text()``, ``money()``, ``items(...)``, ...). A declaration carries the converter from the
+wire value, a one-line description and an example wire value, so parsing, documentation and test
+samples all come from the same place.
+
+Conversion never raises: a value that cannot be converted becomes ``None`` and its dotted path is
+reported so the caller can expose it as ``Callback.invalid_fields``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar
+
+__all__ = [
+    "FieldSpec",
+    "Record",
+    "boolean",
+    "date_field",
+    "identifier",
+    "integer",
+    "integer_list",
+    "items",
+    "money",
+    "spec_of",
+    "wire_fields",
+    "text",
+    "text_list",
+    "timestamp",
+]
+
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+class Invalid(ValueError):
+    """Raised by a converter when a wire value has the wrong shape."""
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """How one wire field is converted, described and sampled."""
+
+    kind: str
+    doc: str
+    convert: Callable[[Any, str], tuple[Any, list[str]]]
+    example: Any
+    choices: tuple[str, ...] = ()
+    item_type: type[Record] | None = None
+
+
+R = TypeVar("R", bound="Record")
+
+
+class Record:
+    """Base of payloads and nested items: builds an instance from a wire mapping."""
+
+    #: Set for the dataclasses built from declarations; used by the docs and the samples.
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
+    @classmethod
+    def wire_fields(cls) -> tuple[tuple[str, FieldSpec], ...]:
+        """The declared wire fields, in declaration order."""
+        return wire_fields(cls)
+
+    @classmethod
+    def from_wire(cls: type[R], data: Mapping[str, Any], path: str = "") -> tuple[R, list[str]]:
+        """Build an instance from ``data``; return it with the paths of fields that were invalid."""
+        values, invalid = convert_fields(cls, data, path)
+        return cls(**values), invalid
+
+    @classmethod
+    def example(cls) -> dict[str, Any]:
+        """A plausible wire mapping with every declared field filled."""
+        return {name: spec.example for name, spec in cls.wire_fields()}
+
+
+@functools.lru_cache(maxsize=None)
+def wire_fields(cls: type[Any]) -> tuple[tuple[str, FieldSpec], ...]:
+    """The declared wire fields of a dataclass, in declaration order."""
+    return tuple(
+        (f.name, spec) for f in dataclasses.fields(cls) if (spec := spec_of(f)) is not None
+    )
+
+
+def spec_of(field: dataclasses.Field[Any]) -> FieldSpec | None:
+    """The declaration of a dataclass field, or None for fields that are not wire fields."""
+    spec = field.metadata.get("vox")
+    return spec if isinstance(spec, FieldSpec) else None
+
+
+def convert_fields(
+    cls: type[Any], data: Mapping[str, Any], path: str = ""
+) -> tuple[dict[str, Any], list[str]]:
+    """Convert the declared wire fields of ``cls`` found in ``data``."""
+    values: dict[str, Any] = {}
+    invalid: list[str] = []
+    for name, spec in wire_fields(cls):
+        raw = data.get(name)
+        if raw is None:
+            values[name] = None
+            continue
+        where = f"{path}{name}"
+        try:
+            values[name], nested = spec.convert(raw, where)
+        except Invalid:
+            values[name] = None
+            invalid.append(where)
+        else:
+            invalid.extend(nested)
+    return values, invalid
+
+
+def _declare(
+    kind: str,
+    convert: Callable[[Any, str], tuple[Any, list[str]]],
+    doc: str,
+    example: Any,
+    choices: Sequence[str] = (),
+    item_type: type[Record] | None = None,
+) -> Any:
+    spec = FieldSpec(kind, doc, convert, example, tuple(choices), item_type)
+    return dataclasses.field(default=None, metadata={"vox": spec})
+
+
+def _plain(convert: Callable[[Any], Any]) -> Callable[[Any, str], tuple[Any, list[str]]]:
+    """Adapt a scalar converter to the (value, path) -> (result, invalid paths) shape."""
+
+    def convert_at(value: Any, path: str) -> tuple[Any, list[str]]:
+        return convert(value), []
+
+    return convert_at
+
+
+def to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise Invalid
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and value.isascii():
+        if len(value) > 40:
+            raise Invalid
+        return int(value)
+    raise Invalid
+
+
+def to_str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise Invalid
+
+
+def to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise Invalid
+
+
+def to_decimal(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise Invalid
+    if isinstance(value, float) and not math.isfinite(value):
+        raise Invalid
+    if isinstance(value, str) and len(value) > 100:
+        raise Invalid
+    try:
+        result = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise Invalid from None
+    if not result.is_finite():
+        raise Invalid
+    return result
+
+
+def to_datetime(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        raise Invalid
+    if value == "":
+        return None
+    try:
+        parsed = datetime.strptime(value, TIMESTAMP_FORMAT)
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise Invalid from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def to_date(value: Any) -> date | None:
+    if not isinstance(value, str):
+        raise Invalid
+    if value == "":
+        return None
+    try:
+        return date.fromisoformat(value[:10] if len(value) > 10 and value[10] in " T" else value)
+    except ValueError:
+        raise Invalid from None
+
+
+def to_identifier(value: Any) -> int | str:
+    if isinstance(value, bool):
+        raise Invalid
+    if isinstance(value, (int, str)):
+        return value
+    raise Invalid
+
+
+def _list_of(convert: Callable[[Any], Any]) -> Callable[[Any, str], tuple[Any, list[str]]]:
+    def convert_list(value: Any, path: str) -> tuple[Any, list[str]]:
+        if not isinstance(value, list):
+            raise Invalid
+        result: list[Any] = []
+        invalid: list[str] = []
+        for index, element in enumerate(value):
+            try:
+                result.append(convert(element))
+            except Invalid:
+                invalid.append(f"{path}[{index}]")
+        return tuple(result), invalid
+
+    return convert_list
+
+
+def _items_of(item_type: type[Record]) -> Callable[[Any, str], tuple[Any, list[str]]]:
+    def convert_items(value: Any, path: str) -> tuple[Any, list[str]]:
+        if not isinstance(value, list):
+            raise Invalid
+        result: list[Record] = []
+        invalid: list[str] = []
+        for index, element in enumerate(value):
+            where = f"{path}[{index}]"
+            if not isinstance(element, dict):
+                invalid.append(where)
+                continue
+            item, nested = item_type.from_wire(element, f"{where}.")
+            result.append(item)
+            invalid.extend(nested)
+        return tuple(result), invalid
+
+    return convert_items
+
+
+def text(doc: str, example: str = "example", choices: Sequence[str] = ()) -> Any:
+    """A string field; ``choices`` lists the documented values (others are still accepted)."""
+    return _declare("string", _plain(to_str), doc, choices[0] if choices else example, choices)
+
+
+def integer(doc: str, example: int = 1001) -> Any:
+    """A whole number (JSON number or numeric string)."""
+    return _declare("integer", _plain(to_int), doc, example)
+
+
+def identifier(doc: str, example: int | str = 1001) -> Any:
+    """An id that the documentation types both as number and as string; kept as received."""
+    return _declare("integer or string", _plain(to_identifier), doc, example)
+
+
+def money(doc: str, example: float | str = 12.5) -> Any:
+    """An amount of money as ``Decimal`` (JSON number or numeric string)."""
+    return _declare("decimal", _plain(to_decimal), doc, example)
+
+
+def boolean(doc: str, example: bool = False) -> Any:
+    """A boolean flag."""
+    return _declare("boolean", _plain(to_bool), doc, example)
+
+
+def timestamp(doc: str, example: str = "2025-03-14 09:26:53") -> Any:
+    """A ``YYYY-MM-DD HH:MM:SS`` UTC time as an aware ``datetime``."""
+    return _declare("timestamp", _plain(to_datetime), doc, example)
+
+
+def date_field(doc: str, example: str = "2025-04-01") -> Any:
+    """A ``YYYY-MM-DD`` date as ``date``."""
+    return _declare("date", _plain(to_date), doc, example)
+
+
+def text_list(doc: str, example: Sequence[str] = ("example",)) -> Any:
+    """A list of strings as a tuple."""
+    return _declare("list of string", _list_of(to_str), doc, list(example))
+
+
+def integer_list(doc: str, example: Sequence[int] = (1001,)) -> Any:
+    """A list of whole numbers as a tuple."""
+    return _declare("list of integer", _list_of(to_int), doc, list(example))
+
+
+def items(item_type: type[Record], doc: str) -> Any:
+    """A list of nested objects as a tuple of ``item_type``."""
+    return _declare(
+        f"list of {item_type.__name__}",
+        _items_of(item_type),
+        doc,
+        [item_type.example()],
+        item_type=item_type,
+    )

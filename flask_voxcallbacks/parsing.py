@@ -1,0 +1,61 @@
+"""Parsing a request body into the list of callback items it carries."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NoReturn
+
+EXPECTED = 'expected a JSON object {"callbacks": [...]}'
+
+
+class BadBatch(ValueError):
+    """The body is not a callback batch; the message says what is wrong, for a 400 response."""
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise BadBatch(f"invalid JSON: {name} is not a JSON value")
+
+
+def parse_batch(body: bytes) -> list[dict[str, Any]]:
+    """The items of ``{"callbacks": [...]}``, whatever the Content-Type said."""
+    if not body.strip():
+        raise BadBatch(f"empty body; {EXPECTED}")
+    try:
+        data = json.loads(body, parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise BadBatch("the body is not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise BadBatch(
+            f"invalid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    except RecursionError:
+        raise BadBatch("invalid JSON: nested too deeply") from None
+    except ValueError as error:
+        if isinstance(error, BadBatch):
+            raise
+        raise BadBatch("invalid JSON: a number is too long") from None
+    if not isinstance(data, dict):
+        raise BadBatch(f"the top level is a JSON {_json_kind(data)}; {EXPECTED}")
+    if "callbacks" not in data:
+        raise BadBatch(f'"callbacks" is missing; {EXPECTED}')
+    items = data["callbacks"]
+    if not isinstance(items, list):
+        raise BadBatch(f'"callbacks" is a JSON {_json_kind(items)}; expected a list of objects')
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise BadBatch(f"callbacks[{index}] is a JSON {_json_kind(item)}; expected an object")
+    return items
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"

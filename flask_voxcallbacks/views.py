@@ -1,0 +1,104 @@
+"""The callback endpoint: request -> parse -> authenticate -> handle -> response."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from .auth import authenticate
+from .callbacks import RejectedCallback, build_callback
+from .dispatch import send
+from .handling import ACCEPTED, DUPLICATE, FAILED, IN_PROGRESS, REJECTED, handle, log_outcome
+from .parsing import BadBatch, parse_batch
+from .signals import callback_rejected
+from .state import EXTENSION_NAME, VoxState, get_state
+
+logger = logging.getLogger("flask_voxcallbacks")
+
+#: Seconds a sender is asked to wait before redelivering a callback another worker is running.
+RETRY_AFTER_SECONDS = 5
+
+
+def make_blueprint(path: str) -> Blueprint:
+    """A blueprint named ``voxcallbacks`` with the one POST route at ``path``."""
+    blueprint = Blueprint(EXTENSION_NAME, __name__)
+    blueprint.add_url_rule(path, "receive", receive, methods=["POST"])
+    return blueprint
+
+
+def _error(status: int, message: str) -> tuple[Response, int]:
+    return jsonify(error=message), status
+
+
+def receive() -> tuple[Response, int] | Response:
+    """Authenticate and handle every item of a callback batch; answer with a summary."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    state = get_state(app)
+    request.max_content_length = state.settings.max_content_length
+    try:
+        body = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        logger.warning("batch refused: body over %d bytes", state.settings.max_content_length)
+        return _error(413, f"body over {state.settings.max_content_length} bytes")
+    try:
+        items = parse_batch(body)
+    except BadBatch as error:
+        logger.warning("batch refused: %s", error)
+        return _error(400, str(error))
+    counts = handle_items(app, state, items)
+    return _summary(counts, len(items))
+
+
+def handle_items(app: Flask, state: VoxState, items: list[dict[str, object]]) -> Counter[str]:
+    """Authenticate each item on its own and handle the authentic ones; count the outcomes."""
+    counts: Counter[str] = Counter()
+    for item in items:
+        verdict = authenticate(item, state.settings.accounts)
+        if verdict.reason is not None:
+            rejected = RejectedCallback.from_item(
+                item, verdict.reason, verdict.account_id, verdict.callback_id
+            )
+            log_outcome(
+                rejected.callback_id, rejected.type, rejected.account_id, REJECTED, verdict.reason
+            )
+            send(callback_rejected, app, callback=rejected, reason=verdict.reason)
+            counts[REJECTED] += 1
+            continue
+        assert verdict.account_id is not None and verdict.callback_id is not None
+        type_name = item.get("type")
+        callback = build_callback(
+            item,
+            verdict.callback_id,
+            verdict.account_id,
+            type_name if isinstance(type_name, str) else "",
+        )
+        try:
+            outcome = handle(app, state, callback)
+        except Exception:
+            # The store is unreachable: nothing was recorded, so the sender must redeliver.
+            logger.exception("store error while handling callback %s", callback.callback_id)
+            outcome = FAILED
+        counts[outcome] += 1
+    return counts
+
+
+def _summary(counts: Counter[str], total: int) -> tuple[Response, int]:
+    body = {
+        "accepted": counts[ACCEPTED],
+        "rejected": counts[REJECTED],
+        "duplicates": counts[DUPLICATE],
+        "in_progress": counts[IN_PROGRESS],
+        "failed": counts[FAILED],
+    }
+    if counts[FAILED]:
+        return jsonify(body), 500
+    if counts[IN_PROGRESS]:
+        response = jsonify(body)
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response, 503
+    if total and counts[REJECTED] == total:
+        return jsonify(body), 403
+    return jsonify(body), 200

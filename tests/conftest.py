@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from flask_voxcallbacks import VoxCallbacks, callback_received, callback_rejected
+from flask_voxcallbacks.testing import DEFAULT_ACCOUNT_ID, DEFAULT_API_KEY, DEFAULT_SALT
+
+ENDPOINT = "/voximplant/callbacks"
+CHILD_ACCOUNT_ID = 7654321
+CHILD_API_KEY = "9a8b7c6d-0000-1111-2222-333344445555"
+CHILD_SALT = "child-salt"
+
+BASE_CONFIG: dict[str, Any] = {
+    "TESTING": True,
+    "VOXCALLBACKS_ACCOUNT_ID": DEFAULT_ACCOUNT_ID,
+    "VOXCALLBACKS_API_KEY": DEFAULT_API_KEY,
+    "VOXCALLBACKS_SALT": DEFAULT_SALT,
+    "VOXCALLBACKS_ACCOUNTS": {CHILD_ACCOUNT_ID: {"api_key": CHILD_API_KEY, "salt": CHILD_SALT}},
+}
+
+
+def make_app(**config: Any) -> Flask:
+    app = Flask(__name__)
+    app.config.update(BASE_CONFIG)
+    app.config.update(config)
+    VoxCallbacks(app)
+    return app
+
+
+@pytest.fixture
+def app() -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+class Seen:
+    """What the signals delivered during a test."""
+
+    def __init__(self) -> None:
+        self.received: list[Any] = []
+        self.rejected: list[tuple[Any, str]] = []
+        self.senders: list[Any] = []
+
+    def on_received(self, sender: Any, callback: Any, **extra: Any) -> None:
+        self.senders.append(sender)
+        self.received.append(callback)
+
+    def on_rejected(self, sender: Any, callback: Any, reason: str, **extra: Any) -> None:
+        self.rejected.append((callback, reason))
+
+
+@pytest.fixture
+def seen(app: Flask) -> Iterator[Seen]:
+    record = Seen()
+    with callback_received.connected_to(record.on_received, sender=app):
+        with callback_rejected.connected_to(record.on_rejected, sender=app):
+            yield record
+
+
+@pytest.fixture
+def vox_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG, logger="flask_voxcallbacks")
+    return caplog
