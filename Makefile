@@ -22,10 +22,10 @@ run: $(VENV)/.run-installed
 
 # redis-server is needed by the Redis store tests; installed from the system packages if missing.
 system-deps:
-	@command -v redis-server >/dev/null 2>&1 || { \
+	@{ command -v redis-server && command -v curl; } >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server curl >/dev/null; }
 	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is required for the tests"; exit 1; }
 
 lint: $(VENV)/.test-installed

@@ -1,0 +1,97 @@
+"""Per-item authentication: which items are accepted and why the others are rejected."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import CHILD_ACCOUNT_ID, CHILD_API_KEY, CHILD_SALT, ENDPOINT
+
+from flask_voxcallbacks import RejectedCallback, sign
+from flask_voxcallbacks.auth import Credentials, authenticate
+from flask_voxcallbacks.testing import (
+    DEFAULT_ACCOUNT_ID,
+    DEFAULT_API_KEY,
+    DEFAULT_SALT,
+    make_batch,
+    make_callback,
+)
+
+ACCOUNTS = {DEFAULT_ACCOUNT_ID: Credentials(DEFAULT_API_KEY, DEFAULT_SALT)}
+
+
+def test_numeric_strings_are_hashed_as_sent() -> None:
+    item = {
+        "account_id": str(DEFAULT_ACCOUNT_ID),
+        "callback_id": "0042",
+        "hash": sign(DEFAULT_SALT, DEFAULT_ACCOUNT_ID, DEFAULT_API_KEY, "0042"),
+    }
+    verdict = authenticate(item, ACCOUNTS)
+    assert verdict.authentic
+    assert (verdict.account_id, verdict.callback_id) == (DEFAULT_ACCOUNT_ID, 42)
+
+
+def test_hash_comparison_ignores_case() -> None:
+    item = make_callback("min_balance")
+    item["hash"] = item["hash"].upper()
+    assert authenticate(item, ACCOUNTS).authentic
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"hash": None}, "missing_hash"),
+        ({"hash": ""}, "missing_hash"),
+        ({"hash": 12345}, "missing_hash"),
+        ({"hash": "0" * 32}, "hash_mismatch"),
+        ({"hash": "é" * 32}, "hash_mismatch"),
+        ({"account_id": 999}, "unknown_account"),
+        ({"account_id": None}, "invalid_account_id"),
+        ({"account_id": True}, "invalid_account_id"),
+        ({"account_id": 1234567.0}, "invalid_account_id"),
+        ({"account_id": "12a"}, "invalid_account_id"),
+        ({"account_id": -1234567}, "invalid_account_id"),
+        ({"callback_id": None}, "invalid_callback_id"),
+        ({"callback_id": 2**64}, "invalid_callback_id"),
+        ({"callback_id": "１２３"}, "invalid_callback_id"),
+        ({"callback_id": [1]}, "invalid_callback_id"),
+    ],
+)
+def test_rejection_reasons(client, seen, change: dict, reason: str) -> None:
+    item = make_callback("min_balance")
+    item.update(change)
+    response = client.post(ENDPOINT, json=make_batch(item))
+    assert response.status_code == 403
+    ((rejected, sent_reason),) = seen.rejected
+    assert sent_reason == reason
+    assert isinstance(rejected, RejectedCallback)
+    assert rejected.reason == reason
+    assert "hash" not in rejected.raw
+
+
+def test_callback_id_from_another_item_does_not_authenticate(client, seen) -> None:
+    """A hash is bound to its callback_id: moving it to another id fails."""
+    first = make_callback("min_balance")
+    second = make_callback("min_balance", callback_id=first["callback_id"] + 1)
+    second["hash"] = first["hash"]
+    response = client.post(ENDPOINT, json=make_batch(second))
+    assert response.status_code == 403
+
+
+def test_child_accounts_use_their_own_credentials(client, seen) -> None:
+    child = make_callback(
+        "account_document_status_updated",
+        account_id=CHILD_ACCOUNT_ID,
+        api_key=CHILD_API_KEY,
+        salt=CHILD_SALT,
+    )
+    signed_with_parent = make_callback(
+        "min_balance", account_id=CHILD_ACCOUNT_ID, api_key=DEFAULT_API_KEY, salt=DEFAULT_SALT
+    )
+    response = client.post(ENDPOINT, json=make_batch(child, signed_with_parent))
+    assert response.status_code == 200
+    assert [c.account_id for c in seen.received] == [CHILD_ACCOUNT_ID]
+    assert [reason for _, reason in seen.rejected] == ["hash_mismatch"]
+
+
+def test_credentials_repr_hides_secrets() -> None:
+    text = repr(Credentials("the-api-key", "the-salt"))
+    assert "the-api-key" not in text and "the-salt" not in text

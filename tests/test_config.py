@@ -1,0 +1,100 @@
+"""init_app validates the VOXCALLBACKS_* keys and refuses to run twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import BASE_CONFIG, ENDPOINT, make_app
+from flask import Flask
+
+from flask_voxcallbacks import ConfigurationError, VoxCallbacks
+from flask_voxcallbacks.config import CONFIG_KEYS
+from flask_voxcallbacks.state import get_state
+from flask_voxcallbacks.testing import make_batch, make_callback
+
+
+def app_with(**config: Any) -> Flask:
+    app = Flask(__name__)
+    app.config.update({k: v for k, v in {**BASE_CONFIG, **config}.items() if v is not ...})
+    return app
+
+
+@pytest.mark.parametrize(
+    "key", ["VOXCALLBACKS_ACCOUNT_ID", "VOXCALLBACKS_API_KEY", "VOXCALLBACKS_SALT"]
+)
+def test_missing_required_key_is_named(key: str) -> None:
+    with pytest.raises(ConfigurationError, match=key):
+        VoxCallbacks(app_with(**{key: ...}))
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        ({"VOXCALLBACKS_ACCOUNT_ID": "acme"}, "VOXCALLBACKS_ACCOUNT_ID"),
+        ({"VOXCALLBACKS_ACCOUNT_ID": True}, "VOXCALLBACKS_ACCOUNT_ID"),
+        ({"VOXCALLBACKS_API_KEY": ""}, "VOXCALLBACKS_API_KEY"),
+        ({"VOXCALLBACKS_API_KEY": 42}, "VOXCALLBACKS_API_KEY"),
+        ({"VOXCALLBACKS_SALT": None}, "VOXCALLBACKS_SALT"),
+        ({"VOXCALLBACKS_SALT": "s" * 41}, "VOXCALLBACKS_SALT"),
+        ({"VOXCALLBACKS_PATH": "callbacks"}, "VOXCALLBACKS_PATH"),
+        ({"VOXCALLBACKS_MAX_CONTENT_LENGTH": 0}, "VOXCALLBACKS_MAX_CONTENT_LENGTH"),
+        ({"VOXCALLBACKS_MAX_CONTENT_LENGTH": "1MB"}, "VOXCALLBACKS_MAX_CONTENT_LENGTH"),
+        ({"VOXCALLBACKS_ACCOUNTS": [1, 2]}, "VOXCALLBACKS_ACCOUNTS"),
+        ({"VOXCALLBACKS_ACCOUNTS": {"x": {}}}, "VOXCALLBACKS_ACCOUNTS"),
+        ({"VOXCALLBACKS_ACCOUNTS": {5: {"api_key": "k"}}}, r"VOXCALLBACKS_ACCOUNTS\[5\]"),
+        ({"VOXCALLBACKS_ACCOUNTS": {1234567: {"api_key": "k", "salt": ""}}}, "repeats"),
+        ({"VOXCALLBACKS_STORE": "postgres://db"}, "VOXCALLBACKS_STORE"),
+        ({"VOXCALLBACKS_STORE": "memory"}, "VOXCALLBACKS_STORE"),
+        ({"VOXCALLBACKS_DEDUP_TTL": -1}, "VOXCALLBACKS_DEDUP_TTL"),
+        ({"VOXCALLBACKS_LEASE_SECONDS": 1.5}, "VOXCALLBACKS_LEASE_SECONDS"),
+    ],
+)
+def test_malformed_key_is_named(config: dict[str, Any], key: str) -> None:
+    with pytest.raises(ValueError, match=key):
+        VoxCallbacks(app_with(**config))
+
+
+def test_errors_never_show_secret_values() -> None:
+    secret = "s3cr3t-salt-value-that-is-much-too-long-for-voximplant"
+    with pytest.raises(ConfigurationError) as info:
+        VoxCallbacks(app_with(VOXCALLBACKS_SALT=secret))
+    assert secret not in str(info.value)
+
+
+def test_string_account_ids_are_accepted() -> None:
+    app = make_app(VOXCALLBACKS_ACCOUNT_ID="1234567")
+    response = app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
+    assert response.status_code == 200
+
+
+def test_registering_twice_raises() -> None:
+    app = make_app()
+    with pytest.raises(RuntimeError, match="already set up"):
+        VoxCallbacks().init_app(app)
+
+
+def test_app_factory_pattern_keeps_no_app() -> None:
+    vox = VoxCallbacks()
+    first, second = app_with(), app_with(VOXCALLBACKS_PATH="/other")
+    vox.init_app(first)
+    vox.init_app(second)
+    assert not any(isinstance(value, Flask) for value in vars(vox).values())
+    assert get_state(first).settings.path == "/voximplant/callbacks"
+    assert get_state(second).settings.path == "/other"
+    assert "voxcallbacks" in first.blueprints and "voxcallbacks" in second.blueprints
+
+
+def test_state_of_an_app_without_the_extension_is_a_clear_error() -> None:
+    with pytest.raises(RuntimeError, match="init_app"):
+        get_state(Flask(__name__))
+
+
+def test_defaults_are_documented_in_one_table() -> None:
+    names = [key.name for key in CONFIG_KEYS]
+    assert len(names) == len(set(names))
+    assert all(name.startswith("VOXCALLBACKS_") for name in names)
+    settings = get_state(make_app()).settings
+    assert settings.path == "/voximplant/callbacks"
+    assert settings.max_content_length == 1024 * 1024
+    assert "example-salt-42" not in repr(settings)

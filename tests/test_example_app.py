@@ -1,0 +1,59 @@
+"""The bundled example, run as a user runs it, answering the README's curl sample."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from servers import BIN, ROOT, free_port, post, start, stop
+
+README = (ROOT / "README.rst").read_text()
+
+
+def readme_curl() -> list[str]:
+    block = re.search(r"\.\. code-block:: console\n\n\s+\$ (curl .*?)\n\n", README, re.S)
+    assert block, "README.rst has no curl sample"
+    return shlex.split(block.group(1).replace("\\\n", " "))
+
+
+def test_readme_curl_body_is_the_protocol_low_balance_vector() -> None:
+    args = readme_curl()
+    body = json.loads(args[args.index("--data") + 1])
+    vectors = json.loads((ROOT / "tests" / "vectors.json").read_text())
+    assert body == vectors["4.1"]
+
+
+@pytest.fixture
+def example_server(tmp_path: Path):
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        process = start(
+            [str(BIN / "flask"), "--app", "example_app", "run", "--port", str(port)], port, log
+        )
+        try:
+            yield port, log_path
+        finally:
+            stop(process)
+
+
+def test_example_runs_and_accepts_the_readme_curl(example_server) -> None:
+    port, log_path = example_server
+    args = readme_curl()
+    args[-1] = args[-1].replace("127.0.0.1:5000", f"127.0.0.1:{port}")
+    result = subprocess.run(
+        [*args, "--silent", "--show-error"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["accepted"] == 1
+    deadline = time.monotonic() + 10
+    while "Low balance on account 1234567: 4.5231 USD" not in log_path.read_text():
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.05)
+    status, body = post(f"http://127.0.0.1:{port}/voximplant/callbacks", b"{")
+    assert status == 400

@@ -1,0 +1,54 @@
+"""One log line per callback; no secret in any log line or response."""
+
+from __future__ import annotations
+
+import logging
+
+from conftest import CHILD_API_KEY, CHILD_SALT, ENDPOINT
+
+from flask_voxcallbacks import callback_received
+from flask_voxcallbacks.testing import DEFAULT_API_KEY, DEFAULT_SALT, make_batch, make_callback
+
+
+def test_one_line_per_callback_with_id_type_and_outcome(client, vox_log) -> None:
+    good = make_callback("min_balance")
+    bad = make_callback("sms_inbound", salt="wrong")
+    client.post(ENDPOINT, json=make_batch(good, bad))
+    lines = [r.getMessage() for r in vox_log.records if r.name == "flask_voxcallbacks"]
+    assert lines == [
+        f"callback {good['callback_id']} type=min_balance account=1234567 accepted",
+        f"callback {bad['callback_id']} type=sms_inbound account=1234567 rejected (hash_mismatch)",
+    ]
+
+
+def test_control_characters_from_the_wire_do_not_forge_log_lines(client, vox_log) -> None:
+    item = make_callback("min_balance", salt="wrong")
+    item["type"] = "x\ncallback 1 type=min_balance account=1 accepted"
+    client.post(ENDPOINT, json=make_batch(item))
+    assert all("\n" not in r.getMessage() for r in vox_log.records)
+
+
+def test_secrets_never_logged_nor_returned(app, client, vox_log) -> None:
+    def broken(sender, callback, **extra):
+        raise RuntimeError("handler failed")
+
+    items = [
+        make_callback("min_balance"),
+        make_callback("sms_inbound", salt="wrong"),
+        make_callback("js_fail", api_key="wrong"),
+        make_callback("min_balance", account_id=42),
+    ]
+    bodies = []
+    with callback_received.connected_to(broken, sender=app):
+        for payload in (make_batch(*items), make_batch(items[1]), {"callbacks": 1}):
+            bodies.append(client.post(ENDPOINT, json=payload).get_data(as_text=True))
+    bodies.append(client.post(ENDPOINT, data=b"{").get_data(as_text=True))
+    everything = (
+        vox_log.text
+        + "".join(logging.Formatter().format(r) for r in vox_log.records)
+        + "".join(bodies)
+    )
+    secrets = [DEFAULT_API_KEY, DEFAULT_SALT, CHILD_API_KEY, CHILD_SALT]
+    secrets += [item["hash"] for item in items]
+    for secret in secrets:
+        assert secret not in everything

@@ -1,0 +1,115 @@
+"""One test per row of the response policy table in README.rst."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ENDPOINT, make_app
+
+from flask_voxcallbacks import callback_received
+from flask_voxcallbacks.testing import make_batch, make_callback
+
+EMPTY_SUMMARY = {"accepted": 0, "rejected": 0, "duplicates": 0, "in_progress": 0, "failed": 0}
+
+
+def summary(**counts: int) -> dict[str, int]:
+    return {**EMPTY_SUMMARY, **counts}
+
+
+def test_200_with_summary_for_a_parsed_batch(client) -> None:
+    response = client.post(ENDPOINT, json=make_batch(make_callback("min_balance")))
+    assert response.status_code == 200
+    assert response.get_json() == summary(accepted=1)
+
+
+def test_200_for_an_empty_batch(client) -> None:
+    response = client.post(ENDPOINT, json={"callbacks": []})
+    assert response.status_code == 200
+    assert response.get_json() == EMPTY_SUMMARY
+
+
+def test_200_for_a_mixed_batch_dispatches_the_authentic_items(client, seen) -> None:
+    good = make_callback("min_balance")
+    bad = make_callback("sms_inbound", salt="wrong")
+    response = client.post(ENDPOINT, json=make_batch(bad, good))
+    assert response.status_code == 200
+    assert response.get_json() == summary(accepted=1, rejected=1)
+    assert [c.callback_id for c in seen.received] == [good["callback_id"]]
+    assert [reason for _, reason in seen.rejected] == ["hash_mismatch"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "empty body"),
+        (b"   ", "empty body"),
+        (b"{not json", "invalid JSON"),
+        (b"[]", "top level is a JSON array"),
+        (b'"callbacks"', "top level is a JSON string"),
+        (b"{}", '"callbacks" is missing'),
+        (b'{"callbacks": {}}', '"callbacks" is a JSON object'),
+        (b'{"callbacks": null}', '"callbacks" is a JSON null'),
+        (b'{"callbacks": [1]}', "callbacks[0] is a JSON number"),
+        (b'{"callbacks": [{}, []]}', "callbacks[1] is a JSON array"),
+    ],
+)
+def test_400_names_what_is_wrong(client, seen, body: bytes, message: str) -> None:
+    response = client.post(ENDPOINT, data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert message in response.get_json()["error"]
+    assert seen.received == [] and seen.rejected == []
+
+
+def test_403_when_every_item_is_inauthentic(client, seen) -> None:
+    items = [make_callback("min_balance", api_key="other"), make_callback("js_fail", salt="x")]
+    response = client.post(ENDPOINT, json=make_batch(*items))
+    assert response.status_code == 403
+    assert response.get_json() == summary(rejected=2)
+    assert seen.received == []
+
+
+def test_413_over_the_body_cap(seen) -> None:
+    app = make_app(VOXCALLBACKS_MAX_CONTENT_LENGTH=2000)
+    items = [make_callback("min_balance") for _ in range(10)]
+    response = app.test_client().post(ENDPOINT, json=make_batch(*items))
+    assert response.status_code == 413
+    assert "2000" in response.get_json()["error"]
+
+
+def test_body_cap_overrides_the_app_wide_limit() -> None:
+    app = make_app(MAX_CONTENT_LENGTH=100, VOXCALLBACKS_MAX_CONTENT_LENGTH=100_000)
+    response = app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
+def test_405_for_other_methods(client, method: str) -> None:
+    response = client.open(ENDPOINT, method=method)
+    assert response.status_code == 405
+    assert "POST" in response.headers["Allow"]
+
+
+def test_500_when_a_handler_fails_so_the_sender_retries(client, app, vox_log) -> None:
+    def broken(sender, callback, **extra):
+        raise RuntimeError("database is down")
+
+    with callback_received.connected_to(broken, sender=app):
+        response = client.post(ENDPOINT, json=make_batch(make_callback("min_balance")))
+    assert response.status_code == 500
+    assert response.get_json() == summary(failed=1)
+    assert "database is down" in vox_log.text
+
+
+def test_content_type_is_ignored(client, seen) -> None:
+    import json
+
+    body = json.dumps(make_batch(make_callback("min_balance")))
+    response = client.post(ENDPOINT, data=body, content_type="text/plain")
+    assert response.status_code == 200
+    assert len(seen.received) == 1
+
+
+def test_custom_path(seen) -> None:
+    app = make_app(VOXCALLBACKS_PATH="/hooks/5e3f1c0d/vox")
+    client = app.test_client()
+    assert client.post("/hooks/5e3f1c0d/vox", json=make_batch()).status_code == 200
+    assert client.post(ENDPOINT, json=make_batch()).status_code == 404

@@ -1,0 +1,217 @@
+"""Every known type round-trips through the endpoint with all of its fields typed."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from conftest import ENDPOINT
+
+from flask_voxcallbacks import CALLBACK_TYPES, UnknownPayload, signal_for
+from flask_voxcallbacks.fields import FieldSpec, Record
+from flask_voxcallbacks.payloads import CURRENT, DEPRECATED, LEGACY
+from flask_voxcallbacks.testing import make_batch, make_callback
+
+SCALAR_TYPES: dict[str, Any] = {
+    "string": str,
+    "integer": int,
+    "integer or string": (int, str),
+    "decimal": Decimal,
+    "boolean": bool,
+    "date": date,
+}
+
+
+def assert_typed(value: Any, spec: FieldSpec, where: str) -> None:
+    assert value is not None, f"{where} is None"
+    if spec.kind == "timestamp":
+        assert isinstance(value, datetime), where
+        assert value.utcoffset() == timedelta(0), where
+    elif spec.item_type is not None:
+        assert isinstance(value, tuple) and value, where
+        for index, element in enumerate(value):
+            assert_record(element, spec.item_type, f"{where}[{index}]")
+    elif spec.kind.startswith("list of "):
+        assert isinstance(value, tuple) and value, where
+        element_type = SCALAR_TYPES[spec.kind[len("list of ") :]]
+        assert all(isinstance(element, element_type) for element in value), where
+    else:
+        assert isinstance(value, SCALAR_TYPES[spec.kind]), where
+        if spec.kind == "integer":
+            assert not isinstance(value, bool), where
+
+
+def assert_record(record: Any, cls: type[Record], where: str) -> None:
+    assert type(record) is cls, where
+    for name, spec in cls.wire_fields():
+        assert_typed(getattr(record, name), spec, f"{where}.{name}")
+
+
+def test_the_catalogue_has_the_46_types_of_the_protocol() -> None:
+    statuses = [spec.status for spec in CALLBACK_TYPES.values()]
+    assert len(CALLBACK_TYPES) == 46
+    assert statuses.count(CURRENT) == 37
+    assert statuses.count(DEPRECATED) == 3
+    assert statuses.count(LEGACY) == 6
+    nested = {name for name, spec in CALLBACK_TYPES.items() if spec.nested}
+    assert nested == {
+        "sms_inbound",
+        "transcription_complete",
+        "phone_number_activation_status_changed",
+        "new_invoice",
+    }
+
+
+@pytest.mark.parametrize("type_name", sorted(CALLBACK_TYPES))
+def test_type_round_trips_with_every_field_typed(client, seen, type_name: str) -> None:
+    per_type: list[Any] = []
+    item = make_callback(type_name)
+    with signal_for(type_name).connected_to(lambda sender, callback: per_type.append(callback)):
+        response = client.post(ENDPOINT, json=make_batch(item))
+    assert response.status_code == 200, response.get_json()
+    (callback,) = seen.received
+    assert per_type == [callback]
+    assert callback.type == type_name
+    assert callback.known
+    assert callback.invalid_fields == ()
+    assert callback.raw == item
+    assert_record(callback.payload, CALLBACK_TYPES[type_name].payload, type_name)
+    assert callback.account_name == "acmecorp"
+    assert callback.balance == Decimal("4.5231")
+
+
+@pytest.mark.parametrize("type_name", sorted(CALLBACK_TYPES))
+def test_missing_payload_gives_none_fields(client, seen, type_name: str) -> None:
+    item = make_callback(type_name)
+    del item[type_name]
+    assert client.post(ENDPOINT, json=make_batch(item)).status_code == 200
+    (callback,) = seen.received
+    assert callback.invalid_fields == ()
+    for name, _ in CALLBACK_TYPES[type_name].payload.wire_fields():
+        assert getattr(callback.payload, name) is None
+
+
+@pytest.mark.parametrize("shape", [{}, None, True])
+def test_types_without_fields_accept_any_payload_shape(client, seen, shape: Any) -> None:
+    item = make_callback("account_is_frozen", payload={})
+    item["account_is_frozen"] = shape
+    assert client.post(ENDPOINT, json=make_batch(item)).status_code == 200
+    assert seen.received[0].type == "account_is_frozen"
+    assert seen.received[0].invalid_fields == ()
+
+
+@pytest.mark.parametrize(
+    "type_name", ["sms_inbound", "transcription_complete", "phone_number_activation_status_changed"]
+)
+def test_double_nesting_is_optional(client, seen, type_name: str) -> None:
+    nested = make_callback(type_name)
+    flat = make_callback(type_name)
+    flat[type_name] = flat[type_name][type_name]
+    assert client.post(ENDPOINT, json=make_batch(nested, flat)).status_code == 200
+    first, second = seen.received
+    assert first.payload == second.payload
+    assert first.invalid_fields == second.invalid_fields == ()
+
+
+def test_unknown_type_is_dispatched_as_generic_payload(client, seen) -> None:
+    item = make_callback("hologram_call_started", payload={"room": 12})
+    response = client.post(ENDPOINT, json=make_batch(item))
+    assert response.status_code == 200
+    (callback,) = seen.received
+    assert not callback.known
+    assert callback.payload == UnknownPayload({"hologram_call_started": {"room": 12}})
+    with pytest.raises(KeyError, match="hologram_call_started"):
+        signal_for("hologram_call_started")
+
+
+def test_money_is_exact_decimal_from_numbers_and_strings(client, seen) -> None:
+    item = make_callback("invoice_received", amount="100.10", tax_amount=20.02, balance=0.1)
+    assert client.post(ENDPOINT, json=make_batch(item)).status_code == 200
+    (callback,) = seen.received
+    assert callback.payload.amount == Decimal("100.10")
+    assert callback.payload.tax_amount == Decimal("20.02")
+    assert callback.balance == Decimal("0.1")
+
+
+def test_numbers_as_strings_and_uuid_batch_ids(client, seen) -> None:
+    uuid = "5b0c5a1e-9f3e-4a44-9d1e-2d4cbbd0f001"
+    items = [
+        make_callback("batch_task_cancelling_completed", batch_id=uuid, cancelled_tasks_number="3"),
+        make_callback("batch_task_cancelling_completed", batch_id=77),
+    ]
+    assert client.post(ENDPOINT, json=make_batch(*items)).status_code == 200
+    first, second = seen.received
+    assert first.payload.batch_id == uuid
+    assert first.payload.cancelled_tasks_number == 3
+    assert second.payload.batch_id == 77
+
+
+def test_timestamps_are_utc_and_empty_strings_are_none(client, seen) -> None:
+    items = [
+        make_callback("call_history_report", order_date="2025-01-02 03:04:05"),
+        make_callback("call_history_report", order_date=""),
+        make_callback("expiring_agreement", expiration_date=""),
+    ]
+    assert client.post(ENDPOINT, json=make_batch(*items)).status_code == 200
+    first, second, third = seen.received
+    assert first.payload.order_date.isoformat() == "2025-01-02T03:04:05+00:00"
+    assert second.payload.order_date is None
+    assert third.payload.expiration_date is None
+    assert first.invalid_fields == second.invalid_fields == third.invalid_fields == ()
+
+
+def test_malformed_values_become_none_and_are_named(client, seen) -> None:
+    item = make_callback(
+        "renewed_subscriptions",
+        balance="lots",
+        account_name=["not", "a", "string"],
+        subscriptions=[
+            {"type": "PHONE_NUM", "cost": "free", "next_renewal": "tomorrow"},
+            "not an object",
+            {"details": {"type": "PHONE"}},
+        ],
+    )
+    response = client.post(ENDPOINT, json=make_batch(item))
+    assert response.status_code == 200
+    (callback,) = seen.received
+    assert callback.balance is None
+    assert callback.account_name is None
+    first, second = callback.payload.subscriptions
+    assert first.type == "PHONE_NUM"
+    assert first.cost is None and first.next_renewal is None
+    assert second.details is None
+    assert set(callback.invalid_fields) == {
+        "account_name",
+        "balance",
+        "renewed_subscriptions.subscriptions[0].cost",
+        "renewed_subscriptions.subscriptions[0].next_renewal",
+        "renewed_subscriptions.subscriptions[1]",
+        "renewed_subscriptions.subscriptions[2].details",
+    }
+    assert callback.raw["balance"] == "lots"
+
+
+def test_payload_of_wrong_shape_is_flagged(client, seen) -> None:
+    item = make_callback("min_balance", payload={})
+    item["min_balance"] = "yes"
+    assert client.post(ENDPOINT, json=make_batch(item)).status_code == 200
+    (callback,) = seen.received
+    assert callback.payload.is_min_credit is None
+    assert callback.invalid_fields == ("min_balance",)
+
+
+def test_callbacks_are_immutable(client, seen) -> None:
+    client.post(ENDPOINT, json=make_batch(make_callback("sms_inbound")))
+    (callback,) = seen.received
+    with pytest.raises(AttributeError):
+        callback.balance = Decimal(0)
+    with pytest.raises(AttributeError):
+        callback.payload.sms_body = "changed"
+
+
+def test_repr_shows_no_hash(client, seen) -> None:
+    item = make_callback("min_balance")
+    client.post(ENDPOINT, json=make_batch(item))
+    assert item["hash"] not in repr(seen.received[0])
