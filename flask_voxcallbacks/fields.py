@@ -12,7 +12,6 @@ reported so the caller can expose it as ``Callback.invalid_fields``.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -30,10 +29,10 @@ __all__ = [
     "items",
     "money",
     "spec_of",
-    "wire_fields",
     "text",
     "text_list",
     "timestamp",
+    "wire_fields",
 ]
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -81,12 +80,18 @@ class Record:
         return {name: spec.example for name, spec in cls.wire_fields()}
 
 
-@functools.lru_cache(maxsize=None)
+_wire_fields: dict[type[Any], tuple[tuple[str, FieldSpec], ...]] = {}
+
+
 def wire_fields(cls: type[Any]) -> tuple[tuple[str, FieldSpec], ...]:
-    """The declared wire fields of a dataclass, in declaration order."""
-    return tuple(
-        (f.name, spec) for f in dataclasses.fields(cls) if (spec := spec_of(f)) is not None
-    )
+    """The declared wire fields of a dataclass, in declaration order (computed once per class)."""
+    found = _wire_fields.get(cls)
+    if found is None:
+        found = tuple(
+            (f.name, spec) for f in dataclasses.fields(cls) if (spec := spec_of(f)) is not None
+        )
+        _wire_fields[cls] = found
+    return found
 
 
 def spec_of(field: dataclasses.Field[Any]) -> FieldSpec | None:

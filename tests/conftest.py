@@ -61,9 +61,11 @@ class Seen:
 @pytest.fixture
 def seen(app: Flask) -> Iterator[Seen]:
     record = Seen()
-    with callback_received.connected_to(record.on_received, sender=app):
-        with callback_rejected.connected_to(record.on_rejected, sender=app):
-            yield record
+    with (
+        callback_received.connected_to(record.on_received, sender=app),
+        callback_rejected.connected_to(record.on_rejected, sender=app),
+    ):
+        yield record
 
 
 @pytest.fixture

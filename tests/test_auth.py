@@ -51,7 +51,7 @@ def test_hash_comparison_ignores_case() -> None:
         ({"account_id": -1234567}, "invalid_account_id"),
         ({"callback_id": None}, "invalid_callback_id"),
         ({"callback_id": 2**64}, "invalid_callback_id"),
-        ({"callback_id": "１２３"}, "invalid_callback_id"),
+        ({"callback_id": "\uff11\uff12\uff13"}, "invalid_callback_id"),  # full-width digits
         ({"callback_id": [1]}, "invalid_callback_id"),
     ],
 )

@@ -55,5 +55,5 @@ def test_example_runs_and_accepts_the_readme_curl(example_server) -> None:
     while "Low balance on account 1234567: 4.5231 USD" not in log_path.read_text():
         assert time.monotonic() < deadline, log_path.read_text()
         time.sleep(0.05)
-    status, body = post(f"http://127.0.0.1:{port}/voximplant/callbacks", b"{")
+    status, _ = post(f"http://127.0.0.1:{port}/voximplant/callbacks", b"{")
     assert status == 400

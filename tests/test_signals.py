@@ -65,9 +65,11 @@ def test_receivers_connected_to_another_app_are_not_called(client) -> None:
 
 def test_type_signal_then_callback_received(client) -> None:
     order: list[str] = []
-    with min_balance_reached.connected_to(lambda s, callback: order.append("type")):
-        with callback_received.connected_to(lambda s, callback: order.append("any")):
-            client.post(ENDPOINT, json=make_batch(make_callback("min_balance")))
+    with (
+        min_balance_reached.connected_to(lambda s, callback: order.append("type")),
+        callback_received.connected_to(lambda s, callback: order.append("any")),
+    ):
+        client.post(ENDPOINT, json=make_batch(make_callback("min_balance")))
     assert order == ["type", "any"]
 
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from conftest import ENDPOINT
+
 from flask_voxcallbacks import sign
 from flask_voxcallbacks.payloads import MinBalance, SmsInbound, SubscriptionIsFrozen
 
