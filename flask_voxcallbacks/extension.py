@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, request
 
+from .cli import voxcallbacks_cli
 from .config import load_settings
 from .state import EXTENSION_NAME, VoxState
 from .store import open_store
@@ -33,6 +34,7 @@ class VoxCallbacks:
         blueprint = make_blueprint(settings.path)
         app.register_blueprint(blueprint)
         _exempt_from_csrf(app, blueprint)
+        app.cli.add_command(voxcallbacks_cli)
 
 
 def _exempt_from_csrf(app: Flask, blueprint: object) -> None:

@@ -1,0 +1,141 @@
+"""Exactly-once handling through the endpoint, and the failed/replay/prune commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import ENDPOINT, make_app
+
+from flask_voxcallbacks import callback_duplicate, callback_received, min_balance_reached
+from flask_voxcallbacks.state import get_state
+from flask_voxcallbacks.testing import make_batch, make_callback
+
+
+@pytest.fixture
+def app(store_url: str):
+    return make_app(VOXCALLBACKS_STORE=store_url)
+
+
+class Flaky:
+    """A receiver that fails while ``failing`` is set, and counts its successful calls."""
+
+    def __init__(self) -> None:
+        self.failing = True
+        self.handled: list[int] = []
+
+    def __call__(self, sender: Any, callback: Any, **extra: Any) -> None:
+        if self.failing:
+            raise ConnectionError("crm unreachable")
+        self.handled.append(callback.callback_id)
+
+
+def test_redelivery_is_a_duplicate_not_a_second_dispatch(app, client, seen) -> None:
+    item = make_callback("min_balance")
+    duplicates: list[Any] = []
+    with callback_duplicate.connected_to(lambda s, callback: duplicates.append(callback), app):
+        first = client.post(ENDPOINT, json=make_batch(item))
+        second = client.post(ENDPOINT, json=make_batch(item))
+    assert first.get_json()["accepted"] == 1
+    assert second.status_code == 200
+    assert second.get_json()["duplicates"] == 1 and second.get_json()["accepted"] == 0
+    assert len(seen.received) == 1
+    assert [c.callback_id for c in duplicates] == [item["callback_id"]]
+
+
+def test_replay_with_a_modified_body_is_never_dispatched(client, seen) -> None:
+    item = make_callback("min_balance", balance=10)
+    client.post(ENDPOINT, json=make_batch(item))
+    forged = dict(item, type="sms_inbound", balance=1_000_000, sms_inbound={"sms_body": "PAY"})
+    response = client.post(ENDPOINT, json=make_batch(forged, forged))
+    assert response.get_json()["duplicates"] == 2
+    assert [c.type for c in seen.received] == ["min_balance"]
+
+
+def test_same_item_twice_in_one_batch_is_handled_once(client, seen) -> None:
+    item = make_callback("min_balance")
+    response = client.post(ENDPOINT, json=make_batch(item, item))
+    assert response.get_json()["accepted"] == 1 and response.get_json()["duplicates"] == 1
+    assert len(seen.received) == 1
+
+
+def test_failed_callback_is_kept_and_runs_again_on_redelivery(app, client) -> None:
+    flaky = Flaky()
+    item = make_callback("min_balance")
+    with min_balance_reached.connected_to(flaky, app):
+        assert client.post(ENDPOINT, json=make_batch(item)).status_code == 500
+        (record,) = get_state(app).store.failed()
+        assert record.callback_id == item["callback_id"]
+        assert "ConnectionError: crm unreachable" in record.error
+        assert record.item == item
+        flaky.failing = False
+        assert client.post(ENDPOINT, json=make_batch(item)).status_code == 200
+        assert client.post(ENDPOINT, json=make_batch(item)).get_json()["duplicates"] == 1
+    assert flaky.handled == [item["callback_id"]]
+    assert get_state(app).store.failed() == []
+
+
+def test_callback_claimed_elsewhere_gets_503(app, client, seen) -> None:
+    item = make_callback("min_balance")
+    store = get_state(app).store
+    store.claim(item["account_id"], item["callback_id"], lease_seconds=60)
+    response = client.post(ENDPOINT, json=make_batch(item))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.get_json()["in_progress"] == 1
+    assert seen.received == []
+
+
+def test_cli_lists_and_replays_failures(app) -> None:
+    flaky = Flaky()
+    client, runner = app.test_client(), app.test_cli_runner()
+    items = [make_callback("min_balance"), make_callback("sms_inbound")]
+    with callback_received.connected_to(flaky, app):
+        client.post(ENDPOINT, json=make_batch(*items))
+        listing = runner.invoke(args=["voxcallbacks", "failed"])
+        assert listing.exit_code == 0
+        for item in items:
+            assert str(item["callback_id"]) in listing.output
+        assert "crm unreachable" in listing.output and "attempts=1" in listing.output
+        assert "2 failed callback(s)" in listing.output
+
+        still = runner.invoke(args=["voxcallbacks", "replay", str(items[0]["callback_id"])])
+        assert still.exit_code == 1 and "1 still failing" in still.output
+        flaky.failing = False
+        one = runner.invoke(args=["voxcallbacks", "replay", str(items[0]["callback_id"])])
+        assert one.exit_code == 0, one.output
+        assert flaky.handled == [items[0]["callback_id"]]
+        rest = runner.invoke(args=["voxcallbacks", "replay", "--all"])
+        assert rest.exit_code == 0 and "1 replayed, 0 still failing" in rest.output
+        again = runner.invoke(args=["voxcallbacks", "replay", "--all"])
+        assert "0 replayed" in again.output
+    assert flaky.handled == [item["callback_id"] for item in items]
+    assert "No failed callbacks." in runner.invoke(args=["voxcallbacks", "failed"]).output
+
+
+def test_cli_replay_arguments_are_checked(app) -> None:
+    runner = app.test_cli_runner()
+    neither = runner.invoke(args=["voxcallbacks", "replay"])
+    assert neither.exit_code == 2 and "--all" in neither.output
+    unknown = runner.invoke(args=["voxcallbacks", "replay", "424242"])
+    assert unknown.exit_code == 1 and "424242" in unknown.output
+
+
+def test_cli_prune(app) -> None:
+    client, runner = app.test_client(), app.test_cli_runner()
+    with callback_received.connected_to(Flaky(), app):
+        client.post(ENDPOINT, json=make_batch(make_callback("min_balance")))
+    kept = runner.invoke(args=["voxcallbacks", "prune", "--older-than", "1"])
+    assert "Removed 0" in kept.output
+    gone = runner.invoke(args=["voxcallbacks", "prune", "--older-than", "0"])
+    assert "Removed 1" in gone.output
+    assert get_state(app).store.failed() == []
+    missing = runner.invoke(args=["voxcallbacks", "prune"])
+    assert missing.exit_code == 2
+
+
+def test_store_outage_answers_500_and_loses_nothing() -> None:
+    app = make_app(VOXCALLBACKS_STORE="redis://127.0.0.1:1/0")
+    response = app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
+    assert response.status_code == 500
+    assert response.get_json()["failed"] == 1

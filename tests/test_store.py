@@ -1,0 +1,163 @@
+"""The store contract, against each backend: memory, a real SQLite file, a real Redis server."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from flask_voxcallbacks.store import BUSY, CLAIMED, DONE, open_store
+from flask_voxcallbacks.store.base import Store
+
+ITEM = {"callback_id": 5, "account_id": 1, "type": "min_balance", "hash": "h"}
+
+
+@pytest.fixture
+def store(store_url: str):
+    store = open_store(store_url)
+    yield store
+    store.close()
+
+
+def test_claim_then_complete_then_duplicate(store: Store) -> None:
+    claim = store.claim(1, 5, lease_seconds=60)
+    assert claim.status == CLAIMED and claim.token
+    assert store.claim(1, 5, lease_seconds=60).status == BUSY
+    store.complete(1, 5, claim.token, ttl=60)
+    assert store.claim(1, 5, lease_seconds=60).status == DONE
+    assert store.claim(2, 5, lease_seconds=60).status == CLAIMED
+    assert store.claim(1, 6, lease_seconds=60).status == CLAIMED
+
+
+def test_failure_is_kept_and_released_until_success(store: Store) -> None:
+    first = store.claim(1, 5, lease_seconds=60)
+    store.fail(1, 5, first.token, "ValueError: boom", ITEM)
+    (record,) = store.failed()
+    assert (record.account_id, record.callback_id, record.type) == (1, 5, "min_balance")
+    assert record.error == "ValueError: boom" and record.attempts == 1
+    assert record.item == ITEM
+    second = store.claim(1, 5, lease_seconds=60)
+    assert second.status == CLAIMED
+    store.fail(1, 5, second.token, "ValueError: again", ITEM)
+    assert store.failed()[0].attempts == 2
+    third = store.claim(1, 5, lease_seconds=60)
+    assert len(store.failed()) == 1, "a failure stays recorded while it is being retried"
+    store.complete(1, 5, third.token, ttl=60)
+    assert store.failed() == []
+    assert store.claim(1, 5, lease_seconds=60).status == DONE
+
+
+def test_expired_lease_can_be_taken_over(store: Store) -> None:
+    dead = store.claim(1, 5, lease_seconds=1)
+    assert store.claim(1, 5, lease_seconds=1).status == BUSY
+    time.sleep(1.2)
+    takeover = store.claim(1, 5, lease_seconds=60)
+    assert takeover.status == CLAIMED
+    assert takeover.token != dead.token
+    store.fail(1, 5, dead.token, "late failure of the dead worker", ITEM)
+    assert store.claim(1, 5, lease_seconds=60).status == BUSY, "a stale token releases nothing"
+
+
+def test_done_markers_expire_after_their_ttl(store: Store) -> None:
+    claim = store.claim(1, 5, lease_seconds=60)
+    store.complete(1, 5, claim.token, ttl=1)
+    assert store.claim(1, 5, lease_seconds=60).status == DONE
+    time.sleep(1.2)
+    assert store.claim(1, 5, lease_seconds=60).status == CLAIMED
+
+
+def test_prune_removes_old_failures_only(store: Store) -> None:
+    for callback_id in (5, 6):
+        claim = store.claim(1, callback_id, lease_seconds=60)
+        store.fail(1, callback_id, claim.token, "boom", {**ITEM, "callback_id": callback_id})
+    assert store.prune(older_than=3600) == 0
+    assert len(store.failed()) == 2
+    time.sleep(0.05)
+    assert store.prune(older_than=0) == 2
+    assert store.failed() == []
+
+
+def test_concurrent_claims_in_threads_have_one_winner(store: Store) -> None:
+    results: list[str] = []
+    barrier = threading.Barrier(16)
+
+    def claim() -> None:
+        barrier.wait()
+        results.append(store.claim(9, 9, lease_seconds=60).status)
+
+    threads = [threading.Thread(target=claim) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [BUSY] * 15 + [CLAIMED]
+
+
+def _claim_in_process(url: str, start: multiprocessing.synchronize.Event, out: object) -> None:
+    store = open_store(url)
+    start.wait()
+    won = [cid for cid in range(200) if store.claim(3, cid, lease_seconds=60).status == CLAIMED]
+    out.put(won)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_concurrent_claims_in_processes_have_one_winner(
+    backend: str, tmp_path: Path, request
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path}/vox.db"
+        if backend == "sqlite"
+        else request.getfixturevalue("redis_url")
+    )
+    open_store(url).close()
+    context = multiprocessing.get_context("spawn")
+    start, out = context.Event(), context.Queue()
+    processes = [
+        context.Process(target=_claim_in_process, args=(url, start, out)) for _ in range(4)
+    ]
+    for process in processes:
+        process.start()
+    start.set()
+    won = [out.get(timeout=60) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+    claimed = sorted(cid for batch in won for cid in batch)
+    assert claimed == list(range(200)), "each key claimed exactly once across processes"
+
+
+def test_sqlite_keeps_failures_across_restarts(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/nested/dir/vox.db"
+    store = open_store(url)
+    claim = store.claim(1, 5, lease_seconds=60)
+    store.fail(1, 5, claim.token, "boom", ITEM)
+    done = store.claim(1, 6, lease_seconds=60)
+    store.complete(1, 6, done.token, ttl=3600)
+    store.close()
+    reopened = open_store(url)
+    assert [f.callback_id for f in reopened.failed()] == [5]
+    assert reopened.claim(1, 6, lease_seconds=60).status == DONE
+    mode = reopened._connection().execute("PRAGMA journal_mode").fetchone()[0]  # type: ignore[attr-defined]
+    assert mode == "wal"
+
+
+def test_redis_keeps_failures_across_a_server_restart(redis_server, redis_url: str) -> None:
+    store = open_store(redis_url)
+    claim = store.claim(1, 5, lease_seconds=60)
+    store.fail(1, 5, claim.token, "boom", ITEM)
+    done = store.claim(1, 6, lease_seconds=60)
+    store.complete(1, 6, done.token, ttl=3600)
+    store.close()
+    redis_server.stop()
+    redis_server.start()
+    reopened = open_store(redis_server.url)
+    assert [f.callback_id for f in reopened.failed()] == [5]
+    assert reopened.claim(1, 6, lease_seconds=60).status == DONE
+    reopened.close()
+
+
+def test_unknown_store_scheme_is_named() -> None:
+    with pytest.raises(ValueError, match="VOXCALLBACKS_STORE"):
+        open_store("mongodb://localhost")
