@@ -73,6 +73,8 @@ def post(url: str, body: bytes, timeout: float = 30) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, b""
 
 
 class RedisServer:
