@@ -35,9 +35,8 @@ lint: $(VENV)/.test-installed
 typecheck: $(VENV)/.test-installed
 	$(BIN)/mypy --strict flask_voxcallbacks
 
-test: system-deps $(VENV)/.test-installed
+test: system-deps lint typecheck
 	$(BIN)/python -m pytest
-	$(MAKE) lint typecheck
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
