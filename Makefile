@@ -14,7 +14,7 @@ $(VENV)/.run-installed: $(BIN)/python setup.cfg pyproject.toml
 	touch $@
 
 $(VENV)/.test-installed: $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,docs]'
 	touch $@ $(VENV)/.run-installed
 
 run: $(VENV)/.run-installed

@@ -1,19 +1,31 @@
-"""``flask voxcallbacks ...``: inspect, replay and prune failed callbacks."""
+"""``flask voxcallbacks ...``: send samples, check the set-up, list types, replay failures."""
 
 from __future__ import annotations
 
+import difflib
+import json
+import urllib.error
+import urllib.request
 from datetime import datetime, timezone
+from typing import Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from .callbacks import build_callback
+from .callbacks import Callback, build_callback
+from .config import ConfigurationError, load_settings, redact_url
 from .handling import ACCEPTED, DUPLICATE, handle
+from .payloads import CALLBACK_TYPES
+from .signals import signal_names
 from .state import VoxState, get_state
 from .store import FailedCallback
+from .testing import make_batch, make_callback
 
-voxcallbacks_cli = AppGroup("voxcallbacks", help="Voximplant callbacks: failures and replays.")
+voxcallbacks_cli = AppGroup(
+    "voxcallbacks", help="Voximplant callbacks: samples, checks, types, failures and replays."
+)
+DEFAULT_HOST = "http://127.0.0.1:5000"
 
 
 def _when(timestamp: float) -> str:
@@ -79,3 +91,98 @@ def prune_command(days: float) -> None:
     """Remove failure records older than DAYS days (and expired done markers)."""
     removed = get_state(current_app).store.prune(days * 86400)
     click.echo(f"Removed {removed} failed callback(s) older than {days:g} day(s).")
+
+
+def _field(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise click.BadParameter(f"{text!r} is not key=value", param_hint="--field")
+    try:
+        return name, json.loads(value)
+    except ValueError:
+        return name, value
+
+
+@voxcallbacks_cli.command("send")
+@click.argument("type_name", metavar="TYPE")
+@click.option("--url", help=f"Endpoint to post to (default: this app's path on {DEFAULT_HOST}).")
+@click.option("--count", type=click.IntRange(min=1, max=1000), default=1, show_default=True)
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a field; VALUE is read as JSON when it parses (1.5, true), else as text.",
+)
+def send_command(type_name: str, url: str | None, count: int, fields: tuple[str, ...]) -> None:
+    """Post COUNT signed sample callbacks of TYPE to a running application."""
+    if type_name not in CALLBACK_TYPES:
+        close = difflib.get_close_matches(type_name, CALLBACK_TYPES, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else " See: flask voxcallbacks types"
+        raise click.BadParameter(f"unknown type {type_name!r}.{hint}", param_hint="TYPE")
+    settings = get_state(current_app).settings
+    credentials = settings.accounts[settings.account_id]
+    overrides = dict(_field(text) for text in fields)
+    items = [
+        make_callback(
+            type_name,
+            account_id=settings.account_id,
+            api_key=credentials.api_key,
+            salt=credentials.salt,
+            **overrides,
+        )
+        for _ in range(count)
+    ]
+    target = url or f"{DEFAULT_HOST}{settings.path}"
+    if not target.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{target!r} is not an http(s) URL", param_hint="--url")
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
+        target,
+        data=json.dumps(make_batch(*items)).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - checked above
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+    except (urllib.error.URLError, OSError) as error:
+        raise click.ClickException(f"could not reach {target}: {error}") from None
+    click.echo(f"{status} {body.decode(errors='replace').strip()}")
+    if not 200 <= status < 300:
+        raise SystemExit(1)
+
+
+@voxcallbacks_cli.command("check")
+def check_command() -> None:
+    """Validate the configuration and the store; print the endpoint and the accounts."""
+    try:
+        settings = load_settings(current_app.config)
+        state = get_state(current_app)
+    except (ConfigurationError, RuntimeError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Endpoint: POST {settings.path}")
+    for account_id, credentials in sorted(settings.accounts.items()):
+        role = "main" if account_id == settings.account_id else "extra"
+        salt = "salt set" if credentials.salt else "no salt (hash without salt)"
+        click.echo(f"Account {account_id} ({role}): {salt}")
+    click.echo(f"Store: {redact_url(settings.store_url)}")
+    try:
+        pending = len(state.store.failed())
+    except Exception as error:
+        raise click.ClickException(f"the store cannot be read: {type(error).__name__}") from None
+    click.echo(f"Failed callbacks waiting for a replay: {pending}")
+    click.echo("OK")
+
+
+@voxcallbacks_cli.command("types")
+def types_command() -> None:
+    """List every known callback type with its signal and payload fields."""
+    names = signal_names()
+    for type_name, spec in sorted(CALLBACK_TYPES.items()):
+        click.echo(f"{type_name}  signal={names[type_name]}  ({spec.status})")
+        for field_name, field in spec.payload.wire_fields():
+            click.echo(f"    {field_name}: {field.kind}")
+    click.echo(f"{len(CALLBACK_TYPES)} types. Common fields on every callback:")
+    click.echo("    " + ", ".join(name for name, _ in Callback.wire_fields()))

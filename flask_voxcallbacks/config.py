@@ -85,11 +85,11 @@ class Settings:
     def __repr__(self) -> str:
         return (
             f"Settings(account_id={self.account_id}, path={self.path!r}, "
-            f"accounts={sorted(self.accounts)}, store_url={_redact_url(self.store_url)!r})"
+            f"accounts={sorted(self.accounts)}, store_url={redact_url(self.store_url)!r})"
         )
 
 
-def _redact_url(url: str) -> str:
+def redact_url(url: str) -> str:
     """Hide a password in a store URL such as ``redis://:secret@host``."""
     scheme, sep, rest = url.partition("://")
     if "@" not in rest:

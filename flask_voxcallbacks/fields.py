@@ -11,6 +11,7 @@ reported so the caller can expose it as ``Callback.invalid_fields``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -76,8 +77,8 @@ class Record:
 
     @classmethod
     def example(cls) -> dict[str, Any]:
-        """A plausible wire mapping with every declared field filled."""
-        return {name: spec.example for name, spec in cls.wire_fields()}
+        """A plausible wire mapping with every declared field filled (a fresh copy each time)."""
+        return copy.deepcopy({name: spec.example for name, spec in cls.wire_fields()})
 
 
 _wire_fields: dict[type[Any], tuple[tuple[str, FieldSpec], ...]] = {}

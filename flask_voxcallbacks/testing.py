@@ -1,27 +1,42 @@
 """Helpers for testing applications that receive Voximplant callbacks.
 
 ``make_callback("min_balance")`` builds a realistic, correctly signed item for any known type;
-``make_batch`` wraps items in the envelope Voximplant posts.
+``make_batch`` wraps items in the envelope Voximplant posts; ``VoxCallbacksClient.post_callbacks``
+signs with the application's own credentials; ``record_callbacks(app)`` collects what the
+handlers were given.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
-from typing import Any, Mapping
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Mapping, Union
+
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from .auth import sign
 from .callbacks import Callback
 from .payloads import CALLBACK_TYPES
+from .signals import callback_received
+from .state import get_state
 
 __all__ = [
     "DEFAULT_ACCOUNT_ID",
     "DEFAULT_API_KEY",
     "DEFAULT_SALT",
+    "VoxCallbacksClient",
     "make_batch",
     "make_callback",
+    "record_callbacks",
     "sign",
 ]
+
+#: What ``post_callbacks`` accepts for one item: a type name, or a (partial) item.
+ItemSpec = Union[str, Mapping[str, Any]]
 
 #: Credentials used when a test does not give its own (those of the protocol's test vectors).
 DEFAULT_ACCOUNT_ID = 1234567
@@ -71,3 +86,51 @@ def make_callback(
 def make_batch(*items: Mapping[str, Any]) -> dict[str, Any]:
     """The envelope Voximplant posts: ``{"callbacks": [...]}``."""
     return {"callbacks": [dict(item) for item in items]}
+
+
+class VoxCallbacksClient(FlaskClient):
+    """A test client that posts callbacks signed with the application's own credentials."""
+
+    def post_callbacks(self, *items: ItemSpec, **kwargs: Any) -> TestResponse:
+        """Post a batch to the application's endpoint.
+
+        Each item is a type name (``"min_balance"``), a partial item (``{"type": "sms_inbound",
+        "sms_body": "STOP"}``), filled in and signed for the account it names (the main account by
+        default), or a complete item with a ``hash``, sent as it is.
+        """
+        settings = get_state(self.application).settings
+        batch = make_batch(*(self._complete(item) for item in items))
+        return self.post(settings.path, json=batch, **kwargs)
+
+    def _complete(self, spec: ItemSpec) -> dict[str, Any]:
+        if isinstance(spec, str):
+            spec = {"type": spec}
+        if "hash" in spec:
+            return dict(spec)
+        fields = dict(spec)
+        if "type" not in fields:
+            raise ValueError("an item given to post_callbacks needs a 'type'")
+        settings = get_state(self.application).settings
+        account_id = int(fields.pop("account_id", settings.account_id))
+        credentials = settings.accounts.get(account_id)
+        if credentials is None:
+            raise ValueError(f"account {account_id} is not configured on this application")
+        return make_callback(
+            fields.pop("type"),
+            account_id=account_id,
+            api_key=credentials.api_key,
+            salt=credentials.salt,
+            **fields,
+        )
+
+
+@contextmanager
+def record_callbacks(app: Flask) -> Iterator[list[Callback]]:
+    """Collect, in order, the authentic callbacks dispatched by ``app`` while the block runs."""
+    seen: list[Callback] = []
+
+    def record(sender: Flask, callback: Callback, **extra: Any) -> None:
+        seen.append(callback)
+
+    with callback_received.connected_to(record, sender=app):
+        yield seen

@@ -10,6 +10,8 @@ from flask.testing import FlaskClient
 from flask_voxcallbacks import VoxCallbacks, callback_received, callback_rejected
 from flask_voxcallbacks.testing import DEFAULT_ACCOUNT_ID, DEFAULT_API_KEY, DEFAULT_SALT
 
+pytest_plugins = ["pytester"]
+
 ENDPOINT = "/voximplant/callbacks"
 CHILD_ACCOUNT_ID = 7654321
 CHILD_API_KEY = "9a8b7c6d-0000-1111-2222-333344445555"

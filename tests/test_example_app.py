@@ -57,3 +57,30 @@ def test_example_runs_and_accepts_the_readme_curl(example_server) -> None:
         time.sleep(0.05)
     status, _ = post(f"http://127.0.0.1:{port}/voximplant/callbacks", b"{")
     assert status == 400
+
+
+def test_cli_send_against_the_running_example(example_server) -> None:
+    port, log_path = example_server
+    result = subprocess.run(
+        [
+            str(BIN / "flask"),
+            "--app",
+            "example_app",
+            "voxcallbacks",
+            "send",
+            "min_balance",
+            "--url",
+            f"http://127.0.0.1:{port}/voximplant/callbacks",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("200 ")
+    assert json.loads(result.stdout[4:])["accepted"] == 1
+    deadline = time.monotonic() + 10
+    while "Low balance on account 1234567" not in log_path.read_text():
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.05)

@@ -1,0 +1,81 @@
+"""The pytest plugin, as a host project meets it: installed, with no conftest code."""
+
+from __future__ import annotations
+
+import pytest
+
+HOST_APP = """
+from flask import Flask
+from flask_voxcallbacks import VoxCallbacks, sms_received
+
+def create_app():
+    app = Flask(__name__)
+    app.config.update(VOXCALLBACKS_ACCOUNT_ID=42, VOXCALLBACKS_API_KEY="k", VOXCALLBACKS_SALT="s")
+    VoxCallbacks(app)
+    return app
+
+replies = []
+
+@sms_received.connect
+def on_sms(sender, callback, **extra):
+    if callback.payload.sms_body == "STOP":
+        replies.append(callback.payload.source_number)
+"""
+
+FIVE_LINE_TEST = """
+def test_stop_unsubscribes(vox_client, vox_recorder):
+    from hostapp import replies
+    response = vox_client.post_callbacks({"type": "sms_inbound", "sms_body": "STOP"})
+    assert response.status_code == 200 and vox_recorder[0].account_id == 42
+    assert replies == ["447700900123"]
+"""
+
+
+def test_host_app_tests_a_handler_in_five_lines(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(hostapp=HOST_APP, test_host=FIVE_LINE_TEST)
+    pytester.makeini("[pytest]\nvox_app = hostapp:create_app\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_failing_handler_assertion_fails_the_host_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        hostapp=HOST_APP,
+        test_host=FIVE_LINE_TEST.replace('"STOP"})', '"HELLO"})'),
+    )
+    pytester.makeini("[pytest]\nvox_app = hostapp:create_app\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+
+
+def test_projects_app_fixture_wins(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(hostapp=HOST_APP)
+    pytester.makeconftest(
+        "import pytest\nfrom hostapp import create_app\n\n"
+        "@pytest.fixture\ndef app():\n    app = create_app()\n    app.config['MARK'] = 1\n"
+        "    return app\n"
+    )
+    pytester.makepyfile(
+        test_fixture="def test_it(vox_app):\n    assert vox_app.config['MARK'] == 1\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_without_any_app_a_bare_one_is_used(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_bare="""
+def test_it(vox_client, vox_recorder):
+    assert vox_client.post_callbacks("min_balance", "js_fail").status_code == 200
+    assert [c.type for c in vox_recorder] == ["min_balance", "js_fail"]
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_bad_vox_app_option_is_a_clear_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_x="def test_it(vox_app):\n    pass\n")
+    pytester.makeini("[pytest]\nvox_app = nocolon\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*expected 'module:attribute'*"])
