@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
 
 import pytest
 from conftest import CHILD_API_KEY, CHILD_SALT, make_app
@@ -55,7 +56,7 @@ def test_check_fails_when_the_store_is_unreachable() -> None:
 
 
 class Capture(BaseHTTPRequestHandler):
-    bodies: list[bytes] = []
+    bodies: ClassVar[list[bytes]] = []
 
     def do_POST(self) -> None:
         Capture.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
