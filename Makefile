@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck system-deps clean
+.PHONY: run test lint typecheck docs system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,11 @@ lint: $(VENV)/.test-installed
 typecheck: $(VENV)/.test-installed
 	$(BIN)/mypy --strict flask_voxcallbacks
 
-test: system-deps lint typecheck
+test: system-deps lint typecheck docs
 	$(BIN)/python -m pytest
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+docs: $(VENV)/.test-installed
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html

@@ -1,0 +1,83 @@
+"""The documentation names exactly the config keys and signals the code has."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from servers import ROOT
+
+from flask_voxcallbacks import CALLBACK_TYPES, signals
+from flask_voxcallbacks.config import CONFIG_KEYS
+
+DOCS = ROOT / "docs"
+SOURCES = [*DOCS.glob("*.rst"), ROOT / "README.rst", ROOT / "CHANGES.rst"]
+KEYS = {key.name for key in CONFIG_KEYS}
+SIGNALS = set(signals.signal_names().values()) | {
+    "callback_received",
+    "callback_rejected",
+    "callback_duplicate",
+}
+
+
+def sphinx(source: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "-q", "-b", "text", str(source), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("docs")
+    result = sphinx(DOCS, out)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_every_config_key_named_in_the_sources_exists() -> None:
+    for path in SOURCES:
+        named = set(re.findall(r"VOXCALLBACKS_[A-Z0-9_]*[A-Z0-9]", path.read_text()))
+        assert named <= KEYS, f"{path.name} names unknown keys {named - KEYS}"
+
+
+def test_every_signal_named_in_the_sources_exists() -> None:
+    for path in SOURCES:
+        text = path.read_text()
+        named = set(re.findall(r":voxsignal:`(\w+)`", text))
+        named |= set(re.findall(r"import[^\n]*?\b(\w+_(?:reached|received|rejected))\b", text))
+        assert named <= SIGNALS, f"{path.name} names unknown signals {named - SIGNALS}"
+
+
+def test_built_configuration_page_lists_every_key(built: Path) -> None:
+    page = (built / "configuration.txt").read_text()
+    listed = set(re.findall(r"\"(VOXCALLBACKS_\w+)\"", page))
+    assert listed == KEYS
+
+
+def test_built_signals_page_lists_every_signal_and_field(built: Path) -> None:
+    page, _, items = (built / "signals.txt").read_text().partition("\nNested items\n")
+    headings = set(re.findall(r'^"(\w+)"\n-+$', page, re.M))
+    assert headings == set(signals.signal_names().values())
+    for type_name, spec in CALLBACK_TYPES.items():
+        assert f'Wire type "{type_name}"' in page
+        for field_name, _ in spec.payload.wire_fields():
+            assert f'"{field_name}"' in page
+    for general in ("callback_received", "callback_rejected", "callback_duplicate"):
+        assert f'"{general}"' in page
+
+
+def test_a_misnamed_signal_fails_the_docs_build(tmp_path: Path) -> None:
+    copy = tmp_path / "docs"
+    shutil.copytree(DOCS, copy, ignore=shutil.ignore_patterns("_build"))
+    with (copy / "signals.rst").open("a") as page:
+        page.write("\nSee also :voxsignal:`low_balance_reached`.\n")
+    result = sphinx(copy, tmp_path / "out")
+    assert result.returncode != 0
+    assert "low_balance_reached" in result.stderr
