@@ -17,6 +17,7 @@ from flask_voxcallbacks.config import CONFIG_KEYS
 DOCS = ROOT / "docs"
 SOURCES = [*DOCS.glob("*.rst"), ROOT / "README.rst", ROOT / "CHANGES.rst"]
 KEYS = {key.name for key in CONFIG_KEYS}
+LITERAL = '<code class="docutils literal notranslate"><span class="pre">{}</span></code>'
 SIGNALS = set(signals.signal_names().values()) | {
     "callback_received",
     "callback_rejected",
@@ -26,7 +27,7 @@ SIGNALS = set(signals.signal_names().values()) | {
 
 def sphinx(source: Path, out: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "-q", "-b", "text", str(source), str(out)],
+        [sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", str(source), str(out)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -56,21 +57,21 @@ def test_every_signal_named_in_the_sources_exists() -> None:
 
 
 def test_built_configuration_page_lists_every_key(built: Path) -> None:
-    page = (built / "configuration.txt").read_text()
-    listed = set(re.findall(r"\"(VOXCALLBACKS_\w+)\"", page))
-    assert listed == KEYS
+    page = (built / "configuration.html").read_text()
+    table = page.split("<table", 1)[1].split("</table>", 1)[0]
+    assert set(re.findall(LITERAL.format(r"(VOXCALLBACKS_\w+)"), table)) == KEYS
 
 
 def test_built_signals_page_lists_every_signal_and_field(built: Path) -> None:
-    page, _, items = (built / "signals.txt").read_text().partition("\nNested items\n")
-    headings = set(re.findall(r'^"(\w+)"\n-+$', page, re.M))
+    page = (built / "signals.html").read_text().split('id="nested-items"')[0]
+    headings = set(re.findall("<h3>" + LITERAL.format(r"(\w+)"), page))
     assert headings == set(signals.signal_names().values())
     for type_name, spec in CALLBACK_TYPES.items():
-        assert f'Wire type "{type_name}"' in page
+        assert "Wire type " + LITERAL.format(type_name) in page
         for field_name, _ in spec.payload.wire_fields():
-            assert f'"{field_name}"' in page
+            assert LITERAL.format(field_name) in page
     for general in ("callback_received", "callback_rejected", "callback_duplicate"):
-        assert f'"{general}"' in page
+        assert LITERAL.format(general) in page
 
 
 def test_a_misnamed_signal_fails_the_docs_build(tmp_path: Path) -> None:

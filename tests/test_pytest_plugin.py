@@ -31,6 +31,16 @@ def test_stop_unsubscribes(vox_client, vox_recorder):
 """
 
 
+def test_readme_shows_the_five_line_test() -> None:
+    from servers import ROOT
+
+    readme = (ROOT / "README.rst").read_text()
+    indented = "\n".join(
+        f"    {line}" if line else "" for line in FIVE_LINE_TEST.strip().splitlines()
+    )
+    assert indented.replace("hostapp", "yourapp") in readme
+
+
 def test_host_app_tests_a_handler_in_five_lines(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(hostapp=HOST_APP, test_host=FIVE_LINE_TEST)
     pytester.makeini("[pytest]\nvox_app = hostapp:create_app\n")
