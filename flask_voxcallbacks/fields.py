@@ -43,13 +43,18 @@ class Invalid(ValueError):
     """Raised by a converter when a wire value has the wrong shape."""
 
 
+#: A converter takes a wire value and its dotted path, and returns the converted value with the
+#: paths of nested values that were invalid; it raises ``Invalid`` when the value itself is.
+Converter = Callable[[Any, str], tuple[Any, list[str]]]
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     """How one wire field is converted, described and sampled."""
 
     kind: str
     doc: str
-    convert: Callable[[Any, str], tuple[Any, list[str]]]
+    convert: Converter
     example: Any
     choices: tuple[str, ...] = ()
     item_type: type[Record] | None = None
@@ -125,7 +130,7 @@ def convert_fields(
 
 def _declare(
     kind: str,
-    convert: Callable[[Any, str], tuple[Any, list[str]]],
+    convert: Converter,
     doc: str,
     example: Any,
     choices: Sequence[str] = (),
@@ -135,7 +140,7 @@ def _declare(
     return dataclasses.field(default=None, metadata={"vox": spec})
 
 
-def _plain(convert: Callable[[Any], Any]) -> Callable[[Any, str], tuple[Any, list[str]]]:
+def _plain(convert: Callable[[Any], Any]) -> Converter:
     """Adapt a scalar converter to the (value, path) -> (result, invalid paths) shape."""
 
     def convert_at(value: Any, path: str) -> tuple[Any, list[str]]:
@@ -228,39 +233,37 @@ def to_identifier(value: Any) -> int | str:
     raise Invalid
 
 
-def _list_of(convert: Callable[[Any], Any]) -> Callable[[Any, str], tuple[Any, list[str]]]:
+def _list_of(convert: Converter) -> Converter:
+    """A list whose elements are converted one by one; bad elements are dropped and named."""
+
     def convert_list(value: Any, path: str) -> tuple[Any, list[str]]:
         if not isinstance(value, list):
             raise Invalid
         result: list[Any] = []
         invalid: list[str] = []
         for index, element in enumerate(value):
+            where = f"{path}[{index}]"
             try:
-                result.append(convert(element))
+                converted, nested = convert(element, where)
             except Invalid:
-                invalid.append(f"{path}[{index}]")
+                invalid.append(where)
+            else:
+                result.append(converted)
+                invalid.extend(nested)
         return tuple(result), invalid
 
     return convert_list
 
 
-def _items_of(item_type: type[Record]) -> Callable[[Any, str], tuple[Any, list[str]]]:
-    def convert_items(value: Any, path: str) -> tuple[Any, list[str]]:
-        if not isinstance(value, list):
-            raise Invalid
-        result: list[Record] = []
-        invalid: list[str] = []
-        for index, element in enumerate(value):
-            where = f"{path}[{index}]"
-            if not isinstance(element, dict):
-                invalid.append(where)
-                continue
-            item, nested = item_type.from_wire(element, f"{where}.")
-            result.append(item)
-            invalid.extend(nested)
-        return tuple(result), invalid
+def _record(item_type: type[Record]) -> Converter:
+    """A nested object converted to ``item_type``."""
 
-    return convert_items
+    def convert_record(value: Any, path: str) -> tuple[Any, list[str]]:
+        if not isinstance(value, dict):
+            raise Invalid
+        return item_type.from_wire(value, f"{path}.")
+
+    return convert_record
 
 
 def text(doc: str, example: str = "example", choices: Sequence[str] = ()) -> Any:
@@ -300,19 +303,19 @@ def date_field(doc: str, example: str = "2025-04-01") -> Any:
 
 def text_list(doc: str, example: Sequence[str] = ("example",)) -> Any:
     """A list of strings as a tuple."""
-    return _declare("list of string", _list_of(to_str), doc, list(example))
+    return _declare("list of string", _list_of(_plain(to_str)), doc, list(example))
 
 
 def integer_list(doc: str, example: Sequence[int] = (1001,)) -> Any:
     """A list of whole numbers as a tuple."""
-    return _declare("list of integer", _list_of(to_int), doc, list(example))
+    return _declare("list of integer", _list_of(_plain(to_int)), doc, list(example))
 
 
 def items(item_type: type[Record], doc: str) -> Any:
     """A list of nested objects as a tuple of ``item_type``."""
     return _declare(
         f"list of {item_type.__name__}",
-        _items_of(item_type),
+        _list_of(_record(item_type)),
         doc,
         [item_type.example()],
         item_type=item_type,

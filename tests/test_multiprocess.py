@@ -11,6 +11,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,7 @@ def gunicorn(env: dict[str, str], workers: int, log_path: Path):
 
 
 def attempts(env: dict[str, str]) -> list[tuple[int, int, str]]:
-    with sqlite3.connect(env["VOX_LEDGER"], timeout=60) as db:
+    with closing(sqlite3.connect(env["VOX_LEDGER"], timeout=60)) as db:
         return db.execute("SELECT callback_id, pid, outcome FROM attempts").fetchall()
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import threading
+import weakref
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
@@ -43,14 +44,21 @@ _SWEEP_EVERY = 1000
 
 
 class SQLiteStore(Store):
-    """Claims and failures in one SQLite table; one connection per thread."""
+    """Claims and failures in one SQLite table.
+
+    Each process has one connection, shared by its threads under a lock (every operation is one
+    short statement or two); a process forked from another opens its own.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._finalizer: weakref.finalize[[], SQLiteStore] | None = None
+        self._pid = 0
         self._claims = 0
-        connection = self._connection()
-        connection.executescript(_SCHEMA)
+        with self._lock:
+            self._connection().executescript(_SCHEMA)
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -67,15 +75,20 @@ class SQLiteStore(Store):
         return cls(path)
 
     def _connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None or self._local.pid != os.getpid():
-            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            self._local.connection = connection
-            # A connection must not cross a fork (gunicorn --preload): each process opens its own.
-            self._local.pid = os.getpid()
-        return connection
+        """This process's connection; call with the lock held."""
+        if self._db is None or self._pid != os.getpid():
+            if self._finalizer is not None:
+                # Inherited through a fork: the parent still uses it, so leave it unclosed.
+                self._finalizer.detach()
+            db = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            # Closed with the store, or when it is garbage-collected, or at exit.
+            self._finalizer = weakref.finalize(self, db.close)
+            self._db, self._pid = db, os.getpid()
+        return self._db
 
     def claim(self, account_id: int, callback_id: int, lease_seconds: int) -> Claim:
         db = self._connection()
@@ -92,13 +105,17 @@ class SQLiteStore(Store):
         return Claim(DONE if row is not None and row[0] > now else BUSY)
 
     def complete(self, account_id: int, callback_id: int, token: str, ttl: int) -> None:
-        self._connection().execute(
+        self._execute(
             """UPDATE voxcallbacks
                SET done_until = ?, error = NULL, item = NULL, failed_at = NULL,
                    lease_until = CASE WHEN token = ? THEN 0 ELSE lease_until END
                WHERE account_id = ? AND callback_id = ?""",
             (self.now() + ttl, token, account_id, callback_id),
         )
+
+    def _execute(self, sql: str, parameters: tuple[Any, ...]) -> None:
+        with self._lock:
+            self._connection().execute(sql, parameters)
 
     def fail(
         self,
@@ -108,7 +125,7 @@ class SQLiteStore(Store):
         error: str,
         item: Mapping[str, Any],
     ) -> None:
-        self._connection().execute(
+        self._execute(
             """UPDATE voxcallbacks
                SET type = ?, error = ?, item = ?, failed_at = ?, attempts = attempts + 1,
                    lease_until = CASE WHEN token = ? THEN 0 ELSE lease_until END
@@ -125,24 +142,29 @@ class SQLiteStore(Store):
         )
 
     def failed(self) -> list[FailedCallback]:
-        rows = self._connection().execute(
-            """SELECT account_id, callback_id, type, error, failed_at, attempts, item
-               FROM voxcallbacks WHERE error IS NOT NULL ORDER BY failed_at"""
-        )
+        with self._lock:
+            rows = (
+                self._connection()
+                .execute(
+                    """SELECT account_id, callback_id, type, error, failed_at, attempts, item
+                   FROM voxcallbacks WHERE error IS NOT NULL ORDER BY failed_at"""
+                )
+                .fetchall()
+            )
         return [
             FailedCallback(a, c, t or "", e, f, n, json.loads(i)) for a, c, t, e, f, n, i in rows
         ]
 
     def prune(self, older_than: float) -> int:
-        db = self._connection()
         now = self.now()
-        cursor = db.execute(
-            "DELETE FROM voxcallbacks WHERE error IS NOT NULL AND failed_at < ?",
-            (now - older_than,),
-        )
-        removed = cursor.rowcount
-        self._sweep(db, now)
-        return removed
+        with self._lock:
+            db = self._connection()
+            cursor = db.execute(
+                "DELETE FROM voxcallbacks WHERE error IS NOT NULL AND failed_at < ?",
+                (now - older_than,),
+            )
+            self._sweep(db, now)
+            return cursor.rowcount
 
     def _maybe_sweep(self, db: sqlite3.Connection, now: float) -> None:
         self._claims += 1
@@ -159,7 +181,7 @@ class SQLiteStore(Store):
         )
 
     def close(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
-            self._local.connection = None
+        with self._lock:
+            if self._finalizer is not None:
+                self._finalizer()
+            self._db = self._finalizer = None
