@@ -91,17 +91,20 @@ class SQLiteStore(Store):
         return self._db
 
     def claim(self, account_id: int, callback_id: int, lease_seconds: int) -> Claim:
-        db = self._connection()
         now = self.now()
         token = self.new_token()
-        cursor = db.execute(_CLAIM, (account_id, callback_id, token, now + lease_seconds, now, now))
-        if cursor.rowcount == 1:
-            self._maybe_sweep(db, now)
-            return Claim(CLAIMED, token)
-        row = db.execute(
-            "SELECT done_until FROM voxcallbacks WHERE account_id = ? AND callback_id = ?",
-            (account_id, callback_id),
-        ).fetchone()
+        with self._lock:
+            db = self._connection()
+            cursor = db.execute(
+                _CLAIM, (account_id, callback_id, token, now + lease_seconds, now, now)
+            )
+            if cursor.rowcount == 1:
+                self._maybe_sweep(db, now)
+                return Claim(CLAIMED, token)
+            row = db.execute(
+                "SELECT done_until FROM voxcallbacks WHERE account_id = ? AND callback_id = ?",
+                (account_id, callback_id),
+            ).fetchone()
         return Claim(DONE if row is not None and row[0] > now else BUSY)
 
     def complete(self, account_id: int, callback_id: int, token: str, ttl: int) -> None:
