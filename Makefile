@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck docs system-deps clean
+.PHONY: run test lint typecheck docs bench system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,6 @@ clean:
 
 docs: $(VENV)/.test-installed
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+bench: system-deps $(VENV)/.test-installed
+	$(BIN)/python benchmarks/throughput.py
