@@ -59,9 +59,7 @@ def in_process(batch_size: int, total: int) -> float:
     client = app.test_client()
     types = ["min_balance", "sms_inbound", "renewed_subscriptions", "account_is_frozen"]
     bodies = [
-        json.dumps(
-            make_batch(*(make_callback(types[i % len(types)]) for i in range(batch_size)))
-        )
+        json.dumps(make_batch(*(make_callback(types[i % len(types)]) for i in range(batch_size))))
         for _ in range(total // batch_size)
     ]
     handled = []
@@ -80,7 +78,14 @@ def over_http(store_url: str, total: int, log: Path) -> tuple[float, list[float]
     env = {"VOXCALLBACKS_STORE": store_url, "PYTHONPATH": str(ROOT)}
     with log.open("wb") as out:
         process = start(
-            [str(BIN / "gunicorn"), "-w", "4", "-b", f"127.0.0.1:{port}", "example_app:create_app()"],
+            [
+                str(BIN / "gunicorn"),
+                "-w",
+                "4",
+                "-b",
+                f"127.0.0.1:{port}",
+                "example_app:create_app()",
+            ],
             port,
             out,
             env,
@@ -128,7 +133,9 @@ def main() -> int:
         finally:
             redis.stop()
     missed = 0
-    print(f"{'measurement':<28} {'callbacks/s':>12} {'target':>8}  notes   (cpus: {os.cpu_count()})")
+    print(
+        f"{'measurement':<28} {'callbacks/s':>12} {'target':>8}  notes   (cpus: {os.cpu_count()})"
+    )
     for name, rate, notes in results:
         target = TARGETS.get(name)
         ok = rate >= 0 and (target is None or rate >= target)

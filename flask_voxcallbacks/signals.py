@@ -77,7 +77,8 @@ def _for_type(type_name: str) -> NamedSignal:
 callback_received = _signals.signal("callback_received")
 #: Every inauthentic item. Keywords: ``callback`` (a ``RejectedItem``), ``reason``.
 callback_rejected = _signals.signal("callback_rejected")
-#: An authentic callback already handled before; not dispatched again. Keywords: ``callback``.
+#: An authentic callback already handled before; not dispatched again. Keywords: ``callback``,
+#: as received this time: the hash does not cover the body, so do not trust its payload.
 callback_duplicate = _signals.signal("callback_duplicate")
 
 # One signal per known type. Keywords: ``callback``.

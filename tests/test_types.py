@@ -215,3 +215,13 @@ def test_repr_shows_no_hash(client, seen) -> None:
     item = make_callback("min_balance")
     client.post(ENDPOINT, json=make_batch(item))
     assert item["hash"] not in repr(seen.received[0])
+
+
+def test_authentic_item_without_a_type_is_delivered_as_unknown(client, seen) -> None:
+    item = make_callback("min_balance")
+    del item["type"]
+    response = client.post(ENDPOINT, json=make_batch(item))
+    assert response.status_code == 200
+    (callback,) = seen.received
+    assert callback.type == "" and not callback.known
+    assert isinstance(callback.payload, UnknownPayload)
