@@ -32,16 +32,24 @@ class Credentials:
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """The outcome of authenticating one item."""
+class Authentic:
+    """An item whose hash matched: its ids, as numbers."""
 
-    reason: str | None
+    account_id: int
+    callback_id: int
+
+    authentic = True
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """An item that failed authentication, with what could be read of its ids."""
+
+    reason: str
     account_id: int | None = None
     callback_id: int | None = None
 
-    @property
-    def authentic(self) -> bool:
-        return self.reason is None
+    authentic = False
 
 
 def sign(salt: str, account_id: int | str, api_key: str, callback_id: int | str) -> str:
@@ -61,23 +69,25 @@ def id_text(value: Any) -> str | None:
     return None
 
 
-def authenticate(item: Mapping[str, Any], accounts: Mapping[int, Credentials]) -> Verdict:
+def authenticate(
+    item: Mapping[str, Any], accounts: Mapping[int, Credentials]
+) -> Authentic | Rejection:
     """Check one item against the credentials of the account it names."""
     account_text = id_text(item.get("account_id"))
     if account_text is None:
-        return Verdict(INVALID_ACCOUNT_ID)
+        return Rejection(INVALID_ACCOUNT_ID)
     account_id = int(account_text)
     callback_text = id_text(item.get("callback_id"))
     if callback_text is None:
-        return Verdict(INVALID_CALLBACK_ID, account_id)
+        return Rejection(INVALID_CALLBACK_ID, account_id)
     callback_id = int(callback_text)
     credentials = accounts.get(account_id)
     if credentials is None:
-        return Verdict(UNKNOWN_ACCOUNT, account_id, callback_id)
+        return Rejection(UNKNOWN_ACCOUNT, account_id, callback_id)
     received = item.get("hash")
     if not isinstance(received, str) or not received:
-        return Verdict(MISSING_HASH, account_id, callback_id)
+        return Rejection(MISSING_HASH, account_id, callback_id)
     expected = sign(credentials.salt, account_text, credentials.api_key, callback_text)
     if not received.isascii() or not hmac.compare_digest(expected, received.lower()):
-        return Verdict(HASH_MISMATCH, account_id, callback_id)
-    return Verdict(None, account_id, callback_id)
+        return Rejection(HASH_MISMATCH, account_id, callback_id)
+    return Authentic(account_id, callback_id)

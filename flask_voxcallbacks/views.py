@@ -8,7 +8,7 @@ from collections import Counter
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .auth import authenticate
+from .auth import Rejection, authenticate
 from .callbacks import RejectedCallback, build_callback
 from .dispatch import send
 from .handling import ACCEPTED, DUPLICATE, FAILED, IN_PROGRESS, REJECTED, handle, log_outcome
@@ -57,7 +57,7 @@ def handle_items(app: Flask, state: VoxState, items: list[dict[str, object]]) ->
     counts: Counter[str] = Counter()
     for item in items:
         verdict = authenticate(item, state.settings.accounts)
-        if verdict.reason is not None:
+        if isinstance(verdict, Rejection):
             rejected = RejectedCallback.from_item(
                 item, verdict.reason, verdict.account_id, verdict.callback_id
             )
@@ -67,7 +67,6 @@ def handle_items(app: Flask, state: VoxState, items: list[dict[str, object]]) ->
             send(callback_rejected, app, callback=rejected, reason=verdict.reason)
             counts[REJECTED] += 1
             continue
-        assert verdict.account_id is not None and verdict.callback_id is not None
         type_name = item.get("type")
         callback = build_callback(
             item,

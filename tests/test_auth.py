@@ -6,7 +6,7 @@ import pytest
 from conftest import CHILD_ACCOUNT_ID, CHILD_API_KEY, CHILD_SALT, ENDPOINT
 
 from flask_voxcallbacks import RejectedCallback, sign
-from flask_voxcallbacks.auth import Credentials, authenticate
+from flask_voxcallbacks.auth import REASONS, Credentials, authenticate
 from flask_voxcallbacks.testing import (
     DEFAULT_ACCOUNT_ID,
     DEFAULT_API_KEY,
@@ -35,26 +35,30 @@ def test_hash_comparison_ignores_case() -> None:
     assert authenticate(item, ACCOUNTS).authentic
 
 
-@pytest.mark.parametrize(
-    ("change", "reason"),
-    [
-        ({"hash": None}, "missing_hash"),
-        ({"hash": ""}, "missing_hash"),
-        ({"hash": 12345}, "missing_hash"),
-        ({"hash": "0" * 32}, "hash_mismatch"),
-        ({"hash": "é" * 32}, "hash_mismatch"),
-        ({"account_id": 999}, "unknown_account"),
-        ({"account_id": None}, "invalid_account_id"),
-        ({"account_id": True}, "invalid_account_id"),
-        ({"account_id": 1234567.0}, "invalid_account_id"),
-        ({"account_id": "12a"}, "invalid_account_id"),
-        ({"account_id": -1234567}, "invalid_account_id"),
-        ({"callback_id": None}, "invalid_callback_id"),
-        ({"callback_id": 2**64}, "invalid_callback_id"),
-        ({"callback_id": "\uff11\uff12\uff13"}, "invalid_callback_id"),  # full-width digits
-        ({"callback_id": [1]}, "invalid_callback_id"),
-    ],
-)
+REJECTIONS = [
+    ({"hash": None}, "missing_hash"),
+    ({"hash": ""}, "missing_hash"),
+    ({"hash": 12345}, "missing_hash"),
+    ({"hash": "0" * 32}, "hash_mismatch"),
+    ({"hash": "é" * 32}, "hash_mismatch"),
+    ({"account_id": 999}, "unknown_account"),
+    ({"account_id": None}, "invalid_account_id"),
+    ({"account_id": True}, "invalid_account_id"),
+    ({"account_id": 1234567.0}, "invalid_account_id"),
+    ({"account_id": "12a"}, "invalid_account_id"),
+    ({"account_id": -1234567}, "invalid_account_id"),
+    ({"callback_id": None}, "invalid_callback_id"),
+    ({"callback_id": 2**64}, "invalid_callback_id"),
+    ({"callback_id": "\uff11\uff12\uff13"}, "invalid_callback_id"),  # full-width digits
+    ({"callback_id": [1]}, "invalid_callback_id"),
+]
+
+
+def test_every_documented_reason_is_exercised() -> None:
+    assert {reason for _, reason in REJECTIONS} == set(REASONS)
+
+
+@pytest.mark.parametrize(("change", "reason"), REJECTIONS)
 def test_rejection_reasons(client, seen, change: dict, reason: str) -> None:
     item = make_callback("min_balance")
     item.update(change)

@@ -82,3 +82,11 @@ def test_a_misnamed_signal_fails_the_docs_build(tmp_path: Path) -> None:
     result = sphinx(copy, tmp_path / "out")
     assert result.returncode != 0
     assert "low_balance_reached" in result.stderr
+
+
+def test_rejection_reasons_are_documented_where_signals_are() -> None:
+    from flask_voxcallbacks.auth import REASONS
+
+    for path in (DOCS / "signals.rst", ROOT / "README.rst"):
+        text = path.read_text()
+        assert all(f"``{reason}``" in text for reason in REASONS), path.name
