@@ -59,6 +59,8 @@ def log_outcome(
 ) -> None:
     """The one log line written for every item of a batch."""
     level = logging.INFO if outcome in (ACCEPTED, DUPLICATE) else logging.WARNING
+    if not logger.isEnabledFor(level):
+        return
     logger.log(
         level,
         "callback %s type=%s account=%s %s%s",
@@ -75,4 +77,6 @@ def _clean(value: object) -> str:
     if value is None:
         return "-"
     text = str(value)[:64]
-    return "".join(c if c.isprintable() else "?" for c in text) or "-"
+    if text.isprintable():
+        return text or "-"
+    return "".join(c if c.isprintable() else "?" for c in text)
