@@ -168,6 +168,11 @@ def check_command() -> None:
         salt = "salt set" if credentials.salt else "no salt (hash without salt)"
         click.echo(f"Account {account_id} ({role}): {salt}")
     click.echo(f"Store: {redact_url(settings.store_url)}")
+    if settings.store_url.startswith("memory:"):
+        click.echo(
+            "Note: memory:// remembers handled callbacks in this process only; with several"
+            " workers or hosts use sqlite:// or redis://."
+        )
     try:
         pending = len(state.store.failed())
     except Exception as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import Flask
 
@@ -35,7 +36,17 @@ def handle(app: Flask, state: VoxState, callback: Callback) -> str:
     elif claim.status == BUSY:
         outcome = IN_PROGRESS
     else:
+        started = time.monotonic()
         errors = dispatch(app, callback)
+        elapsed = time.monotonic() - started
+        if elapsed > settings.lease_seconds:
+            logger.warning(
+                "handlers of callback %s took %.0f s, longer than VOXCALLBACKS_LEASE_SECONDS=%d:"
+                " another worker may have run it too; raise the lease",
+                callback.callback_id,
+                elapsed,
+                settings.lease_seconds,
+            )
         if errors:
             store.fail(
                 callback.account_id,

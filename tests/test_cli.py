@@ -35,6 +35,7 @@ def test_check_prints_endpoint_and_accounts_never_a_secret(app) -> None:
     assert "Account 1234567 (main): salt set" in result.output
     assert "Account 7654321 (extra): salt set" in result.output
     assert "Store: memory://" in result.output
+    assert "this process only" in result.output
     for secret in (DEFAULT_API_KEY, DEFAULT_SALT, CHILD_API_KEY, CHILD_SALT):
         assert secret not in result.output
 
@@ -53,6 +54,7 @@ def test_check_fails_when_the_store_is_unreachable() -> None:
     assert "store cannot be read" in result.output
     assert "hunter2" not in result.output
     assert "Store: redis://***@127.0.0.1:1/0" in result.output
+    assert "this process only" not in result.output
 
 
 class Capture(BaseHTTPRequestHandler):

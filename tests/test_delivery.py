@@ -139,3 +139,13 @@ def test_store_outage_answers_500_and_loses_nothing() -> None:
     response = app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
     assert response.status_code == 500
     assert response.get_json()["failed"] == 1
+
+
+def test_handler_slower_than_the_lease_is_logged(vox_log) -> None:
+    import time
+
+    app = make_app(VOXCALLBACKS_LEASE_SECONDS=1)
+    with callback_received.connected_to(lambda sender, callback: time.sleep(1.1), app):
+        response = app.test_client().post(ENDPOINT, json=make_batch(make_callback("js_fail")))
+    assert response.status_code == 200
+    assert "longer than VOXCALLBACKS_LEASE_SECONDS=1" in vox_log.text

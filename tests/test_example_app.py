@@ -84,3 +84,26 @@ def test_cli_send_against_the_running_example(example_server) -> None:
     while "Low balance on account 1234567" not in log_path.read_text():
         assert time.monotonic() < deadline, log_path.read_text()
         time.sleep(0.05)
+
+
+def test_chunked_body_over_the_cap_gets_413(example_server) -> None:
+    import http.client
+
+    port, _ = example_server
+    chunk = b" " * 65536
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(
+            "POST",
+            "/voximplant/callbacks",
+            body=iter([b'{"callbacks": [', *([chunk] * 32), b"]}"]),
+            headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+            encode_chunked=True,
+        )
+        response = connection.getresponse()
+        assert response.status == 413
+        assert b"1048576" in response.read()
+    except (BrokenPipeError, ConnectionResetError):
+        pytest.fail("the server closed the connection instead of answering 413")
+    finally:
+        connection.close()

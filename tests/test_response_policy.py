@@ -113,3 +113,13 @@ def test_custom_path(seen) -> None:
     client = app.test_client()
     assert client.post("/hooks/5e3f1c0d/vox", json=make_batch()).status_code == 200
     assert client.post(ENDPOINT, json=make_batch()).status_code == 404
+
+
+def test_body_cap_boundary() -> None:
+    import json
+
+    body = json.dumps(make_batch(make_callback("min_balance"))).encode()
+    exact = make_app(VOXCALLBACKS_MAX_CONTENT_LENGTH=len(body)).test_client()
+    assert exact.post(ENDPOINT, data=body).status_code == 200
+    short = make_app(VOXCALLBACKS_MAX_CONTENT_LENGTH=len(body) - 1).test_client()
+    assert short.post(ENDPOINT, data=body).status_code == 413
