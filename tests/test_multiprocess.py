@@ -146,3 +146,24 @@ def attempts_or_none(env: dict[str, str]) -> list[tuple[int, int, str]]:
         return attempts(env)
     except sqlite3.OperationalError:
         return []
+
+
+def test_gunicorn_refuses_a_chunked_body_over_the_cap(environment, tmp_path: Path) -> None:
+    import http.client
+
+    process, url = gunicorn(environment, 2, tmp_path / "gunicorn.log")
+    port = int(url.split(":")[2].split("/")[0])
+    try:
+        for body, expected in (([b" " * 65536] * 20, 413), ([b'{"callbacks": []}'], 200)):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection.request(
+                "POST",
+                "/voximplant/callbacks",
+                body=iter(body),
+                headers={"Transfer-Encoding": "chunked"},
+                encode_chunked=True,
+            )
+            assert connection.getresponse().status == expected
+            connection.close()
+    finally:
+        stop(process)
