@@ -56,7 +56,9 @@ WRONG_VALUES = st.one_of(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     type_name=st.sampled_from(
         ["min_balance", "renewed_subscriptions", "sms_inbound", "plan_config"]
@@ -104,14 +106,18 @@ JSON_VALUES = st.recursive(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(body=JSON_VALUES)
 def test_arbitrary_json_never_fails_the_server(client, body: object) -> None:
     response = client.post(ENDPOINT, data=json.dumps(body))
     assert response.status_code in ALLOWED
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     items=st.lists(
         st.dictionaries(
@@ -129,7 +135,9 @@ def test_arbitrary_items_are_rejected_not_crashed(client, items: list) -> None:
     assert response.status_code in ({403} if items else {200})
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(body=st.binary(max_size=200))
 def test_arbitrary_bytes_never_fail_the_server(client, body: bytes) -> None:
     response = client.post(ENDPOINT, data=body)

@@ -106,7 +106,7 @@ def test_500_callbacks_three_times_each_four_workers(environment, tmp_path: Path
 
 
 def test_killed_worker_callback_is_handled_after_the_lease(environment, tmp_path: Path) -> None:
-    environment["VOX_LEASE_SECONDS"] = "3"
+    environment["VOX_LEASE_SECONDS"] = "6"
     body = json.dumps(make_batch(make_callback("js_fail", callback_id=80_001))).encode()
     process, url = gunicorn(environment, 2, tmp_path / "gunicorn.log")
     try:
