@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Mapping
 
-from .fields import FieldSpec, convert_fields, money, text, wire_fields
+from .fields import convert_fields, money, text
 from .payloads import CALLBACK_TYPES, CallbackType, Payload, UnknownPayload
 
 #: Keys every item carries besides its payload.
@@ -49,16 +49,6 @@ class Callback:
     currency: str | None = text("Account currency", "USD")
     invalid_fields: tuple[str, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @classmethod
-    def wire_fields(cls) -> tuple[tuple[str, FieldSpec], ...]:
-        """The common account fields, declared like payload fields."""
-        return wire_fields(cls)
-
-    @classmethod
-    def example_common(cls) -> dict[str, Any]:
-        """Plausible wire values of the common account fields."""
-        return {name: spec.example for name, spec in wire_fields(cls)}
 
     @property
     def known(self) -> bool:

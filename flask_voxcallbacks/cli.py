@@ -15,12 +15,13 @@ from flask.cli import AppGroup
 
 from .callbacks import Callback, build_callback
 from .config import ConfigurationError, load_settings, redact_url
+from .fields import wire_fields
 from .handling import ACCEPTED, DUPLICATE, handle
 from .payloads import CALLBACK_TYPES
 from .signals import signal_names
 from .state import VoxState, get_state
 from .store import FailedCallback
-from .testing import make_batch, make_callback
+from .testing import make_batch, make_callback_for
 
 voxcallbacks_cli = AppGroup(
     "voxcallbacks", help="Voximplant callbacks: samples, checks, types, failures and replays."
@@ -121,18 +122,8 @@ def send_command(type_name: str, url: str | None, count: int, fields: tuple[str,
         hint = f" Did you mean {close[0]!r}?" if close else " See: flask voxcallbacks types"
         raise click.BadParameter(f"unknown type {type_name!r}.{hint}", param_hint="TYPE")
     settings = get_state(current_app).settings
-    credentials = settings.accounts[settings.account_id]
     overrides = dict(_field(text) for text in fields)
-    items = [
-        make_callback(
-            type_name,
-            account_id=settings.account_id,
-            api_key=credentials.api_key,
-            salt=credentials.salt,
-            **overrides,
-        )
-        for _ in range(count)
-    ]
+    items = [make_callback_for(settings, type_name, **overrides) for _ in range(count)]
     target = url or f"{DEFAULT_HOST}{settings.path}"
     if not target.startswith(("http://", "https://")):
         raise click.BadParameter(f"{target!r} is not an http(s) URL", param_hint="--url")
@@ -190,4 +181,4 @@ def types_command() -> None:
         for field_name, field in spec.payload.wire_fields():
             click.echo(f"    {field_name}: {field.kind}")
     click.echo(f"{len(CALLBACK_TYPES)} types. Common fields on every callback:")
-    click.echo("    " + ", ".join(name for name, _ in Callback.wire_fields()))
+    click.echo("    " + ", ".join(name for name, _ in wire_fields(Callback)))

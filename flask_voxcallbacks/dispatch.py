@@ -27,30 +27,23 @@ def dispatch(app: Flask, callback: Callback) -> list[str]:
     Unlike ``Signal.send``, one receiver raising does not stop the others. Failures are logged
     with their traceback.
     """
+    return [
+        error for signal in signals_of(callback) for error in send(signal, app, callback=callback)
+    ]
+
+
+def send(signal: NamedSignal, app: Flask, **kwargs: Any) -> list[str]:
+    """Call each receiver of ``signal`` for ``app``; log and return one line per receiver that
+    raised."""
     errors: list[str] = []
-    for signal in signals_of(callback):
-        for receiver in signal.receivers_for(app):
-            try:
-                app.ensure_sync(receiver)(app, callback=callback)
-            except Exception as error:
-                name = _name(receiver)
-                logger.exception(
-                    "receiver %s of %s failed for callback %s",
-                    name,
-                    signal.name,
-                    callback.callback_id,
-                )
-                errors.append(f"{name}: {type(error).__name__}: {error}")
-    return errors
-
-
-def send(signal: NamedSignal, app: Flask, **kwargs: Any) -> None:
-    """Send a notification signal (rejected, duplicate), with the same isolation as ``dispatch``."""
     for receiver in signal.receivers_for(app):
         try:
             app.ensure_sync(receiver)(app, **kwargs)
-        except Exception:
-            logger.exception("receiver %s of %s failed", _name(receiver), signal.name)
+        except Exception as error:
+            name = _name(receiver)
+            logger.exception("receiver %s of %s failed", name, signal.name)
+            errors.append(f"{name}: {type(error).__name__}: {error}")
+    return errors
 
 
 def _name(receiver: Any) -> str:

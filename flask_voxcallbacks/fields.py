@@ -24,6 +24,7 @@ __all__ = [
     "Record",
     "boolean",
     "date_field",
+    "example_of",
     "identifier",
     "integer",
     "integer_list",
@@ -83,7 +84,7 @@ class Record:
     @classmethod
     def example(cls) -> dict[str, Any]:
         """A plausible wire mapping with every declared field filled (a fresh copy each time)."""
-        return copy.deepcopy({name: spec.example for name, spec in cls.wire_fields()})
+        return example_of(cls)
 
 
 _wire_fields: dict[type[Any], tuple[tuple[str, FieldSpec], ...]] = {}
@@ -98,6 +99,11 @@ def wire_fields(cls: type[Any]) -> tuple[tuple[str, FieldSpec], ...]:
         )
         _wire_fields[cls] = found
     return found
+
+
+def example_of(cls: type[Any]) -> dict[str, Any]:
+    """Plausible wire values for every declared field of a dataclass, as a fresh copy."""
+    return copy.deepcopy({name: spec.example for name, spec in wire_fields(cls)})
 
 
 def spec_of(field: dataclasses.Field[Any]) -> FieldSpec | None:

@@ -20,6 +20,8 @@ from werkzeug.test import TestResponse
 
 from .auth import sign
 from .callbacks import Callback
+from .config import Settings
+from .fields import example_of
 from .payloads import CALLBACK_TYPES
 from .signals import callback_received
 from .state import get_state
@@ -31,6 +33,7 @@ __all__ = [
     "VoxCallbacksClient",
     "make_batch",
     "make_callback",
+    "make_callback_for",
     "record_callbacks",
     "sign",
 ]
@@ -43,7 +46,7 @@ DEFAULT_ACCOUNT_ID = 1234567
 DEFAULT_API_KEY = "d1f0c2a4-5b6e-4c7d-8e9f-0a1b2c3d4e5f"
 DEFAULT_SALT = "example-salt-42"
 
-_COMMON_EXAMPLE = Callback.example_common()
+_COMMON_EXAMPLE = example_of(Callback)
 _callback_ids = itertools.count(1_000_000_001)
 
 
@@ -83,6 +86,20 @@ def make_callback(
     return item
 
 
+def make_callback_for(
+    settings: Settings, type: str, account_id: int | None = None, **fields: Any
+) -> dict[str, Any]:
+    """``make_callback`` signed with an application's credentials for ``account_id`` (default:
+    its main account)."""
+    account_id = settings.account_id if account_id is None else int(account_id)
+    credentials = settings.accounts.get(account_id)
+    if credentials is None:
+        raise ValueError(f"account {account_id} is not configured on this application")
+    return make_callback(
+        type, account_id=account_id, api_key=credentials.api_key, salt=credentials.salt, **fields
+    )
+
+
 def make_batch(*items: Mapping[str, Any]) -> dict[str, Any]:
     """The envelope Voximplant posts: ``{"callbacks": [...]}``."""
     return {"callbacks": [dict(item) for item in items]}
@@ -110,18 +127,7 @@ class VoxCallbacksClient(FlaskClient):
         fields = dict(spec)
         if "type" not in fields:
             raise ValueError("an item given to post_callbacks needs a 'type'")
-        settings = get_state(self.application).settings
-        account_id = int(fields.pop("account_id", settings.account_id))
-        credentials = settings.accounts.get(account_id)
-        if credentials is None:
-            raise ValueError(f"account {account_id} is not configured on this application")
-        return make_callback(
-            fields.pop("type"),
-            account_id=account_id,
-            api_key=credentials.api_key,
-            salt=credentials.salt,
-            **fields,
-        )
+        return make_callback_for(get_state(self.application).settings, **fields)
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_voxcallbacks import VoxCallbacks, callback_received, callback_rejected
+from flask_voxcallbacks.auth import Credentials
 from flask_voxcallbacks.testing import DEFAULT_ACCOUNT_ID, DEFAULT_API_KEY, DEFAULT_SALT
 
 pytest_plugins = ["pytester"]
@@ -16,6 +17,9 @@ ENDPOINT = "/voximplant/callbacks"
 CHILD_ACCOUNT_ID = 7654321
 CHILD_API_KEY = "9a8b7c6d-0000-1111-2222-333344445555"
 CHILD_SALT = "child-salt"
+
+#: The main account's credentials as the authentication code holds them.
+MAIN_ACCOUNTS = {DEFAULT_ACCOUNT_ID: Credentials(DEFAULT_API_KEY, DEFAULT_SALT)}
 
 BASE_CONFIG: dict[str, Any] = {
     "TESTING": True,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CHILD_ACCOUNT_ID, CHILD_API_KEY, CHILD_SALT, ENDPOINT
+from conftest import CHILD_ACCOUNT_ID, CHILD_API_KEY, CHILD_SALT, ENDPOINT, MAIN_ACCOUNTS
 
 from flask_voxcallbacks import RejectedCallback, sign
 from flask_voxcallbacks.auth import REASONS, Credentials, authenticate
@@ -15,8 +15,6 @@ from flask_voxcallbacks.testing import (
     make_callback,
 )
 
-ACCOUNTS = {DEFAULT_ACCOUNT_ID: Credentials(DEFAULT_API_KEY, DEFAULT_SALT)}
-
 
 def test_numeric_strings_are_hashed_as_sent() -> None:
     item = {
@@ -24,7 +22,7 @@ def test_numeric_strings_are_hashed_as_sent() -> None:
         "callback_id": "0042",
         "hash": sign(DEFAULT_SALT, DEFAULT_ACCOUNT_ID, DEFAULT_API_KEY, "0042"),
     }
-    verdict = authenticate(item, ACCOUNTS)
+    verdict = authenticate(item, MAIN_ACCOUNTS)
     assert verdict.authentic
     assert (verdict.account_id, verdict.callback_id) == (DEFAULT_ACCOUNT_ID, 42)
 
@@ -32,7 +30,7 @@ def test_numeric_strings_are_hashed_as_sent() -> None:
 def test_hash_comparison_ignores_case() -> None:
     item = make_callback("min_balance")
     item["hash"] = item["hash"].upper()
-    assert authenticate(item, ACCOUNTS).authentic
+    assert authenticate(item, MAIN_ACCOUNTS).authentic
 
 
 REJECTIONS = [

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CHILD_ACCOUNT_ID, CHILD_API_KEY, CHILD_SALT, ENDPOINT, make_app
+from conftest import CHILD_ACCOUNT_ID, CHILD_API_KEY, CHILD_SALT, ENDPOINT, MAIN_ACCOUNTS, make_app
 
 from flask_voxcallbacks import CALLBACK_TYPES
-from flask_voxcallbacks.auth import Credentials, authenticate
+from flask_voxcallbacks.auth import authenticate
 from flask_voxcallbacks.testing import (
-    DEFAULT_ACCOUNT_ID,
     DEFAULT_API_KEY,
-    DEFAULT_SALT,
     VoxCallbacksClient,
     make_batch,
     make_callback,
     record_callbacks,
     sign,
 )
-
-ACCOUNTS = {DEFAULT_ACCOUNT_ID: Credentials(DEFAULT_API_KEY, DEFAULT_SALT)}
 
 
 def test_sign_is_the_protocol_formula() -> None:
@@ -30,7 +26,7 @@ def test_sign_is_the_protocol_formula() -> None:
 @pytest.mark.parametrize("type_name", sorted(CALLBACK_TYPES))
 def test_make_callback_is_signed_and_complete(type_name: str) -> None:
     item = make_callback(type_name)
-    assert authenticate(item, ACCOUNTS).authentic
+    assert authenticate(item, MAIN_ACCOUNTS).authentic
     assert item["type"] == type_name
     payload = item[type_name]
     if CALLBACK_TYPES[type_name].nested:
@@ -112,3 +108,16 @@ def test_record_callbacks_sees_only_its_app_and_its_block(app, client) -> None:
     client.post(ENDPOINT, json=make_batch(make_callback("js_fail")))
     assert [c.callback_id for c in seen] == [inside["callback_id"]]
     assert other_seen == []
+
+
+def test_make_callback_for_signs_with_the_apps_accounts(app) -> None:
+    from flask_voxcallbacks.state import get_state
+    from flask_voxcallbacks.testing import make_callback_for
+
+    settings = get_state(app).settings
+    main = make_callback_for(settings, "min_balance", balance=1)
+    child = make_callback_for(settings, "js_fail", account_id=CHILD_ACCOUNT_ID)
+    assert authenticate(main, settings.accounts).authentic and main["balance"] == 1
+    assert authenticate(child, settings.accounts).authentic
+    with pytest.raises(ValueError, match="account 5 is not configured"):
+        make_callback_for(settings, "js_fail", account_id=5)

@@ -15,6 +15,7 @@ from sphinx.util.docutils import SphinxDirective
 
 from flask_voxcallbacks import CALLBACK_TYPES, Callback, signals
 from flask_voxcallbacks.config import CONFIG_KEYS
+from flask_voxcallbacks.fields import wire_fields
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def signals_rst() -> list[str]:
 
 
 def common_fields_rst() -> list[str]:
-    return _fields_rst(Callback.wire_fields())
+    return _fields_rst(wire_fields(Callback))
 
 
 def item_types() -> list[Any]:

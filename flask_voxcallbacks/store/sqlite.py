@@ -9,7 +9,6 @@ import threading
 import weakref
 from pathlib import Path
 from typing import Any, Mapping
-from urllib.parse import urlsplit
 
 from .base import BUSY, CLAIMED, DONE, Claim, FailedCallback, Store
 
@@ -62,11 +61,8 @@ class SQLiteStore(Store):
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
-        path = urlsplit(url).path
-        if url.startswith("sqlite:////"):
-            path = "/" + path.lstrip("/")
-        elif url.startswith("sqlite:///"):
-            path = path[1:]
+        prefix = "sqlite:///"
+        path = url[len(prefix) :] if url.startswith(prefix) else ""
         if not path:
             raise ValueError(
                 "VOXCALLBACKS_STORE sqlite URL needs a file: sqlite:///path/to/file.db"
