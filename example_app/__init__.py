@@ -43,6 +43,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update({key: os.environ[key] for key in ENVIRONMENT_KEYS if key in os.environ})
     app.config.update(config or {})
     vox.init_app(app)
+    min_balance_reached.connect(on_low_balance, sender=app)
+    sms_received.connect(on_sms, sender=app)
+    account_frozen.connect(on_frozen, sender=app)
 
     @app.get("/")
     def index() -> str:
@@ -52,7 +55,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-@min_balance_reached.connect
 def on_low_balance(sender: Flask, callback: Callback, **extra: Any) -> None:
     print(
         f"Low balance on account {callback.account_id}: {callback.balance} {callback.currency}",
@@ -60,7 +62,6 @@ def on_low_balance(sender: Flask, callback: Callback, **extra: Any) -> None:
     )
 
 
-@sms_received.connect
 def on_sms(sender: Flask, callback: Callback, **extra: Any) -> None:
     sms = callback.payload
     print(
@@ -70,6 +71,5 @@ def on_sms(sender: Flask, callback: Callback, **extra: Any) -> None:
     )
 
 
-@account_frozen.connect
 def on_frozen(sender: Flask, callback: Callback, **extra: Any) -> None:
     print(f"Account {callback.account_id} was frozen", flush=True)

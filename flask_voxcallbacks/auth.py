@@ -13,8 +13,17 @@ INVALID_CALLBACK_ID = "invalid_callback_id"
 UNKNOWN_ACCOUNT = "unknown_account"
 MISSING_HASH = "missing_hash"
 HASH_MISMATCH = "hash_mismatch"
+#: The hash is valid but the body differs from the one this callback id was first received with.
+BODY_MISMATCH = "body_mismatch"
 
-REASONS = (INVALID_ACCOUNT_ID, INVALID_CALLBACK_ID, UNKNOWN_ACCOUNT, MISSING_HASH, HASH_MISMATCH)
+REASONS = (
+    INVALID_ACCOUNT_ID,
+    INVALID_CALLBACK_ID,
+    UNKNOWN_ACCOUNT,
+    MISSING_HASH,
+    HASH_MISMATCH,
+    BODY_MISMATCH,
+)
 
 #: Ids are 64-bit signed integers on every Voximplant client; stores rely on that bound.
 _MAX_ID = 2**63 - 1

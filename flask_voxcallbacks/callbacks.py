@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Mapping
@@ -33,7 +35,8 @@ class Callback:
 
     ``payload`` is the typed payload of a known type (see ``CALLBACK_TYPES``) or an
     :class:`~flask_voxcallbacks.payloads.UnknownPayload`. ``invalid_fields`` names the fields whose
-    values could not be converted; they are ``None`` here and unchanged in ``raw``.
+    values could not be converted; they are ``None`` here and unchanged in ``raw``, the item as
+    received without its ``hash``.
     """
 
     callback_id: int
@@ -91,9 +94,25 @@ def build_callback(
         account_id=account_id,
         payload=payload,
         invalid_fields=tuple(invalid),
-        raw=dict(item),
+        raw=without_hash(item),
         **common,
     )
+
+
+def without_hash(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The item minus its ``hash``: what is kept, shown and pinned, so no valid hash is stored."""
+    return {key: value for key, value in item.items() if key != "hash"}
+
+
+def body_digest(item: Mapping[str, Any]) -> str:
+    """SHA-256 of the item's canonical JSON, ``hash`` left out: the body a callback id is pinned to.
+
+    Key order and white space do not change it; any changed value, key or type does.
+    """
+    canonical = json.dumps(
+        without_hash(item), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -119,5 +138,5 @@ class RejectedCallback:
             account_id,
             callback_id,
             type_name if isinstance(type_name, str) else None,
-            {k: v for k, v in item.items() if k != "hash"},
+            without_hash(item),
         )

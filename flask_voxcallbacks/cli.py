@@ -18,6 +18,7 @@ from .config import ConfigurationError, load_settings, redact_url
 from .fields import wire_fields
 from .handling import ACCEPTED, DUPLICATE, handle
 from .payloads import CALLBACK_TYPES
+from .safe_text import printable
 from .signals import signal_names
 from .state import VoxState, get_state
 from .store import FailedCallback
@@ -43,8 +44,9 @@ def failed_command() -> None:
     for record in records:
         first_line = record.error.splitlines()[0] if record.error else ""
         click.echo(
-            f"{record.callback_id}  account={record.account_id}  type={record.type}  "
-            f"attempts={record.attempts}  last={_when(record.failed_at)}  error={first_line}"
+            f"{record.callback_id}  account={record.account_id}  type={printable(record.type)}  "
+            f"attempts={record.attempts}  last={_when(record.failed_at)}  "
+            f"error={printable(first_line, limit=200)}"
         )
     click.echo(f"{len(records)} failed callback(s).")
 
@@ -68,7 +70,7 @@ def replay_command(replay_all: bool, callback_ids: tuple[int, ...]) -> None:
         records = [record for record in records if record.callback_id in wanted]
     outcomes = [(record, _replay(app, state, record)) for record in records]
     for record, outcome in outcomes:
-        click.echo(f"{record.callback_id}  type={record.type}  {outcome}")
+        click.echo(f"{record.callback_id}  type={printable(record.type)}  {outcome}")
     still_failing = sum(outcome not in (ACCEPTED, DUPLICATE) for _, outcome in outcomes)
     click.echo(f"{len(outcomes) - still_failing} replayed, {still_failing} still failing.")
     if still_failing:
@@ -140,9 +142,34 @@ def send_command(type_name: str, url: str | None, count: int, fields: tuple[str,
         status, body = error.code, error.read()
     except (urllib.error.URLError, OSError) as error:
         raise click.ClickException(f"could not reach {target}: {error}") from None
-    click.echo(f"{status} {body.decode(errors='replace').strip()}")
-    if not 200 <= status < 300:
-        raise SystemExit(1)
+    text = printable(body.decode(errors="replace").strip(), limit=500)
+    click.echo(f"{status} {text}")
+    summary = _summary_of(body)
+    if status != 200 or summary.get("accepted") != count:
+        raise click.ClickException(
+            f"{summary.get('accepted', 0)} of {count} sample(s) accepted; "
+            + _what_went_wrong(status, summary)
+        )
+
+
+def _summary_of(body: bytes) -> dict[str, Any]:
+    """The endpoint's JSON summary, or an empty one when the answer is something else."""
+    try:
+        summary = json.loads(body)
+    except ValueError:
+        return {}
+    return summary if isinstance(summary, dict) else {}
+
+
+def _what_went_wrong(status: int, summary: dict[str, Any]) -> str:
+    if not summary:
+        return f"the answer ({status}) is not the endpoint's summary: is --url the endpoint?"
+    counts = ", ".join(
+        f"{key}={summary[key]}"
+        for key in ("rejected", "duplicates", "in_progress", "failed")
+        if summary.get(key)
+    )
+    return f"the endpoint answered {status} with {counts or 'nothing accepted'}"
 
 
 @voxcallbacks_cli.command("check")
@@ -166,10 +193,13 @@ def check_command() -> None:
         )
     try:
         pending = len(state.store.failed())
+        warnings = state.store.warnings()
     except Exception as error:
         raise click.ClickException(f"the store cannot be read: {type(error).__name__}") from None
     click.echo(f"Failed callbacks waiting for a replay: {pending}")
-    click.echo("OK")
+    for warning in warnings:
+        click.echo(f"Warning: {warning}")
+    click.echo(f"OK, with {len(warnings)} warning(s)" if warnings else "OK")
 
 
 @voxcallbacks_cli.command("types")

@@ -51,6 +51,11 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "Largest accepted request body in bytes; larger bodies get 413.",
     ),
     ConfigKey(
+        "VOXCALLBACKS_MAX_ITEMS",
+        1000,
+        "Most items one batch may carry; a larger batch gets 413 before any item is authenticated.",
+    ),
+    ConfigKey(
         "VOXCALLBACKS_STORE",
         "memory://",
         "Where claims and failed callbacks are kept: ``memory://``, "
@@ -60,6 +65,11 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "VOXCALLBACKS_DEDUP_TTL",
         7 * 24 * 3600,
         "Seconds a handled callback id is remembered to drop redeliveries and replays.",
+    ),
+    ConfigKey(
+        "VOXCALLBACKS_FAILURE_RETENTION",
+        30 * 24 * 3600,
+        "Seconds a failed callback (with its item and personal data) is kept for a replay.",
     ),
     ConfigKey(
         "VOXCALLBACKS_LEASE_SECONDS",
@@ -78,8 +88,10 @@ class Settings:
     path: str
     accounts: Mapping[int, Credentials]
     max_content_length: int
+    max_items: int
     store_url: str
     dedup_ttl: int
+    failure_retention: int
     lease_seconds: int
 
     def __repr__(self) -> str:
@@ -90,11 +102,18 @@ class Settings:
 
 
 def redact_url(url: str) -> str:
-    """Hide a password in a store URL such as ``redis://:secret@host``."""
+    """A store URL fit to show: the user info (``redis://user:secret@host``) and any
+    ``password=`` query parameter replaced by ``***``."""
     scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    return f"{scheme}{sep}***@{rest.rsplit('@', 1)[1]}"
+    rest, has_query, query = rest.partition("?")
+    if "@" in rest and scheme != "sqlite":
+        # The last "@" ends the user info, even when an unencoded password holds "/" or "@".
+        rest = f"***@{rest.rsplit('@', 1)[1]}"
+    query = "&".join(
+        f"{name}=***" if "password" in name.lower() else f"{name}{eq}{value}"
+        for name, eq, value in (pair.partition("=") for pair in query.split("&"))
+    )
+    return f"{scheme}{sep}{rest}{has_query}{query}"
 
 
 def _get(config: Mapping[str, Any], name: str) -> Any:
@@ -188,7 +207,9 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         path=read("VOXCALLBACKS_PATH", _path),
         accounts=accounts,
         max_content_length=read("VOXCALLBACKS_MAX_CONTENT_LENGTH", _positive_int),
+        max_items=read("VOXCALLBACKS_MAX_ITEMS", _positive_int),
         store_url=read("VOXCALLBACKS_STORE", _store_url),
         dedup_ttl=read("VOXCALLBACKS_DEDUP_TTL", _positive_int),
+        failure_retention=read("VOXCALLBACKS_FAILURE_RETENTION", _positive_int),
         lease_seconds=read("VOXCALLBACKS_LEASE_SECONDS", _positive_int),
     )

@@ -9,6 +9,7 @@ from blinker import NamedSignal
 from flask import Flask
 
 from .callbacks import Callback
+from .safe_text import printable
 from .signals import callback_received, type_signals
 
 logger = logging.getLogger("flask_voxcallbacks")
@@ -25,11 +26,18 @@ def dispatch(app: Flask, callback: Callback) -> list[str]:
     """Call every receiver of the callback's signals; return one line per receiver that raised.
 
     Unlike ``Signal.send``, one receiver raising does not stop the others. Failures are logged
-    with their traceback.
+    with their traceback. A callback that no receiver takes is logged as a warning: it is still
+    marked handled, so a receiver that was never connected must not go unnoticed.
     """
-    return [
-        error for signal in signals_of(callback) for error in send(signal, app, callback=callback)
-    ]
+    signals = signals_of(callback)
+    if not any(signal.has_receivers_for(app) for signal in signals):
+        logger.warning(
+            "callback %s type=%s has no receiver: connect one to its signal or to"
+            " callback_received; it is marked handled",
+            callback.callback_id,
+            printable(callback.type),
+        )
+    return [error for signal in signals for error in send(signal, app, callback=callback)]
 
 
 def send(signal: NamedSignal, app: Flask, **kwargs: Any) -> list[str]:

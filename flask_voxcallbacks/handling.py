@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any, Mapping
 
 from flask import Flask
 
-from .callbacks import Callback
+from .auth import BODY_MISMATCH, Rejection
+from .callbacks import Callback, RejectedCallback, body_digest
 from .dispatch import dispatch, send
-from .signals import callback_duplicate
+from .safe_text import printable
+from .signals import callback_duplicate, callback_rejected
 from .state import VoxState
-from .store import BUSY, DONE
+from .store import BUSY, DONE, MISMATCH
 
 logger = logging.getLogger("flask_voxcallbacks")
 
@@ -25,11 +28,24 @@ REJECTED = "rejected"
 def handle(app: Flask, state: VoxState, callback: Callback) -> str:
     """Run a callback's handlers unless it is already done or running elsewhere; return the outcome.
 
-    Store errors propagate: the caller answers so that the sender retries.
+    The claim pins the callback id to the body: an arrival whose body differs from the first one
+    is rejected (``body_mismatch``), never dispatched. Store errors propagate: the caller answers
+    so that the sender retries.
     """
     settings = state.settings
     store = state.store
-    claim = store.claim(callback.account_id, callback.callback_id, settings.lease_seconds)
+    claim = store.claim(
+        callback.account_id,
+        callback.callback_id,
+        body_digest(callback.raw),
+        settings.lease_seconds,
+        settings.dedup_ttl,
+    )
+    if claim.status == MISMATCH:
+        reject(
+            app, callback.raw, Rejection(BODY_MISMATCH, callback.account_id, callback.callback_id)
+        )
+        return REJECTED
     if claim.status == DONE:
         outcome = DUPLICATE
         send(callback_duplicate, app, callback=callback)
@@ -54,6 +70,7 @@ def handle(app: Flask, state: VoxState, callback: Callback) -> str:
                 claim.token,
                 "\n".join(errors),
                 callback.raw,
+                settings.failure_retention,
             )
             outcome = FAILED
         else:
@@ -65,29 +82,41 @@ def handle(app: Flask, state: VoxState, callback: Callback) -> str:
     return outcome
 
 
+def reject(app: Flask, item: Mapping[str, Any], rejection: Rejection) -> None:
+    """Send ``callback_rejected`` for an item refused with ``rejection``."""
+    rejected = RejectedCallback.from_item(
+        item, rejection.reason, rejection.account_id, rejection.callback_id
+    )
+    log_outcome(
+        rejected.callback_id, rejected.type, rejected.account_id, REJECTED, rejection.reason
+    )
+    send(callback_rejected, app, callback=rejected, reason=rejection.reason)
+
+
+#: Log level of the line for each outcome. Rejections are summed up once per batch by the view,
+#: so that a flood of forged items cannot flood the log.
+_LEVELS = {
+    ACCEPTED: logging.INFO,
+    DUPLICATE: logging.INFO,
+    REJECTED: logging.DEBUG,
+    IN_PROGRESS: logging.WARNING,
+    FAILED: logging.WARNING,
+}
+
+
 def log_outcome(
     callback_id: object, type_name: object, account_id: object, outcome: str, reason: str = ""
 ) -> None:
     """The one log line written for every item of a batch."""
-    level = logging.INFO if outcome in (ACCEPTED, DUPLICATE) else logging.WARNING
+    level = _LEVELS[outcome]
     if not logger.isEnabledFor(level):
         return
     logger.log(
         level,
         "callback %s type=%s account=%s %s%s",
-        _clean(callback_id),
-        _clean(type_name),
-        _clean(account_id),
+        printable(callback_id),
+        printable(type_name),
+        printable(account_id),
         outcome,
         f" ({reason})" if reason else "",
     )
-
-
-def _clean(value: object) -> str:
-    """Untrusted values shortened and stripped of control characters before they reach a log."""
-    if value is None:
-        return "-"
-    text = str(value)[:64]
-    if text.isprintable():
-        return text or "-"
-    return "".join(c if c.isprintable() else "?" for c in text)

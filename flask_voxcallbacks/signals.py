@@ -4,11 +4,17 @@ Every signal is sent with the Flask application as the sender. Per-type signals 
 ``callback_received`` carry ``callback=`` (a :class:`~flask_voxcallbacks.callbacks.Callback`).
 Each per-type signal is named after its wire ``type``:
 ``min_balance_reached.name == "min_balance"``.
+
+Unlike blinker's default, these signals hold their receivers strongly: a function connected
+inside an application factory keeps receiving after the factory returns and the garbage
+collector runs. Pass ``weak=True`` to ``connect`` for the weak reference blinker uses elsewhere.
 """
 
 from __future__ import annotations
 
-from blinker import NamedSignal, Namespace
+from typing import Any, Callable, TypeVar
+
+from blinker import ANY, NamedSignal
 
 __all__ = [
     "a2p_sms_activated",
@@ -63,23 +69,39 @@ __all__ = [
     "wire_transfer_received",
 ]
 
-_signals = Namespace()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class VoxSignal(NamedSignal):
+    """A named blinker signal whose ``connect`` holds the receiver strongly by default.
+
+    A weakly held receiver vanishes once nothing else refers to it, and the callbacks meant for it
+    would then be answered 200 and marked handled without any handler having run.
+    """
+
+    def connect(self, receiver: F, sender: Any = ANY, weak: bool = False) -> F:
+        return super().connect(receiver, sender, weak)
+
+
 _by_type: dict[str, NamedSignal] = {}
 
 
+def _signal(name: str) -> VoxSignal:
+    return VoxSignal(name)
+
+
 def _for_type(type_name: str) -> NamedSignal:
-    signal = _signals.signal(type_name)
-    _by_type[type_name] = signal
+    signal = _by_type[type_name] = _signal(type_name)
     return signal
 
 
 #: Every authentic callback, known type or not. Keywords: ``callback``.
-callback_received = _signals.signal("callback_received")
+callback_received = _signal("callback_received")
 #: Every inauthentic item. Keywords: ``callback`` (a ``RejectedItem``), ``reason``.
-callback_rejected = _signals.signal("callback_rejected")
+callback_rejected = _signal("callback_rejected")
 #: An authentic callback already handled before; not dispatched again. Keywords: ``callback``,
 #: as received this time: the hash does not cover the body, so do not trust its payload.
-callback_duplicate = _signals.signal("callback_duplicate")
+callback_duplicate = _signal("callback_duplicate")
 
 # One signal per known type. Keywords: ``callback``.
 #: ``a2p_sms_activated``

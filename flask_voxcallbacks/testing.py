@@ -9,7 +9,7 @@ handlers were given.
 from __future__ import annotations
 
 import copy
-import itertools
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Mapping, Union
@@ -34,6 +34,7 @@ __all__ = [
     "make_batch",
     "make_callback",
     "make_callback_for",
+    "new_callback_id",
     "record_callbacks",
     "sign",
 ]
@@ -47,7 +48,12 @@ DEFAULT_API_KEY = "d1f0c2a4-5b6e-4c7d-8e9f-0a1b2c3d4e5f"
 DEFAULT_SALT = "example-salt-42"
 
 _COMMON_EXAMPLE = example_of(Callback)
-_callback_ids = itertools.count(1_000_000_001)
+
+
+def new_callback_id() -> int:
+    """A random positive 63-bit callback id: unique across processes and restarts, so that a
+    sample is never taken for the redelivery of an earlier one."""
+    return secrets.randbelow(2**63 - 1) + 1
 
 
 def make_callback(
@@ -64,10 +70,11 @@ def make_callback(
 
     Keyword arguments named like a common field (``balance``, ``account_name``, ...) replace it;
     any other keyword replaces that field of the payload. ``payload`` replaces the whole payload.
-    Callback ids are unique within the process unless ``callback_id`` is given.
+    Callback ids are random 63-bit numbers (unique across processes and runs) unless
+    ``callback_id`` is given.
     """
     if callback_id is None:
-        callback_id = next(_callback_ids)
+        callback_id = new_callback_id()
     item: dict[str, Any] = {
         "callback_id": callback_id,
         "type": type,

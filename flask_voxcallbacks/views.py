@@ -8,12 +8,10 @@ from collections import Counter
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .auth import Rejection, authenticate
-from .callbacks import RejectedCallback, build_callback
-from .dispatch import send
-from .handling import ACCEPTED, DUPLICATE, FAILED, IN_PROGRESS, REJECTED, handle, log_outcome
+from .auth import BODY_MISMATCH, Rejection, authenticate
+from .callbacks import build_callback
+from .handling import ACCEPTED, DUPLICATE, FAILED, IN_PROGRESS, REJECTED, handle, reject
 from .parsing import BadBatch, parse_batch
-from .signals import callback_rejected
 from .state import EXTENSION_NAME, VoxState, get_state
 
 logger = logging.getLogger("flask_voxcallbacks")
@@ -25,7 +23,10 @@ RETRY_AFTER_SECONDS = 5
 def make_blueprint(path: str) -> Blueprint:
     """A blueprint named ``voxcallbacks`` with the one POST route at ``path``."""
     blueprint = Blueprint(EXTENSION_NAME, __name__)
-    blueprint.add_url_rule(path, "receive", receive, methods=["POST"])
+    # No automatic OPTIONS answer: every method but POST gets 405.
+    blueprint.add_url_rule(
+        path, "receive", receive, methods=["POST"], provide_automatic_options=False
+    )
     return blueprint
 
 
@@ -48,7 +49,18 @@ def receive() -> tuple[Response, int] | Response:
     except BadBatch as error:
         logger.warning("batch refused: %s", error)
         return _error(400, str(error))
-    counts = handle_items(app, state, items)
+    cap = state.settings.max_items
+    if len(items) > cap:
+        logger.warning("batch refused: %d items, over VOXCALLBACKS_MAX_ITEMS=%d", len(items), cap)
+        return _error(413, f"{len(items)} items in one batch; at most {cap} are accepted")
+    counts, reasons = handle_items(app, state, items)
+    if reasons:
+        logger.warning(
+            "batch of %d: %d rejected (%s)",
+            len(items),
+            counts[REJECTED],
+            ", ".join(f"{reason}={n}" for reason, n in sorted(reasons.items())),
+        )
     return _summary(counts, len(items))
 
 
@@ -65,20 +77,19 @@ def _read_body(cap: int) -> bytes:
     return body
 
 
-def handle_items(app: Flask, state: VoxState, items: list[dict[str, object]]) -> Counter[str]:
-    """Authenticate each item on its own and handle the authentic ones; count the outcomes."""
+def handle_items(
+    app: Flask, state: VoxState, items: list[dict[str, object]]
+) -> tuple[Counter[str], Counter[str]]:
+    """Authenticate each item on its own and handle the authentic ones; count the outcomes and
+    the reasons of the rejections."""
     counts: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
     for item in items:
         verdict = authenticate(item, state.settings.accounts)
         if isinstance(verdict, Rejection):
-            rejected = RejectedCallback.from_item(
-                item, verdict.reason, verdict.account_id, verdict.callback_id
-            )
-            log_outcome(
-                rejected.callback_id, rejected.type, rejected.account_id, REJECTED, verdict.reason
-            )
-            send(callback_rejected, app, callback=rejected, reason=verdict.reason)
+            reject(app, item, verdict)
             counts[REJECTED] += 1
+            reasons[verdict.reason] += 1
             continue
         type_name = item.get("type")
         callback = build_callback(
@@ -94,7 +105,10 @@ def handle_items(app: Flask, state: VoxState, items: list[dict[str, object]]) ->
             logger.exception("store error while handling callback %s", callback.callback_id)
             outcome = FAILED
         counts[outcome] += 1
-    return counts
+        if outcome == REJECTED:
+            # The only rejection after authentication: the id is pinned to another body.
+            reasons[BODY_MISMATCH] += 1
+    return counts, reasons
 
 
 def _summary(counts: Counter[str], total: int) -> tuple[Response, int]:

@@ -53,7 +53,8 @@ REJECTIONS = [
 
 
 def test_every_documented_reason_is_exercised() -> None:
-    assert {reason for _, reason in REJECTIONS} == set(REASONS)
+    # body_mismatch is decided by the store, after authentication: see test_pinning.py.
+    assert {reason for _, reason in REJECTIONS} == set(REASONS) - {"body_mismatch"}
 
 
 @pytest.mark.parametrize(("change", "reason"), REJECTIONS)

@@ -10,14 +10,23 @@ from flask_voxcallbacks import callback_received
 from flask_voxcallbacks.testing import DEFAULT_API_KEY, DEFAULT_SALT, make_batch, make_callback
 
 
-def test_one_line_per_callback_with_id_type_and_outcome(client, vox_log) -> None:
+def test_one_line_per_callback_and_one_summary_of_the_rejections(app, client, vox_log) -> None:
     good = make_callback("min_balance")
     bad = make_callback("sms_inbound", salt="wrong")
-    client.post(ENDPOINT, json=make_batch(good, bad))
-    lines = [r.getMessage() for r in vox_log.records if r.name == "flask_voxcallbacks"]
+    with callback_received.connected_to(lambda sender, callback: None, app):
+        client.post(ENDPOINT, json=make_batch(good, bad, {"callback_id": 5}))
+    lines = [
+        (r.levelname, r.getMessage()) for r in vox_log.records if r.name == "flask_voxcallbacks"
+    ]
     assert lines == [
-        f"callback {good['callback_id']} type=min_balance account=1234567 accepted",
-        f"callback {bad['callback_id']} type=sms_inbound account=1234567 rejected (hash_mismatch)",
+        ("INFO", f"callback {good['callback_id']} type=min_balance account=1234567 accepted"),
+        (
+            "DEBUG",
+            f"callback {bad['callback_id']} type=sms_inbound account=1234567"
+            " rejected (hash_mismatch)",
+        ),
+        ("DEBUG", "callback - type=- account=- rejected (invalid_account_id)"),
+        ("WARNING", "batch of 3: 2 rejected (hash_mismatch=1, invalid_account_id=1)"),
     ]
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
+import pytest
 from conftest import ENDPOINT, make_app
 
 import flask_voxcallbacks
@@ -92,3 +94,69 @@ def test_a_failing_receiver_does_not_stop_others_nor_the_batch(app, client, vox_
     assert seen == [first["callback_id"], second["callback_id"]]
     failure = next(r for r in vox_log.records if r.exc_info)
     assert "boom" in vox_log.text and failure.exc_info[0] is ValueError
+
+
+def build_app_with_receivers(style: str, calls: list[str]) -> Any:
+    """An app factory connecting a closure, as a host application's factory does."""
+    app = make_app()
+
+    if style == "connect":
+
+        def on_low_balance(sender: Any, callback: Any, **extra: Any) -> None:
+            calls.append(style)
+
+        min_balance_reached.connect(on_low_balance)
+    elif style == "decorator":
+
+        @min_balance_reached.connect
+        def on_low_balance(sender: Any, callback: Any, **extra: Any) -> None:
+            calls.append(style)
+    elif style == "connect_sender":
+        min_balance_reached.connect(lambda sender, callback: calls.append(style), sender=app)
+    else:
+
+        @min_balance_reached.connect_via(app)
+        def on_low_balance(sender: Any, callback: Any, **extra: Any) -> None:
+            calls.append(style)
+
+    return app
+
+
+@pytest.mark.parametrize("style", ["connect", "decorator", "connect_sender", "connect_via"])
+def test_receivers_connected_in_a_factory_survive_garbage_collection(style: str) -> None:
+    calls: list[str] = []
+    app = build_app_with_receivers(style, calls)
+    gc.collect()
+    try:
+        response = app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
+        assert response.status_code == 200
+        assert calls == [style], "the receiver connected in the factory ran"
+    finally:
+        for receiver in list(min_balance_reached.receivers.values()):
+            min_balance_reached.disconnect(receiver)  # type: ignore[arg-type]
+
+
+def test_weak_receivers_only_when_asked_for() -> None:
+    app = make_app()
+    calls: list[int] = []
+    min_balance_reached.connect(lambda sender, callback: calls.append(1), sender=app, weak=True)
+    gc.collect()
+    app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
+    assert calls == []
+
+
+def test_a_callback_no_receiver_takes_is_a_warning(client, vox_log) -> None:
+    item = make_callback("card_expired")
+    response = client.post(ENDPOINT, json=make_batch(item))
+    assert response.status_code == 200
+    warnings = [r.getMessage() for r in vox_log.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"callback {item['callback_id']} type=card_expired has no receiver: connect one to its"
+        " signal or to callback_received; it is marked handled"
+    ]
+
+
+def test_no_warning_when_a_receiver_takes_it(app, client, vox_log) -> None:
+    with callback_received.connected_to(lambda sender, callback: None, sender=app):
+        client.post(ENDPOINT, json=make_batch(make_callback("card_expired")))
+    assert not [r for r in vox_log.records if r.levelname == "WARNING"]

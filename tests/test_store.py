@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from flask_voxcallbacks.store import BUSY, CLAIMED, DONE, open_store
+from flask_voxcallbacks.store import BUSY, CLAIMED, DONE, MISMATCH, open_store
 from flask_voxcallbacks.store.base import Store
 
-ITEM = {"callback_id": 5, "account_id": 1, "type": "min_balance", "hash": "h"}
+ITEM = {"callback_id": 5, "account_id": 1, "type": "min_balance"}
+BODY = "digest-of-the-first-body"
+OTHER = "digest-of-another-body"
+DAY = 86400
 
 
 @pytest.fixture
@@ -23,56 +26,60 @@ def store(store_url: str):
 
 
 def test_claim_then_complete_then_duplicate(store: Store) -> None:
-    claim = store.claim(1, 5, lease_seconds=60)
+    claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     assert claim.status == CLAIMED and claim.token
-    assert store.claim(1, 5, lease_seconds=60).status == BUSY
+    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == BUSY
     store.complete(1, 5, claim.token, ttl=60)
-    assert store.claim(1, 5, lease_seconds=60).status == DONE
-    assert store.claim(2, 5, lease_seconds=60).status == CLAIMED
-    assert store.claim(1, 6, lease_seconds=60).status == CLAIMED
+    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == DONE
+    assert store.claim(2, 5, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+    assert store.claim(1, 6, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
 
 
 def test_failure_is_kept_and_released_until_success(store: Store) -> None:
-    first = store.claim(1, 5, lease_seconds=60)
-    store.fail(1, 5, first.token, "ValueError: boom", ITEM)
+    first = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    store.fail(1, 5, first.token, "ValueError: boom", ITEM, retention=DAY)
     (record,) = store.failed()
     assert (record.account_id, record.callback_id, record.type) == (1, 5, "min_balance")
     assert record.error == "ValueError: boom" and record.attempts == 1
     assert record.item == ITEM
-    second = store.claim(1, 5, lease_seconds=60)
+    second = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     assert second.status == CLAIMED
-    store.fail(1, 5, second.token, "ValueError: again", ITEM)
+    store.fail(1, 5, second.token, "ValueError: again", ITEM, retention=DAY)
     assert store.failed()[0].attempts == 2
-    third = store.claim(1, 5, lease_seconds=60)
+    third = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     assert len(store.failed()) == 1, "a failure stays recorded while it is being retried"
     store.complete(1, 5, third.token, ttl=60)
     assert store.failed() == []
-    assert store.claim(1, 5, lease_seconds=60).status == DONE
+    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == DONE
 
 
 def test_expired_lease_can_be_taken_over(store: Store) -> None:
-    dead = store.claim(1, 5, lease_seconds=1)
-    assert store.claim(1, 5, lease_seconds=1).status == BUSY
+    dead = store.claim(1, 5, BODY, lease_seconds=1, ttl=DAY)
+    assert store.claim(1, 5, BODY, lease_seconds=1, ttl=DAY).status == BUSY
     time.sleep(1.2)
-    takeover = store.claim(1, 5, lease_seconds=60)
+    takeover = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     assert takeover.status == CLAIMED
     assert takeover.token != dead.token
-    store.fail(1, 5, dead.token, "late failure of the dead worker", ITEM)
-    assert store.claim(1, 5, lease_seconds=60).status == BUSY, "a stale token releases nothing"
+    store.fail(1, 5, dead.token, "late failure of the dead worker", ITEM, retention=DAY)
+    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == BUSY, (
+        "a stale token releases nothing"
+    )
 
 
 def test_done_markers_expire_after_their_ttl(store: Store) -> None:
-    claim = store.claim(1, 5, lease_seconds=60)
+    claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     store.complete(1, 5, claim.token, ttl=1)
-    assert store.claim(1, 5, lease_seconds=60).status == DONE
+    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == DONE
     time.sleep(1.2)
-    assert store.claim(1, 5, lease_seconds=60).status == CLAIMED
+    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
 
 
 def test_prune_removes_old_failures_only(store: Store) -> None:
     for callback_id in (5, 6):
-        claim = store.claim(1, callback_id, lease_seconds=60)
-        store.fail(1, callback_id, claim.token, "boom", {**ITEM, "callback_id": callback_id})
+        claim = store.claim(1, callback_id, BODY, lease_seconds=60, ttl=DAY)
+        store.fail(
+            1, callback_id, claim.token, "boom", {**ITEM, "callback_id": callback_id}, retention=DAY
+        )
     assert store.prune(older_than=3600) == 0
     assert len(store.failed()) == 2
     time.sleep(0.05)
@@ -86,7 +93,7 @@ def test_concurrent_claims_in_threads_have_one_winner(store: Store) -> None:
 
     def claim() -> None:
         barrier.wait()
-        results.append(store.claim(9, 9, lease_seconds=60).status)
+        results.append(store.claim(9, 9, BODY, lease_seconds=60, ttl=DAY).status)
 
     threads = [threading.Thread(target=claim) for _ in range(16)]
     for thread in threads:
@@ -99,7 +106,11 @@ def test_concurrent_claims_in_threads_have_one_winner(store: Store) -> None:
 def _claim_in_process(url: str, start: multiprocessing.synchronize.Event, out: object) -> None:
     store = open_store(url)
     start.wait()
-    won = [cid for cid in range(200) if store.claim(3, cid, lease_seconds=60).status == CLAIMED]
+    won = [
+        cid
+        for cid in range(200)
+        if store.claim(3, cid, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+    ]
     out.put(won)  # type: ignore[attr-defined]
 
 
@@ -138,15 +149,15 @@ def test_failures_and_done_markers_survive_a_restart(backend: str, tmp_path: Pat
         server = request.getfixturevalue("redis_server")
         restart = lambda: (server.stop(), server.start())  # noqa: E731
     store = open_store(url)
-    claim = store.claim(1, 5, lease_seconds=60)
-    store.fail(1, 5, claim.token, "boom", ITEM)
-    done = store.claim(1, 6, lease_seconds=60)
+    claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    store.fail(1, 5, claim.token, "boom", ITEM, retention=DAY)
+    done = store.claim(1, 6, BODY, lease_seconds=60, ttl=DAY)
     store.complete(1, 6, done.token, ttl=3600)
     store.close()
     restart()
     reopened = open_store(url)
     assert [f.callback_id for f in reopened.failed()] == [5]
-    assert reopened.claim(1, 6, lease_seconds=60).status == DONE
+    assert reopened.claim(1, 6, BODY, lease_seconds=60, ttl=DAY).status == DONE
     reopened.close()
 
 
@@ -159,3 +170,62 @@ def test_sqlite_uses_wal(tmp_path: Path) -> None:
 def test_unknown_store_scheme_is_named() -> None:
     with pytest.raises(ValueError, match="VOXCALLBACKS_STORE"):
         open_store("mongodb://localhost")
+
+
+def test_a_key_is_pinned_to_the_body_of_its_first_claim(store: Store) -> None:
+    first = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH, "while leased"
+    store.fail(1, 5, first.token, "boom", ITEM, retention=DAY)
+    assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH, "once failed"
+    (record,) = store.failed()
+    assert record.item == ITEM and record.attempts == 1, "a mismatch changes nothing"
+    again = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    assert again.status == CLAIMED
+    store.complete(1, 5, again.token, ttl=DAY)
+    assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH, "once done"
+    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == DONE
+    assert store.claim(1, 6, OTHER, lease_seconds=60, ttl=DAY).status == CLAIMED, "per key"
+
+
+def test_an_abandoned_claim_keeps_its_pin_after_the_lease(store: Store) -> None:
+    store.claim(1, 5, BODY, lease_seconds=1, ttl=DAY)
+    time.sleep(1.5)
+    assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
+    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+
+
+def test_the_pin_ends_with_the_done_marker(store: Store) -> None:
+    claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    store.complete(1, 5, claim.token, ttl=1)
+    time.sleep(1.5)
+    assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == CLAIMED
+
+
+def test_failures_expire_after_their_retention(store: Store) -> None:
+    kept = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    store.fail(1, 5, kept.token, "boom", ITEM, retention=DAY)
+    brief = store.claim(1, 6, BODY, lease_seconds=60, ttl=DAY)
+    store.fail(1, 6, brief.token, "boom", {**ITEM, "callback_id": 6}, retention=1)
+    time.sleep(1.5)
+    assert [f.callback_id for f in store.failed()] == [5]
+    assert store.claim(1, 6, OTHER, lease_seconds=60, ttl=DAY).status == CLAIMED, "record gone"
+
+
+def test_a_late_failure_does_not_undo_a_completion(store: Store) -> None:
+    dead = store.claim(1, 5, BODY, lease_seconds=1, ttl=DAY)
+    time.sleep(1.5)
+    takeover = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    store.complete(1, 5, takeover.token, ttl=DAY)
+    store.fail(1, 5, dead.token, "the first worker fails at last", ITEM, retention=DAY)
+    assert store.failed() == []
+    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == DONE
+
+
+def test_prune_keeps_the_pin(store: Store) -> None:
+    claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    store.fail(1, 5, claim.token, "boom", ITEM, retention=DAY)
+    time.sleep(0.05)
+    assert store.prune(older_than=0) == 1
+    assert store.failed() == []
+    assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
+    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED

@@ -76,7 +76,7 @@ def test_type_round_trips_with_every_field_typed(client, seen, type_name: str) -
     assert callback.type == type_name
     assert callback.known
     assert callback.invalid_fields == ()
-    assert callback.raw == item
+    assert callback.raw == {key: value for key, value in item.items() if key != "hash"}
     assert_record(callback.payload, CALLBACK_TYPES[type_name].payload, type_name)
     assert callback.account_name == "acmecorp"
     assert callback.balance == Decimal("4.5231")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from .base import BUSY, CLAIMED, DONE, Claim, FailedCallback, Store
+from .base import BUSY, CLAIMED, DONE, MISMATCH, Claim, FailedCallback, Store
 
-__all__ = ["BUSY", "CLAIMED", "DONE", "Claim", "FailedCallback", "Store", "open_store"]
+__all__ = ["BUSY", "CLAIMED", "DONE", "MISMATCH", "Claim", "FailedCallback", "Store", "open_store"]
 
 
 class StoreURLError(ValueError):

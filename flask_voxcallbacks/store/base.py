@@ -1,22 +1,24 @@
-"""The store interface: atomic claims, done markers and the failed-callback record."""
+"""The store interface: atomic claims pinned to a body digest, done markers, failure records."""
 
 from __future__ import annotations
 
 import abc
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 #: Results of :meth:`Store.claim`.
 CLAIMED = "claimed"
 DONE = "done"
 BUSY = "busy"
+MISMATCH = "mismatch"
 
 
 @dataclass(frozen=True)
 class Claim:
-    """The answer to a claim: ``status`` is CLAIMED, DONE or BUSY; ``token`` proves ownership."""
+    """The answer to a claim: ``status`` is CLAIMED, DONE, BUSY or MISMATCH; ``token`` proves
+    ownership of a CLAIMED key."""
 
     status: str
     token: str = ""
@@ -24,7 +26,10 @@ class Claim:
 
 @dataclass(frozen=True)
 class FailedCallback:
-    """A callback whose handlers failed, kept until a later attempt succeeds."""
+    """A callback whose handlers failed, kept until an attempt succeeds or its retention ends.
+
+    ``item`` is the body pinned at the first authentic arrival, without its ``hash``.
+    """
 
     account_id: int
     callback_id: int
@@ -32,20 +37,27 @@ class FailedCallback:
     error: str
     failed_at: float
     attempts: int
-    item: Mapping[str, Any]
+    item: Mapping[str, Any] = field(repr=False)
 
 
 class Store(abc.ABC):
     """Where claims, done markers and failures live.
 
+    Each ``(account_id, callback_id)`` key has a record pinned to the digest of the body that first
+    claimed it. The record lives ``ttl`` seconds from its first claim, ``ttl`` seconds from its
+    completion, or ``retention`` seconds from its last failure; after that the key is new again.
+
     ``claim`` is atomic across every process sharing the store: of concurrent claims on one key,
-    exactly one gets CLAIMED. A key is claimable when it is new, failed, done past its TTL, or
-    claimed past its lease (the worker holding it is presumed dead).
+    exactly one gets CLAIMED. A claim with another digest than the pinned one gets MISMATCH and
+    changes nothing. Otherwise a key is claimable when it is new, failed, or claimed past its lease
+    (the worker holding it is presumed dead); a done key answers DONE and a leased one BUSY.
     """
 
     @abc.abstractmethod
-    def claim(self, account_id: int, callback_id: int, lease_seconds: int) -> Claim:
-        """Try to take ``(account_id, callback_id)`` for processing."""
+    def claim(
+        self, account_id: int, callback_id: int, digest: str, lease_seconds: int, ttl: int
+    ) -> Claim:
+        """Try to take ``(account_id, callback_id)`` for processing of the body ``digest``."""
 
     @abc.abstractmethod
     def complete(self, account_id: int, callback_id: int, token: str, ttl: int) -> None:
@@ -59,16 +71,27 @@ class Store(abc.ABC):
         token: str,
         error: str,
         item: Mapping[str, Any],
+        retention: int,
     ) -> None:
-        """Record a failed attempt with its raw item, and release the claim."""
+        """Record a failed attempt with its item (kept ``retention`` s) and release the claim.
+
+        A callback that another worker completed in the meantime stays done.
+        """
 
     @abc.abstractmethod
     def failed(self) -> list[FailedCallback]:
-        """Every callback whose last attempt failed, oldest first."""
+        """Every callback whose last attempt failed and whose retention has not ended, oldest
+        first."""
 
     @abc.abstractmethod
     def prune(self, older_than: float) -> int:
-        """Remove failure records older than ``older_than`` seconds; return how many."""
+        """Remove failure records (error and item) older than ``older_than`` seconds and forget
+        expired records; return how many failures were removed. A pruned key stays pinned to its
+        body until its record expires."""
+
+    def warnings(self) -> list[str]:
+        """Set-up problems that weaken a guarantee (shown by ``flask voxcallbacks check``)."""
+        return []
 
     def close(self) -> None:  # noqa: B027 - a no-op is right for stores without connections
         """Release connections."""

@@ -6,49 +6,66 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .base import BUSY, CLAIMED, DONE, Claim, FailedCallback, Store
+from .base import BUSY, CLAIMED, DONE, MISMATCH, Claim, FailedCallback, Store
 
 Key = tuple[int, int]
 
 
 @dataclass
-class _Entry:
+class _Record:
+    digest: str
+    expires_at: float
     token: str = ""
     lease_until: float = 0.0
-    done_until: float = 0.0
+    done: bool = False
+    failure: FailedCallback | None = None
 
 
 class MemoryStore(Store):
-    """Claims and failures in dictionaries guarded by one lock."""
+    """One record per key in a dictionary guarded by one lock."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[Key, _Entry] = {}
-        self._failures: dict[Key, FailedCallback] = {}
+        self._records: dict[Key, _Record] = {}
         self._claims_since_sweep = 0
 
-    def claim(self, account_id: int, callback_id: int, lease_seconds: int) -> Claim:
+    def _live(self, key: Key, now: float) -> _Record | None:
+        record = self._records.get(key)
+        if record is not None and record.expires_at <= now and record.lease_until <= now:
+            del self._records[key]
+            return None
+        return record
+
+    def claim(
+        self, account_id: int, callback_id: int, digest: str, lease_seconds: int, ttl: int
+    ) -> Claim:
         key = (account_id, callback_id)
         now = self.now()
         with self._lock:
             self._sweep(now)
-            entry = self._entries.setdefault(key, _Entry())
-            if entry.done_until > now:
+            record = self._live(key, now)
+            if record is None:
+                record = self._records[key] = _Record(digest, now + ttl)
+            elif record.digest != digest:
+                return Claim(MISMATCH)
+            elif record.done:
                 return Claim(DONE)
-            if entry.lease_until > now:
+            elif record.lease_until > now:
                 return Claim(BUSY)
-            entry.token = self.new_token()
-            entry.lease_until = now + lease_seconds
-            return Claim(CLAIMED, entry.token)
+            record.token = self.new_token()
+            record.lease_until = now + lease_seconds
+            return Claim(CLAIMED, record.token)
 
     def complete(self, account_id: int, callback_id: int, token: str, ttl: int) -> None:
-        key = (account_id, callback_id)
         with self._lock:
-            entry = self._entries.setdefault(key, _Entry())
-            entry.done_until = self.now() + ttl
-            if entry.token == token:
-                entry.lease_until = 0.0
-            self._failures.pop(key, None)
+            record = self._records.get((account_id, callback_id))
+            if record is None:
+                return
+            record.done = True
+            record.failure = None
+            record.expires_at = self.now() + ttl
+            if record.token == token:
+                record.lease_until = 0.0
 
     def fail(
         self,
@@ -57,46 +74,59 @@ class MemoryStore(Store):
         token: str,
         error: str,
         item: Mapping[str, Any],
+        retention: int,
     ) -> None:
-        key = (account_id, callback_id)
+        now = self.now()
         with self._lock:
-            previous = self._failures.get(key)
-            self._failures[key] = FailedCallback(
+            record = self._records.get((account_id, callback_id))
+            if record is None or record.done:
+                return
+            previous = record.failure.attempts if record.failure else 0
+            record.failure = FailedCallback(
                 account_id,
                 callback_id,
                 str(item.get("type", "")),
                 error,
-                self.now(),
-                (previous.attempts if previous else 0) + 1,
+                now,
+                previous + 1,
                 dict(item),
             )
-            entry = self._entries.get(key)
-            if entry is not None and entry.token == token:
-                entry.lease_until = 0.0
+            record.expires_at = now + retention
+            if record.token == token:
+                record.lease_until = 0.0
 
     def failed(self) -> list[FailedCallback]:
+        now = self.now()
         with self._lock:
-            return sorted(self._failures.values(), key=lambda f: f.failed_at)
+            failures = [
+                r.failure
+                for r in self._records.values()
+                if r.failure is not None and r.expires_at > now
+            ]
+        return sorted(failures, key=lambda f: f.failed_at)
 
     def prune(self, older_than: float) -> int:
-        cutoff = self.now() - older_than
+        now = self.now()
+        cutoff = now - older_than
         with self._lock:
-            old = [key for key, f in self._failures.items() if f.failed_at < cutoff]
-            for key in old:
-                del self._failures[key]
-            self._sweep(self.now(), force=True)
+            old = [
+                r
+                for r in self._records.values()
+                if r.failure is not None and r.failure.failed_at < cutoff
+            ]
+            for record in old:
+                record.failure = None
+            self._sweep(now, force=True)
             return len(old)
 
     def _sweep(self, now: float, force: bool = False) -> None:
-        """Drop expired done markers and leases now and then, so memory stays bounded."""
+        """Drop expired records now and then, so memory stays bounded."""
         self._claims_since_sweep += 1
         if not force and self._claims_since_sweep < 1000:
             return
         self._claims_since_sweep = 0
         stale = [
-            key
-            for key, entry in self._entries.items()
-            if entry.done_until <= now and entry.lease_until <= now and key not in self._failures
+            key for key, r in self._records.items() if r.expires_at <= now and r.lease_until <= now
         ]
         for key in stale:
-            del self._entries[key]
+            del self._records[key]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-from .base import BUSY, CLAIMED, DONE, Claim, FailedCallback, Store
+from .base import BUSY, CLAIMED, DONE, MISMATCH, Claim, FailedCallback, Store
 
 try:
     import redis
@@ -15,37 +15,54 @@ except ImportError as error:  # pragma: no cover - depends on the installed extr
         "pip install 'flask-voxcallbacks[redis]'"
     ) from error
 
-# KEYS: claim, done. ARGV: token, lease ms.
+# Keys per callback (field = "account_id:callback_id"): ``rec:`` a hash with the pinned
+# ``digest`` and ``done``, expiring with the record; ``claim:`` the lease token (PX lease);
+# ``failure:`` a hash with the failure ``record`` (JSON) and ``attempts``, expiring with the
+# retention. ``failed`` is a sorted set of the failed fields by time.
+
+# KEYS: rec, claim. ARGV: digest, token, lease ms, ttl s.
 _CLAIM = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return 'done' end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 'claimed' end
-return 'busy'
+local pinned = redis.call('HGET', KEYS[1], 'digest')
+if pinned and pinned ~= ARGV[1] then return 'mismatch' end
+if redis.call('HGET', KEYS[1], 'done') then return 'done' end
+if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 'busy' end
+if not pinned then
+  redis.call('HSET', KEYS[1], 'digest', ARGV[1])
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+elseif redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return 'claimed'
 """
-# KEYS: claim, done, failed hash, attempts hash. ARGV: token, ttl s, field.
+# KEYS: rec, claim, failure, failed index. ARGV: token, ttl s, field.
 _COMPLETE = """
-redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-redis.call('HDEL', KEYS[3], ARGV[3])
-redis.call('HDEL', KEYS[4], ARGV[3])
+redis.call('HSET', KEYS[1], 'done', '1')
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+redis.call('DEL', KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[3])
 return 1
 """
-# KEYS: claim, failed hash, attempts hash. ARGV: token, field, record.
+# KEYS: rec, claim, failure, failed index. ARGV: token, field, record, failed_at, retention s.
 _FAIL = """
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+if redis.call('HGET', KEYS[1], 'done') then return 0 end
+redis.call('HSET', KEYS[3], 'record', ARGV[3])
+redis.call('HINCRBY', KEYS[3], 'attempts', 1)
+redis.call('EXPIRE', KEYS[3], ARGV[5])
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 1
 """
 
 
 class RedisStore(Store):
-    """Claims as ``SET NX PX`` keys, done markers with a TTL, failures in a hash (no TTL)."""
+    """Claims as ``SET NX PX`` keys, records and failures as hashes with a TTL."""
 
     def __init__(self, client: redis.Redis, prefix: str = "voxcallbacks:") -> None:
         self.client = client
         self.prefix = prefix
         self._failed_key = f"{prefix}failed"
-        self._attempts_key = f"{prefix}attempts"
         self._claim = client.register_script(_CLAIM)
         self._complete = client.register_script(_COMPLETE)
         self._fail = client.register_script(_FAIL)
@@ -54,25 +71,26 @@ class RedisStore(Store):
     def from_url(cls, url: str) -> RedisStore:
         return cls(redis.Redis.from_url(url))
 
-    def _keys(self, account_id: int, callback_id: int) -> tuple[str, str, str]:
+    def _keys(self, account_id: int, callback_id: int) -> tuple[str, str, str, str]:
+        """The record, claim and failure keys of a callback, and its field name."""
         field = f"{account_id}:{callback_id}"
-        return f"{self.prefix}claim:{field}", f"{self.prefix}done:{field}", field
+        p = self.prefix
+        return f"{p}rec:{field}", f"{p}claim:{field}", f"{p}failure:{field}", field
 
-    def claim(self, account_id: int, callback_id: int, lease_seconds: int) -> Claim:
-        claim_key, done_key, _ = self._keys(account_id, callback_id)
+    def claim(
+        self, account_id: int, callback_id: int, digest: str, lease_seconds: int, ttl: int
+    ) -> Claim:
+        rec, claim, _, _ = self._keys(account_id, callback_id)
         token = self.new_token()
-        result = self._claim(keys=[claim_key, done_key], args=[token, lease_seconds * 1000])
+        result = self._claim(keys=[rec, claim], args=[digest, token, lease_seconds * 1000, ttl])
         status = _text(result)
         if status == "claimed":
             return Claim(CLAIMED, token)
-        return Claim(DONE if status == "done" else BUSY)
+        return Claim({"done": DONE, "mismatch": MISMATCH}.get(status, BUSY))
 
     def complete(self, account_id: int, callback_id: int, token: str, ttl: int) -> None:
-        claim_key, done_key, field = self._keys(account_id, callback_id)
-        self._complete(
-            keys=[claim_key, done_key, self._failed_key, self._attempts_key],
-            args=[token, ttl, field],
-        )
+        rec, claim, failure, field = self._keys(account_id, callback_id)
+        self._complete(keys=[rec, claim, failure, self._failed_key], args=[token, ttl, field])
 
     def fail(
         self,
@@ -81,26 +99,29 @@ class RedisStore(Store):
         token: str,
         error: str,
         item: Mapping[str, Any],
+        retention: int,
     ) -> None:
-        claim_key, _, field = self._keys(account_id, callback_id)
+        rec, claim, failure, field = self._keys(account_id, callback_id)
+        now = self.now()
         record = json.dumps(
-            {
-                "type": str(item.get("type", "")),
-                "error": error,
-                "failed_at": self.now(),
-                "item": dict(item),
-            }
+            {"type": str(item.get("type", "")), "error": error, "failed_at": now, "item": item}
         )
         self._fail(
-            keys=[claim_key, self._failed_key, self._attempts_key], args=[token, field, record]
+            keys=[rec, claim, failure, self._failed_key],
+            args=[token, field, record, now, retention],
         )
 
     def failed(self) -> list[FailedCallback]:
-        records = self.client.hgetall(self._failed_key)
-        attempts = self.client.hgetall(self._attempts_key)
-        result = []
-        for raw_field, raw_record in records.items():
-            account_id, callback_id = (int(part) for part in _text(raw_field).split(":"))
+        fields = [_text(f) for f in self.client.zrange(self._failed_key, 0, -1)]
+        pipeline = self.client.pipeline(transaction=False)
+        for field in fields:
+            pipeline.hmget(f"{self.prefix}failure:{field}", ["record", "attempts"])
+        result, expired = [], []
+        for field, (raw_record, attempts) in zip(fields, pipeline.execute()):
+            if raw_record is None:
+                expired.append(field)
+                continue
+            account_id, callback_id = (int(part) for part in field.split(":"))
             record = json.loads(raw_record)
             result.append(
                 FailedCallback(
@@ -109,19 +130,46 @@ class RedisStore(Store):
                     record["type"],
                     record["error"],
                     record["failed_at"],
-                    int(attempts.get(raw_field, 1)),
+                    int(attempts or 1),
                     record["item"],
                 )
             )
-        return sorted(result, key=lambda f: f.failed_at)
+        if expired:
+            self.client.zrem(self._failed_key, *expired)
+        return result
 
     def prune(self, older_than: float) -> int:
         cutoff = self.now() - older_than
-        old = [f"{f.account_id}:{f.callback_id}" for f in self.failed() if f.failed_at < cutoff]
+        old = [f for f in self.failed() if f.failed_at < cutoff]
         if old:
-            self.client.hdel(self._failed_key, *old)
-            self.client.hdel(self._attempts_key, *old)
+            fields = [f"{f.account_id}:{f.callback_id}" for f in old]
+            self.client.delete(*(f"{self.prefix}failure:{field}" for field in fields))
+            self.client.zrem(self._failed_key, *fields)
         return len(old)
+
+    def warnings(self) -> list[str]:
+        try:
+            policy = _text(self.client.config_get("maxmemory-policy").get("maxmemory-policy"))
+            persistence = self.client.config_get("appendonly")
+            saves = self.client.config_get("save")
+        except redis.ResponseError:
+            return [
+                "the Redis server refuses CONFIG GET: make sure its maxmemory-policy is"
+                " noeviction and that it persists its data (appendonly yes)"
+            ]
+        found = []
+        if policy != "noeviction":
+            found.append(
+                f"Redis maxmemory-policy is {policy}: under memory pressure it may evict done"
+                " markers and pins, and an evicted callback id can be replayed with any body;"
+                " set maxmemory-policy noeviction"
+            )
+        if _text(persistence.get("appendonly")) != "yes" and not _text(saves.get("save")):
+            found.append(
+                "Redis persists nothing (appendonly no, no save points): failed callbacks and"
+                " done markers are lost when it restarts; set appendonly yes"
+            )
+        return found
 
     def close(self) -> None:
         self.client.close()

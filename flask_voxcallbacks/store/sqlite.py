@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -10,8 +11,12 @@ import weakref
 from pathlib import Path
 from typing import Any, Mapping
 
-from .base import BUSY, CLAIMED, DONE, Claim, FailedCallback, Store
+from .base import BUSY, CLAIMED, DONE, MISMATCH, Claim, FailedCallback, Store
 
+# One row per key. ``digest`` pins the body of the first claim; the row lives until
+# ``expires_at`` (or the end of its lease), then the key is new again. ``done_until`` is set
+# once the callback is handled; ``error``, ``item`` and ``failed_at`` while its last attempt
+# failed.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS voxcallbacks (
     account_id INTEGER NOT NULL,
@@ -24,19 +29,43 @@ CREATE TABLE IF NOT EXISTS voxcallbacks (
     item TEXT,
     failed_at REAL,
     attempts INTEGER NOT NULL DEFAULT 0,
+    digest TEXT NOT NULL DEFAULT '',
+    expires_at REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (account_id, callback_id)
 );
 CREATE INDEX IF NOT EXISTS voxcallbacks_failed_at ON voxcallbacks (failed_at);
-CREATE INDEX IF NOT EXISTS voxcallbacks_done_until ON voxcallbacks (done_until);
+CREATE INDEX IF NOT EXISTS voxcallbacks_expires_at ON voxcallbacks (expires_at);
 """
 
-# One statement, so the claim is atomic: it inserts a new key or takes over a key that is
-# neither done (within its TTL) nor leased; any other existing row is left alone.
+# Files written by version 0.1.0 lack the pin and the expiry: rows keep no pin (the next claim
+# sets it) and live as long as their done marker, lease or failure did.
+_UPGRADE = """
+ALTER TABLE voxcallbacks ADD COLUMN digest TEXT NOT NULL DEFAULT '';
+ALTER TABLE voxcallbacks ADD COLUMN expires_at REAL NOT NULL DEFAULT 0;
+UPDATE voxcallbacks SET expires_at = MAX(
+    done_until, lease_until, CASE WHEN error IS NULL THEN 0 ELSE failed_at + 30 * 86400 END);
+"""
+
+# One statement, so the claim is atomic. A new key is inserted. An existing row is taken over
+# when its lease is over and either it has expired (it starts afresh) or it is pinned to this
+# body (or to none yet) and not done. Any other row is left alone.
 _CLAIM = """
-INSERT INTO voxcallbacks (account_id, callback_id, token, lease_until) VALUES (?, ?, ?, ?)
-ON CONFLICT (account_id, callback_id) DO UPDATE
-SET token = excluded.token, lease_until = excluded.lease_until
-WHERE done_until <= ? AND lease_until <= ?
+INSERT INTO voxcallbacks (account_id, callback_id, digest, expires_at, token, lease_until)
+VALUES (:account_id, :callback_id, :digest, :expires_at, :token, :lease_until)
+ON CONFLICT (account_id, callback_id) DO UPDATE SET
+    token = excluded.token,
+    lease_until = excluded.lease_until,
+    digest = excluded.digest,
+    expires_at = CASE WHEN expires_at > :now THEN MAX(expires_at, excluded.lease_until)
+                      ELSE excluded.expires_at END,
+    done_until = CASE WHEN expires_at > :now THEN done_until ELSE 0 END,
+    type = CASE WHEN expires_at > :now THEN type END,
+    error = CASE WHEN expires_at > :now THEN error END,
+    item = CASE WHEN expires_at > :now THEN item END,
+    failed_at = CASE WHEN expires_at > :now THEN failed_at END,
+    attempts = CASE WHEN expires_at > :now THEN attempts ELSE 0 END
+WHERE lease_until <= :now
+  AND (expires_at <= :now OR (done_until = 0 AND digest IN ('', excluded.digest)))
 """
 
 _SWEEP_EVERY = 1000
@@ -57,7 +86,11 @@ class SQLiteStore(Store):
         self._pid = 0
         self._claims = 0
         with self._lock:
-            self._connection().executescript(_SCHEMA)
+            db = self._connection()
+            columns = {row[1] for row in db.execute("PRAGMA table_info(voxcallbacks)")}
+            if columns and "digest" not in columns:
+                db.executescript(_UPGRADE)
+            db.executescript(_SCHEMA)
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -67,7 +100,7 @@ class SQLiteStore(Store):
             raise ValueError(
                 "VOXCALLBACKS_STORE sqlite URL needs a file: sqlite:///path/to/file.db"
             )
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        create_private(Path(path))
         return cls(path)
 
     def _connection(self) -> sqlite3.Connection:
@@ -86,35 +119,55 @@ class SQLiteStore(Store):
             self._db, self._pid = db, os.getpid()
         return self._db
 
-    def claim(self, account_id: int, callback_id: int, lease_seconds: int) -> Claim:
+    def claim(
+        self, account_id: int, callback_id: int, digest: str, lease_seconds: int, ttl: int
+    ) -> Claim:
         now = self.now()
         token = self.new_token()
+        key = {"account_id": account_id, "callback_id": callback_id}
         with self._lock:
             db = self._connection()
             cursor = db.execute(
-                _CLAIM, (account_id, callback_id, token, now + lease_seconds, now, now)
+                _CLAIM,
+                {
+                    **key,
+                    "digest": digest,
+                    "expires_at": now + ttl,
+                    "token": token,
+                    "lease_until": now + lease_seconds,
+                    "now": now,
+                },
             )
             if cursor.rowcount == 1:
                 self._maybe_sweep(db, now)
                 return Claim(CLAIMED, token)
             row = db.execute(
-                "SELECT done_until FROM voxcallbacks WHERE account_id = ? AND callback_id = ?",
-                (account_id, callback_id),
+                """SELECT digest, done_until FROM voxcallbacks
+                   WHERE account_id = :account_id AND callback_id = :callback_id""",
+                key,
             ).fetchone()
-        return Claim(DONE if row is not None and row[0] > now else BUSY)
+        if row is not None and row[0] not in ("", digest):
+            return Claim(MISMATCH)
+        return Claim(DONE if row is not None and row[1] > 0 else BUSY)
 
     def complete(self, account_id: int, callback_id: int, token: str, ttl: int) -> None:
         self._execute(
             """UPDATE voxcallbacks
-               SET done_until = ?, error = NULL, item = NULL, failed_at = NULL,
-                   lease_until = CASE WHEN token = ? THEN 0 ELSE lease_until END
-               WHERE account_id = ? AND callback_id = ?""",
-            (self.now() + ttl, token, account_id, callback_id),
+               SET done_until = :until, expires_at = :until,
+                   type = NULL, error = NULL, item = NULL, failed_at = NULL,
+                   lease_until = CASE WHEN token = :token THEN 0 ELSE lease_until END
+               WHERE account_id = :account_id AND callback_id = :callback_id""",
+            {
+                "until": self.now() + ttl,
+                "token": token,
+                "account_id": account_id,
+                "callback_id": callback_id,
+            },
         )
 
-    def _execute(self, sql: str, parameters: tuple[Any, ...]) -> None:
+    def _execute(self, sql: str, parameters: Mapping[str, Any]) -> int:
         with self._lock:
-            self._connection().execute(sql, parameters)
+            return self._connection().execute(sql, parameters).rowcount
 
     def fail(
         self,
@@ -123,21 +176,26 @@ class SQLiteStore(Store):
         token: str,
         error: str,
         item: Mapping[str, Any],
+        retention: int,
     ) -> None:
+        now = self.now()
         self._execute(
             """UPDATE voxcallbacks
-               SET type = ?, error = ?, item = ?, failed_at = ?, attempts = attempts + 1,
-                   lease_until = CASE WHEN token = ? THEN 0 ELSE lease_until END
-               WHERE account_id = ? AND callback_id = ?""",
-            (
-                str(item.get("type", "")),
-                error,
-                json.dumps(item),
-                self.now(),
-                token,
-                account_id,
-                callback_id,
-            ),
+               SET type = :type, error = :error, item = :item, failed_at = :now,
+                   attempts = attempts + 1, expires_at = :expires_at,
+                   lease_until = CASE WHEN token = :token THEN 0 ELSE lease_until END
+               WHERE account_id = :account_id AND callback_id = :callback_id
+                 AND done_until = 0""",
+            {
+                "type": str(item.get("type", "")),
+                "error": error,
+                "item": json.dumps(item),
+                "now": now,
+                "expires_at": now + retention,
+                "token": token,
+                "account_id": account_id,
+                "callback_id": callback_id,
+            },
         )
 
     def failed(self) -> list[FailedCallback]:
@@ -146,7 +204,9 @@ class SQLiteStore(Store):
                 self._connection()
                 .execute(
                     """SELECT account_id, callback_id, type, error, failed_at, attempts, item
-                   FROM voxcallbacks WHERE error IS NOT NULL ORDER BY failed_at"""
+                       FROM voxcallbacks WHERE error IS NOT NULL AND expires_at > ?
+                       ORDER BY failed_at""",
+                    (self.now(),),
                 )
                 .fetchall()
             )
@@ -159,7 +219,8 @@ class SQLiteStore(Store):
         with self._lock:
             db = self._connection()
             cursor = db.execute(
-                "DELETE FROM voxcallbacks WHERE error IS NOT NULL AND failed_at < ?",
+                """UPDATE voxcallbacks SET type = NULL, error = NULL, item = NULL, failed_at = NULL
+                   WHERE error IS NOT NULL AND failed_at < ?""",
                 (now - older_than,),
             )
             self._sweep(db, now)
@@ -172,15 +233,37 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _sweep(db: sqlite3.Connection, now: float) -> None:
-        """Forget handled callbacks past their TTL, so the table stays bounded."""
+        """Forget expired rows, so the table stays bounded."""
         db.execute(
-            """DELETE FROM voxcallbacks
-               WHERE error IS NULL AND done_until > 0 AND done_until <= ? AND lease_until <= ?""",
-            (now, now),
+            "DELETE FROM voxcallbacks WHERE expires_at <= ? AND lease_until <= ?", (now, now)
         )
+
+    def warnings(self) -> list[str]:
+        found = []
+        for path in (self.path, f"{self.path}-wal", f"{self.path}-shm"):
+            try:
+                mode = os.stat(path).st_mode & 0o777
+            except FileNotFoundError:
+                continue
+            if mode & 0o077:
+                found.append(
+                    f"{path} can be read by other users (mode {mode:o}); it holds personal data"
+                    f" from the callbacks: chmod 600 {path}"
+                )
+        return found
 
     def close(self) -> None:
         with self._lock:
             if self._finalizer is not None:
                 self._finalizer()
             self._db = self._finalizer = None
+
+
+def create_private(path: Path) -> None:
+    """Create the database file (0600) and its missing directories (0700), readable by the owner
+    only: the file holds personal data from the callbacks. Existing ones are left as they are."""
+    missing = [parent for parent in path.parents if not parent.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))

@@ -1,0 +1,181 @@
+"""A callback id is pinned to the body it first arrived with: a forged body never runs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from conftest import ENDPOINT, make_app
+
+from flask_voxcallbacks import callback_received, callback_rejected, min_balance_reached
+from flask_voxcallbacks.state import get_state
+from flask_voxcallbacks.testing import make_batch, make_callback
+
+
+class Receiver:
+    """Records what it was given; raises while ``failing`` is set."""
+
+    def __init__(self, failing: bool = False) -> None:
+        self.failing = failing
+        self.calls: list[Any] = []
+
+    def __call__(self, sender: Any, callback: Any, **extra: Any) -> None:
+        self.calls.append(callback)
+        if self.failing:
+            raise ConnectionError("crm unreachable")
+
+
+def forge(item: dict[str, Any]) -> dict[str, Any]:
+    """The same ids and valid hash with another type and body, as an attacker would send."""
+    return {
+        **item,
+        "type": "sms_inbound",
+        "balance": 1_000_000,
+        "sms_inbound": {"sms_inbound": {"source_number": "1", "sms_body": "PAY"}},
+    }
+
+
+@pytest.fixture
+def app(store_url: str):
+    return make_app(VOXCALLBACKS_STORE=store_url)
+
+
+def rejections(app) -> list[tuple[Any, str]]:
+    seen: list[tuple[Any, str]] = []
+    callback_rejected.connect(lambda s, callback, reason: seen.append((callback, reason)), app)
+    return seen
+
+
+def test_forged_body_after_a_failure_is_rejected_and_replay_runs_the_first(app, client) -> None:
+    handler, everything = Receiver(failing=True), Receiver()
+    rejected = rejections(app)
+    min_balance_reached.connect(handler, app)
+    callback_received.connect(everything, app)
+    item = make_callback("min_balance", balance=10)
+
+    assert client.post(ENDPOINT, json=make_batch(item)).status_code == 500
+    forged = client.post(ENDPOINT, json=make_batch(forge(item)))
+
+    assert forged.status_code == 403
+    assert forged.get_json() == {
+        "accepted": 0,
+        "rejected": 1,
+        "duplicates": 0,
+        "in_progress": 0,
+        "failed": 0,
+    }
+    assert [c.type for c in everything.calls] == ["min_balance"], "the forged body never ran"
+    ((callback, reason),) = rejected
+    assert reason == "body_mismatch"
+    assert (callback.account_id, callback.callback_id) == (item["account_id"], item["callback_id"])
+    assert callback.type == "sms_inbound" and "hash" not in callback.raw
+    (record,) = get_state(app).store.failed()
+    assert record.type == "min_balance" and record.item["balance"] == 10, "record not overwritten"
+
+    handler.failing = False
+    result = app.test_cli_runner().invoke(args=["voxcallbacks", "replay", "--all"])
+    assert result.exit_code == 0, result.output
+    assert [(c.type, c.balance) for c in everything.calls[1:]] == [("min_balance", 10)]
+    genuine = client.post(ENDPOINT, json=make_batch(item))
+    assert genuine.get_json()["duplicates"] == 1, "the genuine redelivery is not lost"
+
+
+def test_genuine_redelivery_after_a_forgery_still_runs(app, client) -> None:
+    handler = Receiver(failing=True)
+    min_balance_reached.connect(handler, app)
+    item = make_callback("min_balance")
+    client.post(ENDPOINT, json=make_batch(item))
+    client.post(ENDPOINT, json=make_batch(forge(item)))
+    handler.failing = False
+    response = client.post(ENDPOINT, json=make_batch(item))
+    assert response.status_code == 200 and response.get_json()["accepted"] == 1
+    assert [c.callback_id for c in handler.calls] == [item["callback_id"]] * 2
+    assert get_state(app).store.failed() == []
+
+
+def test_forged_body_after_success_is_rejected_not_a_duplicate(app, client, seen) -> None:
+    item = make_callback("min_balance", balance=10)
+    client.post(ENDPOINT, json=make_batch(item))
+    response = client.post(ENDPOINT, json=make_batch(forge(item), forge(item)))
+    assert response.status_code == 403 and response.get_json()["rejected"] == 2
+    assert [reason for _, reason in seen.rejected] == ["body_mismatch"] * 2
+    assert [c.type for c in seen.received] == ["min_balance"]
+
+
+def test_forged_body_while_another_worker_runs_it_is_rejected(app, client, seen) -> None:
+    item = make_callback("min_balance")
+    with min_balance_reached.connected_to(
+        lambda sender, callback: client.post(ENDPOINT, json=make_batch(forge(item))), app
+    ):
+        assert client.post(ENDPOINT, json=make_batch(item)).status_code == 200
+    assert [reason for _, reason in seen.rejected] == ["body_mismatch"]
+    assert [c.type for c in seen.received] == ["min_balance"]
+
+
+def test_key_order_spacing_and_hash_case_do_not_change_the_body(app, client, seen) -> None:
+    item = make_callback("min_balance")
+    client.post(ENDPOINT, json=make_batch(item))
+    reordered = dict(reversed(list(item.items())), hash=item["hash"].upper())
+    body = json.dumps(make_batch(reordered), indent=3).encode()
+    response = client.post(ENDPOINT, data=body, content_type="application/json")
+    assert response.status_code == 200 and response.get_json()["duplicates"] == 1
+    assert seen.rejected == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"balance": 10.0},  # 10 and 10.0 are different JSON
+        {"currency": "EUR"},
+        {"extra_key": None},
+        {"min_balance": {"is_min_credit": True, "is_repeated": False}},
+    ],
+)
+def test_any_change_of_value_type_or_key_is_a_mismatch(app, client, seen, change) -> None:
+    item = make_callback("min_balance", balance=10)
+    client.post(ENDPOINT, json=make_batch(item))
+    response = client.post(ENDPOINT, json=make_batch({**item, **change}))
+    assert response.status_code == 403
+    assert [reason for _, reason in seen.rejected] == ["body_mismatch"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_two_app_instances_sharing_a_store(backend: str, tmp_path, request) -> None:
+    url = (
+        f"sqlite:///{tmp_path}/shared.db"
+        if backend == "sqlite"
+        else request.getfixturevalue("redis_url")
+    )
+    first, second = make_app(VOXCALLBACKS_STORE=url), make_app(VOXCALLBACKS_STORE=url)
+    failing, ran_second = Receiver(failing=True), Receiver()
+    rejected = rejections(second)
+    callback_received.connect(failing, first)
+    callback_received.connect(ran_second, second)
+    item = make_callback("min_balance", balance=10)
+
+    assert first.test_client().post(ENDPOINT, json=make_batch(item)).status_code == 500
+    forged = second.test_client().post(ENDPOINT, json=make_batch(forge(item)))
+    assert forged.status_code == 403 and [r for _, r in rejected] == ["body_mismatch"]
+    assert ran_second.calls == []
+    (record,) = get_state(second).store.failed()
+    assert record.item["type"] == "min_balance"
+
+    genuine = second.test_client().post(ENDPOINT, json=make_batch(item))
+    assert genuine.status_code == 200
+    assert [(c.type, c.balance) for c in ran_second.calls] == [("min_balance", 10)]
+    again = first.test_client().post(ENDPOINT, json=make_batch(forge(item)))
+    assert again.status_code == 403
+
+
+def test_stored_items_and_raw_carry_no_hash(app, client) -> None:
+    handler = Receiver(failing=True)
+    callback_received.connect(handler, app)
+    item = make_callback("sms_inbound")
+    client.post(ENDPOINT, json=make_batch(item))
+    (callback,) = handler.calls
+    assert "hash" not in callback.raw
+    assert callback.raw == {k: v for k, v in item.items() if k != "hash"}
+    (record,) = get_state(app).store.failed()
+    assert "hash" not in record.item and item["hash"] not in json.dumps(record.item)
+    assert item["hash"] not in repr(record) and item["hash"] not in repr(callback)
