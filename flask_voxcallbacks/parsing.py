@@ -21,9 +21,13 @@ def parse_batch(body: bytes) -> list[dict[str, Any]]:
     if not body.strip():
         raise BadBatch(f"empty body; {EXPECTED}")
     try:
-        data = json.loads(body, parse_constant=_reject_constant)
+        # JSON exchanged between systems is UTF-8 (RFC 8259); json.loads would guess UTF-16 and
+        # UTF-32 from bytes, so the text is decoded here, strictly.
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise BadBatch("the body is not UTF-8 text") from None
+    try:
+        data = json.loads(text.removeprefix("\ufeff"), parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
         raise BadBatch(
             f"invalid JSON: {error.msg} at line {error.lineno} column {error.colno}"

@@ -59,14 +59,15 @@ def test_check_fails_when_the_store_is_unreachable() -> None:
 
 class Capture(BaseHTTPRequestHandler):
     bodies: ClassVar[list[bytes]] = []
+    reply: ClassVar[bytes] = b'{"accepted": 2}'
+    status: ClassVar[int] = 200
 
     def do_POST(self) -> None:
         Capture.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
-        reply = b'{"accepted": 2}'
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(reply)))
+        self.send_response(Capture.status)
+        self.send_header("Content-Length", str(len(Capture.reply)))
         self.end_headers()
-        self.wfile.write(reply)
+        self.wfile.write(Capture.reply)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -79,6 +80,7 @@ def capture_server():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     Capture.bodies = []
+    capture_replying(b'{"accepted": 2}')
     yield f"http://127.0.0.1:{port}/any/path"
     server.shutdown()
     server.server_close()
@@ -129,3 +131,175 @@ def test_send_refuses_non_http_urls(app) -> None:
         args=["voxcallbacks", "send", "js_fail", "--url", "file:///etc/passwd"]
     )
     assert result.exit_code == 2
+
+
+def capture_replying(reply: bytes, status: int = 200) -> None:
+    Capture.reply, Capture.status = reply, status
+
+
+@pytest.mark.parametrize(
+    ("status", "reply", "message"),
+    [
+        (
+            200,
+            b'{"accepted": 0, "rejected": 0, "duplicates": 1, "in_progress": 0, "failed": 0}',
+            "0 of 1 sample(s) accepted; the endpoint answered 200 with duplicates=1",
+        ),
+        (
+            403,
+            b'{"accepted": 0, "rejected": 1, "duplicates": 0, "in_progress": 0, "failed": 0}',
+            "the endpoint answered 403 with rejected=1",
+        ),
+        (
+            500,
+            b'{"accepted": 0, "rejected": 0, "duplicates": 0, "in_progress": 0, "failed": 1}',
+            "the endpoint answered 500 with failed=1",
+        ),
+        (404, b"<html>Not Found</html>", "is not the endpoint's summary: is --url the endpoint?"),
+    ],
+)
+def test_send_fails_unless_every_sample_is_accepted(
+    app, capture_server, status: int, reply: bytes, message: str
+) -> None:
+    capture_replying(reply, status)
+    result = app.test_cli_runner().invoke(
+        args=["voxcallbacks", "send", "js_fail", "--url", capture_server]
+    )
+    assert result.exit_code == 1
+    assert message in result.output
+
+
+def test_sample_ids_differ_across_processes() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from flask_voxcallbacks.testing import make_callback;"
+        " print(make_callback('js_fail')['callback_id'])"
+    )
+    ids = {
+        int(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for _ in range(3)
+    }
+    assert len(ids) == 3
+    assert all(0 < i <= 2**63 - 1 for i in ids)
+
+
+def test_send_twice_and_after_a_restart_is_accepted_each_time(tmp_path) -> None:
+    import os
+    import subprocess
+
+    from servers import BIN, ROOT, start, stop
+
+    env = {
+        "VOXCALLBACKS_STORE": f"sqlite:///{tmp_path}/vox.db",
+        "PYTHONPATH": str(ROOT),
+    }
+    outputs = []
+    for _restart in range(2):
+        port = free_port()
+        with (tmp_path / "server.log").open("ab") as log:
+            server = start(
+                [str(BIN / "flask"), "--app", "example_app", "run", "--port", str(port)],
+                port,
+                log,
+                env,
+            )
+        try:
+            for _ in range(2):
+                sent = subprocess.run(
+                    [
+                        str(BIN / "flask"),
+                        "--app",
+                        "example_app",
+                        "voxcallbacks",
+                        "send",
+                        "min_balance",
+                        "--url",
+                        f"http://127.0.0.1:{port}/voximplant/callbacks",
+                    ],
+                    cwd=ROOT,
+                    env={**os.environ, **env},
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
+                assert sent.returncode == 0, sent.stdout + sent.stderr
+                outputs.append(sent.stdout)
+        finally:
+            stop(server)
+    assert all('"accepted": 1' in out or '"accepted":1' in out for out in outputs)
+    assert (tmp_path / "server.log").read_text().count("Low balance on account") == 4
+
+
+def test_check_hides_every_form_of_store_password() -> None:
+    url = "redis://user:pw-in-userinfo@127.0.0.1:1/0?password=pw-in-query&db=0"
+    app = make_app(VOXCALLBACKS_STORE=url)
+    result = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
+    assert "pw-in-userinfo" not in result.output and "pw-in-query" not in result.output
+    assert "Store: redis://***@127.0.0.1:1/0?password=***&db=0" in result.output
+    settings = get_state(app).settings
+    assert "pw-in" not in repr(settings)
+
+
+def test_failed_and_replay_escape_what_they_print_from_the_store(app) -> None:
+    from flask_voxcallbacks import callback_received
+    from flask_voxcallbacks.testing import make_batch, make_callback
+
+    def broken(sender, callback, **extra):
+        raise RuntimeError("boom \x1b[2J\x1b]0;owned\x07")
+
+    item = make_callback("min_balance")
+    item["type"] = "min\x1b[31mbalance\r\n"
+    runner = app.test_cli_runner()
+    with callback_received.connected_to(broken, sender=app):
+        app.test_client().post("/voximplant/callbacks", json=make_batch(item))
+        listing = runner.invoke(args=["voxcallbacks", "failed"])
+        replay = runner.invoke(args=["voxcallbacks", "replay", "--all"])
+    for output in (listing.output, replay.output):
+        assert "\x1b" not in output and "\x07" not in output and "\r" not in output
+        assert "min?[31mbalance??" in output
+    assert "boom ?[2J?]0;owned?" in listing.output
+
+
+def test_check_warns_about_a_store_file_others_can_read(tmp_path) -> None:
+    path = tmp_path / "vox.db"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+    app = make_app(VOXCALLBACKS_STORE=f"sqlite:///{path}")
+    result = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
+    assert result.exit_code == 0
+    for name in ("vox.db", "vox.db-wal", "vox.db-shm"):  # SQLite gives its files the db's mode
+        assert f"Warning: {tmp_path / name} can be read by other users (mode 644)" in result.output
+    assert "OK, with 3 warning(s)" in result.output
+    path.chmod(0o600)
+    for extra in tmp_path.glob("vox.db-*"):
+        extra.chmod(0o600)
+    clean = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
+    assert "Warning" not in clean.output and clean.output.rstrip().endswith("OK")
+
+
+def test_check_warns_about_redis_eviction_and_no_persistence(redis_url) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    app = make_app(VOXCALLBACKS_STORE=redis_url)
+    runner = app.test_cli_runner()
+    assert "Warning" not in runner.invoke(args=["voxcallbacks", "check"]).output
+    original = client.config_get("maxmemory-policy")["maxmemory-policy"]
+    client.config_set("maxmemory-policy", "allkeys-lru")
+    client.config_set("appendonly", "no")
+    try:
+        result = runner.invoke(args=["voxcallbacks", "check"])
+    finally:
+        client.config_set("maxmemory-policy", original)
+        client.config_set("appendonly", "yes")
+        client.close()
+    assert result.exit_code == 0
+    assert "Warning: Redis maxmemory-policy is allkeys-lru" in result.output
+    assert "Warning: Redis persists nothing" in result.output
+    assert "OK, with 2 warning(s)" in result.output

@@ -89,3 +89,19 @@ def test_bad_vox_app_option_is_a_clear_error(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nvox_app = nocolon\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*expected 'module:attribute'*"])
+
+
+def test_host_tests_pass_twice_with_a_persistent_store(pytester: pytest.Pytester) -> None:
+    store = pytester.path / "instance" / "vox.db"
+    pytester.makepyfile(
+        hostapp=HOST_APP.replace(
+            'VOXCALLBACKS_SALT="s")',
+            f'VOXCALLBACKS_SALT="s", VOXCALLBACKS_STORE="sqlite:///{store}")',
+        ),
+        test_host=FIVE_LINE_TEST,
+    )
+    pytester.makeini("[pytest]\nvox_app = hostapp:create_app\n")
+    for _run in (1, 2):
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+        result.assert_outcomes(passed=1)
+    assert store.exists(), "both runs used the same persistent store"

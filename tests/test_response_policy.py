@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import ENDPOINT, make_app
 
-from flask_voxcallbacks import callback_received
+from flask_voxcallbacks import callback_received, callback_rejected
 from flask_voxcallbacks.testing import make_batch, make_callback
 
 EMPTY_SUMMARY = {"accepted": 0, "rejected": 0, "duplicates": 0, "in_progress": 0, "failed": 0}
@@ -81,7 +83,7 @@ def test_body_cap_overrides_the_app_wide_limit() -> None:
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"])
 def test_405_for_other_methods(client, method: str) -> None:
     response = client.open(ENDPOINT, method=method)
     assert response.status_code == 405
@@ -123,3 +125,25 @@ def test_body_cap_boundary() -> None:
     assert exact.post(ENDPOINT, data=body).status_code == 200
     short = make_app(VOXCALLBACKS_MAX_CONTENT_LENGTH=len(body) - 1).test_client()
     assert short.post(ENDPOINT, data=body).status_code == 413
+
+
+def test_413_over_the_item_cap_before_any_item_is_authenticated(seen, vox_log) -> None:
+    app = make_app(VOXCALLBACKS_MAX_ITEMS=3)
+    rejected: list[object] = []
+    client = app.test_client()
+    with callback_rejected.connected_to(lambda sender, **kw: rejected.append(kw), sender=app):
+        over = client.post(ENDPOINT, json=make_batch(*[{} for _ in range(4)]))
+        at_cap = client.post(ENDPOINT, json=make_batch(*[make_callback("js_fail")] * 3))
+    assert over.status_code == 413
+    assert over.get_json() == {"error": "4 items in one batch; at most 3 are accepted"}
+    assert rejected == [], "no item of the refused batch was looked at"
+    assert at_cap.status_code == 200
+    assert next(r.getMessage() for r in vox_log.records if r.levelname == "WARNING") == (
+        "batch refused: 4 items, over VOXCALLBACKS_MAX_ITEMS=3"
+    )
+
+
+def test_a_utf8_byte_order_mark_is_accepted(client, seen) -> None:
+    body = b"\xef\xbb\xbf" + json.dumps(make_batch(make_callback("js_fail"))).encode()
+    assert client.post(ENDPOINT, data=body).status_code == 200
+    assert len(seen.received) == 1

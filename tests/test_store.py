@@ -229,3 +229,63 @@ def test_prune_keeps_the_pin(store: Store) -> None:
     assert store.failed() == []
     assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
     assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+
+
+def test_sqlite_store_files_are_private(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old_umask = os.umask(0o022)
+    try:
+        store = open_store(f"sqlite:///{tmp_path}/a/b/vox.db")
+        store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    finally:
+        os.umask(old_umask)
+    for name in ("a", "a/b"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o700, name
+    for name in ("vox.db", "vox.db-wal", "vox.db-shm"):
+        assert stat.S_IMODE((tmp_path / "a/b" / name).stat().st_mode) == 0o600, name
+    assert store.warnings() == []
+    store.close()
+
+
+def test_sqlite_store_leaves_existing_files_and_directories_alone(tmp_path: Path) -> None:
+    import stat
+
+    (tmp_path / "shared").mkdir(mode=0o755)
+    (tmp_path / "shared").chmod(0o755)
+    open_store(f"sqlite:///{tmp_path}/shared/vox.db").close()
+    assert stat.S_IMODE((tmp_path / "shared").stat().st_mode) == 0o755
+
+
+def test_sqlite_file_of_the_first_version_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    now = time.time()
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            """CREATE TABLE voxcallbacks (
+                account_id INTEGER NOT NULL, callback_id INTEGER NOT NULL,
+                token TEXT NOT NULL DEFAULT '', lease_until REAL NOT NULL DEFAULT 0,
+                done_until REAL NOT NULL DEFAULT 0, type TEXT, error TEXT, item TEXT,
+                failed_at REAL, attempts INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (account_id, callback_id));"""
+        )
+        db.execute(
+            "INSERT INTO voxcallbacks (account_id, callback_id, done_until) VALUES (1, 5, ?)",
+            (now + 3600,),
+        )
+        db.execute(
+            "INSERT INTO voxcallbacks (account_id, callback_id, error, item, failed_at, attempts)"
+            " VALUES (1, 6, 'boom', ?, ?, 1)",
+            ('{"type": "min_balance"}', now),
+        )
+    store = open_store(f"sqlite:///{path}")
+    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == DONE
+    assert [(f.callback_id, f.attempts) for f in store.failed()] == [(6, 1)]
+    retry = store.claim(1, 6, BODY, lease_seconds=60, ttl=DAY)
+    assert retry.status == CLAIMED, "an old failure takes the first body that comes as its pin"
+    store.fail(1, 6, retry.token, "again", {"type": "min_balance"}, retention=DAY)
+    assert store.claim(1, 6, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
+    store.close()
