@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck docs bench system-deps clean
+.PHONY: run test lint typecheck docs bench fuzz fuzz-smoke system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(VENV)/.run-installed: $(BIN)/python setup.cfg pyproject.toml
 	touch $@
 
 $(VENV)/.test-installed: $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test,docs]'
+	$(BIN)/pip install --quiet -e '.[test,docs,fuzz]'
 	touch $@ $(VENV)/.run-installed
 
 run: $(VENV)/.run-installed
@@ -35,14 +35,32 @@ lint: $(VENV)/.test-installed
 typecheck: $(VENV)/.test-installed
 	$(BIN)/mypy --strict flask_voxcallbacks
 
-test: system-deps lint typecheck docs
+test: system-deps lint typecheck docs fuzz-smoke
 	$(BIN)/python -m pytest
 
+# Coverage-guided fuzzing of parse -> authenticate -> build (tests/fuzz_parse_authenticate.py).
+# New inputs go to .fuzz/corpus, crashes to .fuzz/; copy a crash into tests/fuzz_corpus/ to keep
+# it as a regression test.
+FUZZ_SECONDS ?= 600
+FUZZ = cd tests && ../$(BIN)/python fuzz_parse_authenticate.py ../.fuzz/corpus fuzz_corpus \
+	-dict=fuzz_parse_authenticate.dict -timeout=10 -artifact_prefix=../.fuzz/ -print_final_stats=1
+
+fuzz: $(VENV)/.test-installed
+	mkdir -p .fuzz/corpus
+	$(FUZZ) -max_total_time=$(FUZZ_SECONDS)
+
+fuzz-smoke: $(VENV)/.test-installed
+	mkdir -p .fuzz/corpus
+	$(FUZZ) -max_total_time=20 >$(CURDIR)/.fuzz/smoke.log 2>&1 \
+	  || { tail -n 40 $(CURDIR)/.fuzz/smoke.log; exit 1; }
+	@tail -n 1 .fuzz/smoke.log
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .fuzz
 
 docs: $(VENV)/.test-installed
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 bench: system-deps $(VENV)/.test-installed
 	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/hostile.py
