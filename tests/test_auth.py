@@ -98,3 +98,92 @@ def test_child_accounts_use_their_own_credentials(client, seen) -> None:
 def test_credentials_repr_hides_secrets() -> None:
     text = repr(Credentials("the-api-key", "the-salt"))
     assert "the-api-key" not in text and "the-salt" not in text
+
+
+@pytest.mark.parametrize(
+    "hash_of",
+    [
+        lambda good: good[:1],
+        lambda good: good[:31],
+        lambda good: good + "0",
+        lambda good: good[1:],
+        lambda good: " " + good,
+    ],
+    ids=["first-char", "prefix", "longer", "suffix", "padded"],
+)
+def test_only_the_whole_hash_authenticates(hash_of) -> None:
+    item = make_callback("min_balance")
+    item["hash"] = hash_of(item["hash"])
+    verdict = authenticate(item, MAIN_ACCOUNTS)
+    assert not verdict.authentic and verdict.reason == "hash_mismatch"
+
+
+MAX_ID = 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    ("callback_id", "accepted"),
+    [
+        (0, True),
+        ("0", True),
+        ("7", True),
+        (7, True),
+        (MAX_ID, True),
+        (str(MAX_ID), True),
+        (MAX_ID + 1, False),
+        (str(MAX_ID + 1), False),
+        (str(2**64 - 1), False),
+        ("", False),
+        ("-1", False),
+        (-1, False),
+        ("1" * 21, False),
+    ],
+)
+def test_callback_ids_are_64_bit_signed_non_negative(callback_id, accepted: bool) -> None:
+    item = {
+        "account_id": DEFAULT_ACCOUNT_ID,
+        "callback_id": callback_id,
+        "hash": sign(DEFAULT_SALT, DEFAULT_ACCOUNT_ID, DEFAULT_API_KEY, callback_id),
+    }
+    verdict = authenticate(item, MAIN_ACCOUNTS)
+    assert verdict.authentic is accepted
+    if accepted:
+        assert verdict.callback_id == int(callback_id)
+    else:
+        assert verdict.reason == "invalid_callback_id"
+        assert verdict.account_id == DEFAULT_ACCOUNT_ID
+
+
+@pytest.mark.parametrize("account_id", [MAX_ID + 1, str(MAX_ID + 1), str(2**64 - 1), "", 0.5])
+def test_account_ids_beyond_64_bits_are_invalid(account_id) -> None:
+    accounts = {MAX_ID: Credentials("k", "s"), **MAIN_ACCOUNTS}
+    item = {"account_id": account_id, "callback_id": 1, "hash": sign("s", account_id, "k", 1)}
+    verdict = authenticate(item, accounts)
+    assert verdict.reason == "invalid_account_id"
+    assert (verdict.account_id, verdict.callback_id) == (None, None)
+
+
+def test_the_largest_account_id_authenticates() -> None:
+    accounts = {MAX_ID: Credentials("k", "s")}
+    for account_id in (MAX_ID, str(MAX_ID)):
+        item = {"account_id": account_id, "callback_id": 1, "hash": sign("s", account_id, "k", 1)}
+        assert authenticate(item, accounts).authentic
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "ids"),
+    [
+        ({"callback_id": "x"}, "invalid_callback_id", (DEFAULT_ACCOUNT_ID, None)),
+        ({"account_id": 999}, "unknown_account", (999, 77)),
+        ({"hash": None}, "missing_hash", (DEFAULT_ACCOUNT_ID, 77)),
+        ({"hash": "0" * 32}, "hash_mismatch", (DEFAULT_ACCOUNT_ID, 77)),
+    ],
+)
+def test_rejections_keep_the_ids_they_could_read(client, seen, change, reason, ids) -> None:
+    item = make_callback("min_balance", callback_id=77)
+    item.update(change)
+    client.post(ENDPOINT, json=make_batch(item))
+    ((rejected, sent_reason),) = seen.rejected
+    assert sent_reason == reason == rejected.reason
+    assert (rejected.account_id, rejected.callback_id) == ids
+    assert rejected.type == "min_balance"

@@ -169,6 +169,7 @@ def test_send_fails_unless_every_sample_is_accepted(
     assert message in result.output
 
 
+@pytest.mark.subprocess
 def test_sample_ids_differ_across_processes() -> None:
     import subprocess
     import sys
@@ -189,6 +190,7 @@ def test_sample_ids_differ_across_processes() -> None:
     assert all(0 < i <= 2**63 - 1 for i in ids)
 
 
+@pytest.mark.subprocess
 def test_send_twice_and_after_a_restart_is_accepted_each_time(tmp_path) -> None:
     import os
     import subprocess

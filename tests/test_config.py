@@ -11,7 +11,7 @@ from flask import Flask
 from flask_voxcallbacks import ConfigurationError, VoxCallbacks
 from flask_voxcallbacks.config import CONFIG_KEYS
 from flask_voxcallbacks.state import get_state
-from flask_voxcallbacks.testing import make_batch, make_callback
+from flask_voxcallbacks.testing import make_batch, make_callback, record_callbacks
 
 
 def app_with(**config: Any) -> Flask:
@@ -63,9 +63,33 @@ def test_errors_never_show_secret_values() -> None:
 
 
 def test_string_account_ids_are_accepted() -> None:
-    app = make_app(VOXCALLBACKS_ACCOUNT_ID="1234567")
-    response = app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
-    assert response.status_code == 200
+    app = make_app(
+        VOXCALLBACKS_ACCOUNT_ID="1234567",
+        VOXCALLBACKS_ACCOUNTS={"7654321": {"api_key": "child-key", "salt": "child-salt"}},
+    )
+    items = [
+        make_callback("min_balance"),
+        make_callback("js_fail", account_id=7654321, api_key="child-key", salt="child-salt"),
+    ]
+    with record_callbacks(app) as seen:
+        response = app.test_client().post(ENDPOINT, json=make_batch(*items))
+    assert response.status_code == 200 and response.get_json()["accepted"] == 2
+    assert [c.account_id for c in seen] == [1234567, 7654321]
+
+
+@pytest.mark.parametrize(
+    ("entry", "key"),
+    [
+        ({"api_key": "", "salt": "s"}, 'VOXCALLBACKS_ACCOUNTS[7654321]["api_key"]'),
+        ({"api_key": 5, "salt": "s"}, 'VOXCALLBACKS_ACCOUNTS[7654321]["api_key"]'),
+        ({"api_key": "k", "salt": "s" * 41}, 'VOXCALLBACKS_ACCOUNTS[7654321]["salt"]'),
+        ({"api_key": "k"}, "VOXCALLBACKS_ACCOUNTS[7654321]"),
+    ],
+)
+def test_extra_account_credentials_are_checked(entry: dict, key: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        make_app(VOXCALLBACKS_ACCOUNTS={7654321: entry})
+    assert str(info.value).startswith(key)
 
 
 def test_registering_twice_raises() -> None:

@@ -14,6 +14,8 @@ from servers import ROOT
 from flask_voxcallbacks import CALLBACK_TYPES, signals
 from flask_voxcallbacks.config import CONFIG_KEYS
 
+pytestmark = pytest.mark.subprocess
+
 DOCS = ROOT / "docs"
 SOURCES = [*DOCS.glob("*.rst"), ROOT / "README.rst", ROOT / "CHANGES.rst"]
 KEYS = {key.name for key in CONFIG_KEYS}

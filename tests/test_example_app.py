@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from servers import BIN, ROOT, free_port, post, start, stop
 
+pytestmark = pytest.mark.subprocess
+
 README = (ROOT / "README.rst").read_text()
 
 

@@ -20,6 +20,8 @@ from servers import BIN, ROOT, free_port, post, start, stop
 
 from flask_voxcallbacks.testing import make_batch, make_callback
 
+pytestmark = pytest.mark.subprocess
+
 TYPES = ["min_balance", "sms_inbound", "account_is_frozen", "renewed_subscriptions", "card_payment"]
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+pytestmark = pytest.mark.subprocess
+
 HOST_APP = """
 from flask import Flask
 from flask_voxcallbacks import VoxCallbacks, sms_received

@@ -7,8 +7,8 @@ import json
 import pytest
 from conftest import ENDPOINT, make_app
 
-from flask_voxcallbacks import callback_received, callback_rejected
-from flask_voxcallbacks.testing import make_batch, make_callback
+from flask_voxcallbacks import callback_received, callback_rejected, min_balance_reached
+from flask_voxcallbacks.testing import make_batch, make_callback, record_callbacks
 
 EMPTY_SUMMARY = {"accepted": 0, "rejected": 0, "duplicates": 0, "in_progress": 0, "failed": 0}
 
@@ -69,18 +69,21 @@ def test_403_when_every_item_is_inauthentic(client, seen) -> None:
     assert seen.received == []
 
 
-def test_413_over_the_body_cap(seen) -> None:
+def test_413_over_the_body_cap() -> None:
     app = make_app(VOXCALLBACKS_MAX_CONTENT_LENGTH=2000)
     items = [make_callback("min_balance") for _ in range(10)]
-    response = app.test_client().post(ENDPOINT, json=make_batch(*items))
+    with record_callbacks(app) as seen:
+        response = app.test_client().post(ENDPOINT, json=make_batch(*items))
     assert response.status_code == 413
-    assert "2000" in response.get_json()["error"]
+    assert response.get_json() == {"error": "body over 2000 bytes"}
+    assert seen == [], "nothing of a refused body is handled"
 
 
 def test_body_cap_overrides_the_app_wide_limit() -> None:
     app = make_app(MAX_CONTENT_LENGTH=100, VOXCALLBACKS_MAX_CONTENT_LENGTH=100_000)
-    response = app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
-    assert response.status_code == 200
+    with record_callbacks(app) as seen:
+        response = app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
+    assert response.status_code == 200 and len(seen) == 1
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"])
@@ -110,11 +113,46 @@ def test_content_type_is_ignored(client, seen) -> None:
     assert len(seen.received) == 1
 
 
-def test_custom_path(seen) -> None:
+def test_custom_path() -> None:
     app = make_app(VOXCALLBACKS_PATH="/hooks/5e3f1c0d/vox")
     client = app.test_client()
-    assert client.post("/hooks/5e3f1c0d/vox", json=make_batch()).status_code == 200
-    assert client.post(ENDPOINT, json=make_batch()).status_code == 404
+    item = make_callback("min_balance")
+    with record_callbacks(app) as seen:
+        assert client.post("/hooks/5e3f1c0d/vox", json=make_batch(item)).status_code == 200
+        assert client.post(ENDPOINT, json=make_batch(item)).status_code == 404
+    assert [c.callback_id for c in seen] == [item["callback_id"]]
+
+
+def test_a_failure_wins_over_in_progress_in_a_mixed_batch(app, client) -> None:
+    from flask_voxcallbacks.callbacks import body_digest
+    from flask_voxcallbacks.state import get_state
+
+    busy, failing, fine = (make_callback(t) for t in ("js_fail", "min_balance", "card_expired"))
+    get_state(app).store.claim(
+        busy["account_id"], busy["callback_id"], body_digest(busy), lease_seconds=60, ttl=60
+    )
+
+    def broken(sender, callback, **extra):
+        raise RuntimeError("crm down")
+
+    with min_balance_reached.connected_to(broken, sender=app):
+        response = client.post(ENDPOINT, json=make_batch(busy, failing, fine))
+    assert response.status_code == 500
+    assert response.get_json() == summary(accepted=1, in_progress=1, failed=1)
+    assert "Retry-After" not in response.headers
+
+
+def test_503_with_retry_after_when_nothing_failed(app, client) -> None:
+    from flask_voxcallbacks.callbacks import body_digest
+    from flask_voxcallbacks.state import get_state
+
+    busy, fine = make_callback("js_fail"), make_callback("card_expired")
+    get_state(app).store.claim(
+        busy["account_id"], busy["callback_id"], body_digest(busy), lease_seconds=60, ttl=60
+    )
+    response = client.post(ENDPOINT, json=make_batch(busy, fine, {"account_id": "x"}))
+    assert response.status_code == 503
+    assert response.get_json() == summary(accepted=1, in_progress=1, rejected=1)
 
 
 def test_body_cap_boundary() -> None:

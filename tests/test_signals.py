@@ -57,12 +57,17 @@ def test_sender_is_the_app_and_keyword_is_callback(app, client) -> None:
     assert kwargs["callback"].type == "min_balance"
 
 
-def test_receivers_connected_to_another_app_are_not_called(client) -> None:
+def test_receivers_connected_to_another_app_are_not_called(app, client) -> None:
     other = make_app()
     calls: list[Any] = []
-    with callback_received.connected_to(lambda sender, callback: calls.append(callback), other):
+    mine: list[Any] = []
+    with (
+        callback_received.connected_to(lambda sender, callback: calls.append(callback), other),
+        callback_received.connected_to(lambda sender, callback: mine.append(callback), app),
+    ):
         client.post(ENDPOINT, json=make_batch(make_callback("min_balance")))
     assert calls == []
+    assert [c.type for c in mine] == ["min_balance"], "the app's own receiver ran"
 
 
 def test_type_signal_then_callback_received(client) -> None:
@@ -160,3 +165,22 @@ def test_no_warning_when_a_receiver_takes_it(app, client, vox_log) -> None:
     with callback_received.connected_to(lambda sender, callback: None, sender=app):
         client.post(ENDPOINT, json=make_batch(make_callback("card_expired")))
     assert not [r for r in vox_log.records if r.levelname == "WARNING"]
+
+
+def test_a_failing_receiver_does_not_stop_the_next_one_of_the_same_signal(app, client) -> None:
+    calls: list[str] = []
+
+    def first(sender: Any, callback: Any, **extra: Any) -> None:
+        calls.append("first")
+        raise RuntimeError("first fails")
+
+    def second(sender: Any, callback: Any, **extra: Any) -> None:
+        calls.append("second")
+
+    with (
+        min_balance_reached.connected_to(first, sender=app),
+        min_balance_reached.connected_to(second, sender=app),
+    ):
+        response = client.post(ENDPOINT, json=make_batch(make_callback("min_balance")))
+    assert sorted(calls) == ["first", "second"]
+    assert response.status_code == 500 and response.get_json()["failed"] == 1

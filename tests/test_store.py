@@ -25,6 +25,28 @@ def store(store_url: str):
     store.close()
 
 
+class Clock:
+    """Moves a store's time forward: its clock for memory and SQLite, real time for Redis,
+    whose expiries the server keeps (with a margin over the 1 s TTLs used with it)."""
+
+    def __init__(self, store: Store) -> None:
+        self.offset = 0.0
+        self.real = type(store).__name__ == "RedisStore"
+        if not self.real:
+            store.now = lambda: time.time() + self.offset  # type: ignore[method-assign]
+
+    def advance(self, seconds: float) -> None:
+        if self.real:
+            time.sleep(seconds + 0.5)
+        else:
+            self.offset += seconds
+
+
+@pytest.fixture
+def clock(store: Store) -> Clock:
+    return Clock(store)
+
+
 def test_claim_then_complete_then_duplicate(store: Store) -> None:
     claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     assert claim.status == CLAIMED and claim.token
@@ -53,10 +75,10 @@ def test_failure_is_kept_and_released_until_success(store: Store) -> None:
     assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == DONE
 
 
-def test_expired_lease_can_be_taken_over(store: Store) -> None:
-    dead = store.claim(1, 5, BODY, lease_seconds=1, ttl=DAY)
-    assert store.claim(1, 5, BODY, lease_seconds=1, ttl=DAY).status == BUSY
-    time.sleep(1.2)
+def test_expired_lease_can_be_taken_over(store: Store, clock: Clock) -> None:
+    dead = store.claim(1, 5, BODY, lease_seconds=2, ttl=DAY)
+    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == BUSY
+    clock.advance(2)
     takeover = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     assert takeover.status == CLAIMED
     assert takeover.token != dead.token
@@ -66,15 +88,15 @@ def test_expired_lease_can_be_taken_over(store: Store) -> None:
     )
 
 
-def test_done_markers_expire_after_their_ttl(store: Store) -> None:
+def test_done_markers_expire_after_their_ttl(store: Store, clock: Clock) -> None:
     claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
-    store.complete(1, 5, claim.token, ttl=1)
+    store.complete(1, 5, claim.token, ttl=2)
     assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == DONE
-    time.sleep(1.2)
+    clock.advance(2)
     assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
 
 
-def test_prune_removes_old_failures_only(store: Store) -> None:
+def test_prune_removes_old_failures_only(store: Store, clock: Clock) -> None:
     for callback_id in (5, 6):
         claim = store.claim(1, callback_id, BODY, lease_seconds=60, ttl=DAY)
         store.fail(
@@ -82,8 +104,8 @@ def test_prune_removes_old_failures_only(store: Store) -> None:
         )
     assert store.prune(older_than=3600) == 0
     assert len(store.failed()) == 2
-    time.sleep(0.05)
-    assert store.prune(older_than=0) == 2
+    clock.advance(1)
+    assert store.prune(older_than=0.5) == 2
     assert store.failed() == []
 
 
@@ -114,6 +136,7 @@ def _claim_in_process(url: str, start: multiprocessing.synchronize.Event, out: o
     out.put(won)  # type: ignore[attr-defined]
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 def test_concurrent_claims_in_processes_have_one_winner(
     backend: str, tmp_path: Path, request
@@ -187,33 +210,33 @@ def test_a_key_is_pinned_to_the_body_of_its_first_claim(store: Store) -> None:
     assert store.claim(1, 6, OTHER, lease_seconds=60, ttl=DAY).status == CLAIMED, "per key"
 
 
-def test_an_abandoned_claim_keeps_its_pin_after_the_lease(store: Store) -> None:
+def test_an_abandoned_claim_keeps_its_pin_after_the_lease(store: Store, clock: Clock) -> None:
     store.claim(1, 5, BODY, lease_seconds=1, ttl=DAY)
-    time.sleep(1.5)
+    clock.advance(1)
     assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
     assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
 
 
-def test_the_pin_ends_with_the_done_marker(store: Store) -> None:
+def test_the_pin_ends_with_the_done_marker(store: Store, clock: Clock) -> None:
     claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     store.complete(1, 5, claim.token, ttl=1)
-    time.sleep(1.5)
+    clock.advance(1)
     assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == CLAIMED
 
 
-def test_failures_expire_after_their_retention(store: Store) -> None:
+def test_failures_expire_after_their_retention(store: Store, clock: Clock) -> None:
     kept = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     store.fail(1, 5, kept.token, "boom", ITEM, retention=DAY)
     brief = store.claim(1, 6, BODY, lease_seconds=60, ttl=DAY)
     store.fail(1, 6, brief.token, "boom", {**ITEM, "callback_id": 6}, retention=1)
-    time.sleep(1.5)
+    clock.advance(1)
     assert [f.callback_id for f in store.failed()] == [5]
     assert store.claim(1, 6, OTHER, lease_seconds=60, ttl=DAY).status == CLAIMED, "record gone"
 
 
-def test_a_late_failure_does_not_undo_a_completion(store: Store) -> None:
+def test_a_late_failure_does_not_undo_a_completion(store: Store, clock: Clock) -> None:
     dead = store.claim(1, 5, BODY, lease_seconds=1, ttl=DAY)
-    time.sleep(1.5)
+    clock.advance(1)
     takeover = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     store.complete(1, 5, takeover.token, ttl=DAY)
     store.fail(1, 5, dead.token, "the first worker fails at last", ITEM, retention=DAY)
@@ -221,11 +244,11 @@ def test_a_late_failure_does_not_undo_a_completion(store: Store) -> None:
     assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == DONE
 
 
-def test_prune_keeps_the_pin(store: Store) -> None:
+def test_prune_keeps_the_pin(store: Store, clock: Clock) -> None:
     claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     store.fail(1, 5, claim.token, "boom", ITEM, retention=DAY)
-    time.sleep(0.05)
-    assert store.prune(older_than=0) == 1
+    clock.advance(1)
+    assert store.prune(older_than=0.5) == 1
     assert store.failed() == []
     assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
     assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
@@ -288,4 +311,51 @@ def test_sqlite_file_of_the_first_version_is_upgraded(tmp_path: Path) -> None:
     assert retry.status == CLAIMED, "an old failure takes the first body that comes as its pin"
     store.fail(1, 6, retry.token, "again", {"type": "min_balance"}, retention=DAY)
     assert store.claim(1, 6, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
+    store.close()
+
+
+def stored_keys(store: Store) -> int:
+    """How many keys a memory or SQLite store holds."""
+    if hasattr(store, "_records"):
+        return len(store._records)
+    db = store._connection()  # type: ignore[attr-defined]
+    return int(db.execute("SELECT COUNT(*) FROM voxcallbacks").fetchone()[0])
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_the_periodic_sweep_forgets_expired_keys_only(backend: str, tmp_path: Path) -> None:
+    store = open_store("memory://" if backend == "memory" else f"sqlite:///{tmp_path}/vox.db")
+    clock = Clock(store)
+    store.claim(1, 1, BODY, lease_seconds=10 * DAY, ttl=1)
+    done = store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY)
+    store.complete(1, 2, done.token, ttl=DAY)
+    failed = store.claim(1, 3, BODY, lease_seconds=60, ttl=DAY)
+    store.fail(1, 3, failed.token, "boom", ITEM, retention=DAY)
+    for callback_id in range(100, 600):
+        short = store.claim(2, callback_id, BODY, lease_seconds=1, ttl=1)
+        store.complete(2, callback_id, short.token, ttl=1)
+    clock.advance(2)
+    assert stored_keys(store) == 503
+    for callback_id in range(1000, 1600):  # past the sweep that runs every 1,000 claims
+        assert store.claim(3, callback_id, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+    assert stored_keys(store) == 603, "the 500 expired keys were forgotten, nothing else"
+    assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == BUSY
+    assert store.claim(1, 1, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
+    assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == DONE
+    assert [f.callback_id for f in store.failed()] == [3]
+    store.close()
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_prune_also_forgets_expired_keys(backend: str, tmp_path: Path) -> None:
+    store = open_store("memory://" if backend == "memory" else f"sqlite:///{tmp_path}/vox.db")
+    clock = Clock(store)
+    for callback_id in range(10):
+        claim = store.claim(1, callback_id, BODY, lease_seconds=60, ttl=DAY)
+        store.complete(1, callback_id, claim.token, ttl=1)
+    kept = store.claim(1, 99, BODY, lease_seconds=60, ttl=DAY)
+    store.complete(1, 99, kept.token, ttl=DAY)
+    clock.advance(2)
+    assert store.prune(older_than=DAY) == 0
+    assert stored_keys(store) == 1
     store.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -10,6 +10,7 @@ import pytest
 from conftest import ENDPOINT
 
 from flask_voxcallbacks import CALLBACK_TYPES, UnknownPayload, signal_for
+from flask_voxcallbacks.callbacks import build_callback
 from flask_voxcallbacks.fields import FieldSpec, Record
 from flask_voxcallbacks.payloads import CURRENT, DEPRECATED, LEGACY
 from flask_voxcallbacks.testing import make_batch, make_callback
@@ -225,3 +226,70 @@ def test_authentic_item_without_a_type_is_delivered_as_unknown(client, seen) -> 
     (callback,) = seen.received
     assert callback.type == "" and not callback.known
     assert isinstance(callback.payload, UnknownPayload)
+
+
+CONVERSIONS = [
+    # (type, field, wire value, converted value or INVALID)
+    ("call_history_report", "history_report_id", 7, 7),
+    ("call_history_report", "history_report_id", "42", 42),
+    ("call_history_report", "history_report_id", "-3", -3),
+    ("call_history_report", "history_report_id", 8.0, 8),
+    ("call_history_report", "history_report_id", 1.5, "INVALID"),
+    ("call_history_report", "history_report_id", True, "INVALID"),
+    ("call_history_report", "history_report_id", "1.5", "INVALID"),
+    ("call_history_report", "history_report_id", "1" * 41, "INVALID"),
+    ("call_history_report", "history_report_id", "١٢", "INVALID"),  # non-ASCII digits
+    ("min_balance", "is_min_credit", True, True),
+    ("min_balance", "is_min_credit", 0, False),
+    ("min_balance", "is_min_credit", 1, True),
+    ("min_balance", "is_min_credit", "TRUE", True),
+    ("min_balance", "is_min_credit", "false", False),
+    ("min_balance", "is_min_credit", 2, "INVALID"),
+    ("min_balance", "is_min_credit", "yes", "INVALID"),
+    ("min_balance", "is_min_credit", 1.0, "INVALID"),
+    ("card_payment", "amount", "12.50", Decimal("12.50")),
+    ("card_payment", "amount", 3, Decimal(3)),
+    ("card_payment", "amount", 0.1, Decimal("0.1")),
+    ("card_payment", "amount", "NaN", "INVALID"),
+    ("card_payment", "amount", "Infinity", "INVALID"),
+    ("card_payment", "amount", False, "INVALID"),
+    ("card_payment", "amount", "1" * 101, "INVALID"),
+    ("card_payment", "transaction_type", 12, "12"),
+    ("card_payment", "transaction_type", 1.5, "INVALID"),
+    ("card_payment", "transaction_type", False, "INVALID"),
+    ("expiring_agreement", "expiration_date", "2025-04-01", date(2025, 4, 1)),
+    ("expiring_agreement", "expiration_date", "2025-04-01 10:00:00", date(2025, 4, 1)),
+    ("expiring_agreement", "expiration_date", "", None),
+    ("expiring_agreement", "expiration_date", "2025-13-01", "INVALID"),
+    ("expiring_agreement", "expiration_date", 20250401, "INVALID"),
+    (
+        "call_history_report",
+        "order_date",
+        "2025-03-14 09:26:53",
+        datetime(2025, 3, 14, 9, 26, 53, tzinfo=timezone.utc),
+    ),
+    (
+        "call_history_report",
+        "order_date",
+        "2025-03-14T12:26:53+03:00",
+        datetime(2025, 3, 14, 9, 26, 53, tzinfo=timezone.utc),
+    ),
+    ("call_history_report", "order_date", "14/03/2025", "INVALID"),
+    ("batch_task_cancelling_completed", "batch_id", "6f1c-uuid", "6f1c-uuid"),
+    ("batch_task_cancelling_completed", "batch_id", 5, 5),
+    ("batch_task_cancelling_completed", "batch_id", True, "INVALID"),
+    ("batch_task_cancelling_completed", "batch_id", 1.5, "INVALID"),
+]
+
+
+@pytest.mark.parametrize(("type_name", "field", "wire", "expected"), CONVERSIONS)
+def test_each_field_kind_converts_or_flags(type_name, field, wire, expected) -> None:
+    item = make_callback(type_name, **{field: wire})
+    callback = build_callback(item, item["callback_id"], item["account_id"], type_name)
+    value = getattr(callback.payload, field)
+    if expected == "INVALID":
+        assert value is None
+        assert callback.invalid_fields == (f"{type_name}.{field}",)
+    else:
+        assert value == expected and type(value) is type(expected)
+        assert callback.invalid_fields == ()
