@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck docs bench fuzz fuzz-smoke system-deps clean
+.PHONY: run test lint typecheck docs bench fuzz fuzz-smoke mutation system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,8 +55,16 @@ fuzz-smoke: $(VENV)/.test-installed
 	  || { tail -n 40 $(CURDIR)/.fuzz/smoke.log; exit 1; }
 	@tail -n 1 .fuzz/smoke.log
 
+# Mutation testing of the security and delivery modules ([tool.mutmut] in pyproject.toml): the
+# score of each module and every surviving mutant. Not part of `make test`: it takes a while.
+mutation: system-deps $(VENV)/.test-installed
+	$(BIN)/pip install --quiet -e '.[mutation]'
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2 >.mutation.log 2>&1 || { tail -n 40 .mutation.log; exit 1; }
+	$(BIN)/python tests/mutation_report.py
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .fuzz
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .fuzz mutants .mutation.log
 
 docs: $(VENV)/.test-installed
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html

@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any, Generic, Mapping, TypeVar
 
 from .fields import convert_fields, money, text
 from .payloads import CALLBACK_TYPES, CallbackType, Payload, UnknownPayload
@@ -29,9 +29,14 @@ COMMON_KEYS = frozenset(
 )
 
 
+#: The payload class of a callback; ``Callback[MinBalance]`` is a low-balance callback.
+P_co = TypeVar("P_co", bound=Payload, covariant=True)
+
+
 @dataclass(frozen=True)
-class Callback:
-    """One authentic callback.
+class Callback(Generic[P_co]):
+    """One authentic callback, generic in its payload class: a receiver of
+    ``min_balance_reached`` gets a ``Callback[MinBalance]``.
 
     ``payload`` is the typed payload of a known type (see ``CALLBACK_TYPES``) or an
     :class:`~flask_voxcallbacks.payloads.UnknownPayload`. ``invalid_fields`` names the fields whose
@@ -42,7 +47,7 @@ class Callback:
     callback_id: int
     type: str
     account_id: int
-    payload: Payload
+    payload: P_co
     account_name: str | None = text("Account login name", "acmecorp")
     account_email: str | None = text("Account e-mail", "ops@acme.example")
     language_code: str | None = text("Notification language (ISO 639-1)", "en")
@@ -60,22 +65,36 @@ class Callback:
 
 
 def payload_data(item: Mapping[str, Any], spec: CallbackType) -> tuple[Mapping[str, Any], bool]:
-    """The mapping holding the payload fields of ``item``, and whether its shape was valid."""
+    """The mapping holding the payload fields of ``item``, and whether its shape could be read.
+
+    A shape that cannot be read is flagged rather than taken for a payload whose fields are all
+    missing: a payload that is not a mapping (for a type with fields), a nested payload given as
+    a list of several items, or a mapping none of whose keys is a field of the type.
+    """
+    declared = spec.payload.wire_fields()
     value = item.get(spec.name)
     if value is None:
         return {}, True
     if not isinstance(value, dict):
         # Types without fields arrive as {}, null or true; a scalar there is harmless.
-        return {}, not spec.payload.wire_fields()
-    inner = value.get(spec.name)
-    if spec.nested and isinstance(inner, dict):
-        return inner, True
-    return value, True
+        return {}, not declared
+    data: Mapping[str, Any] = value
+    if spec.nested and spec.name in value:
+        inner = value[spec.name]
+        if isinstance(inner, list) and len(inner) == 1:
+            inner = inner[0]  # older clients described a list of one item
+        if not isinstance(inner, dict):
+            return {}, False
+        data = inner
+    if spec.older_shape is not None:
+        data = spec.older_shape(data)
+    readable = not data or not declared or any(name in data for name, _ in declared)
+    return data, readable
 
 
 def build_callback(
     item: Mapping[str, Any], callback_id: int, account_id: int, type_name: str
-) -> Callback:
+) -> Callback[Payload]:
     """Turn an authenticated item into a :class:`Callback`; never raises on field values."""
     common, invalid = convert_fields(Callback, item)
     spec = CALLBACK_TYPES.get(type_name)

@@ -9,6 +9,7 @@ from blinker import NamedSignal
 from flask import Flask
 
 from .callbacks import Callback
+from .payloads import Payload
 from .safe_text import printable
 from .signals import callback_received, type_signals
 
@@ -16,13 +17,13 @@ logger = logging.getLogger("flask_voxcallbacks")
 _TYPE_SIGNALS = type_signals()
 
 
-def signals_of(callback: Callback) -> list[NamedSignal]:
+def signals_of(callback: Callback[Payload]) -> list[NamedSignal]:
     """The signals a callback is sent on: its type's signal (if known), then callback_received."""
     own = _TYPE_SIGNALS.get(callback.type)
     return [own, callback_received] if own is not None else [callback_received]
 
 
-def dispatch(app: Flask, callback: Callback) -> list[str]:
+def dispatch(app: Flask, callback: Callback[Payload]) -> list[str]:
     """Call every receiver of the callback's signals; return one line per receiver that raised.
 
     Unlike ``Signal.send``, one receiver raising does not stop the others. Failures are logged

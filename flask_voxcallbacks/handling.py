@@ -11,6 +11,7 @@ from flask import Flask
 from .auth import BODY_MISMATCH, Rejection
 from .callbacks import Callback, RejectedCallback, body_digest
 from .dispatch import dispatch, send
+from .payloads import Payload
 from .safe_text import printable
 from .signals import callback_duplicate, callback_rejected
 from .state import VoxState
@@ -25,7 +26,7 @@ FAILED = "failed"
 REJECTED = "rejected"
 
 
-def handle(app: Flask, state: VoxState, callback: Callback) -> str:
+def handle(app: Flask, state: VoxState, callback: Callback[Payload]) -> str:
     """Run a callback's handlers unless it is already done or running elsewhere; return the outcome.
 
     The claim pins the callback id to the body: an arrival whose body differs from the first one

@@ -1,4 +1,5 @@
-"""The 46 known Voximplant callback types, each declared once.
+"""The 47 known Voximplant callback types (the 46 of today's reference and the legacy
+``classification_complete``), each declared once.
 
 Each payload class is registered under its wire ``type`` with :func:`callback_type`. Its fields
 carry the wire names, so ``callback.payload.is_min_credit`` reads as the protocol does. The registry
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, ClassVar, Mapping, TypeVar
 
 from .fields import (
     Record,
@@ -25,6 +26,59 @@ from .fields import (
     text_list,
     timestamp,
 )
+
+__all__ = [
+    "CALLBACK_TYPES",
+    "A2PSmsActivated",
+    "AccountDocumentStatusUpdated",
+    "AccountDocumentUploaded",
+    "AccountDocumentVerified",
+    "AccountIsFrozen",
+    "AccountIsUnfrozen",
+    "ActivateSuccessful",
+    "BalanceIsChanged",
+    "BatchTaskCancellingCompleted",
+    "CallHistoryReport",
+    "CardExpired",
+    "CardExpiresInMonth",
+    "CardPayment",
+    "CardPaymentFailed",
+    "CertificateExpired",
+    "ClassificationComplete",
+    "ExpiredAgreement",
+    "ExpiredCallerId",
+    "ExpiredCertificates",
+    "ExpiringAgreement",
+    "ExpiringCallerId",
+    "ExpiringCertificates",
+    "InvoiceReceived",
+    "JsFail",
+    "MinBalance",
+    "NewInvoice",
+    "NextChargeAlert",
+    "Payload",
+    "PhoneNumberActivationStatusChanged",
+    "PlanConfig",
+    "RegulationAddressDocumentsRequested",
+    "RegulationAddressUploaded",
+    "RegulationAddressVerified",
+    "RenewedSubscriptions",
+    "ResetAccountPasswordRequest",
+    "RestoredAgreementStatus",
+    "RobokassaPayment",
+    "SipRegistrationFail",
+    "SipRegistrationRecovered",
+    "SmsInbound",
+    "StagnantAccount",
+    "SubscriptionIsDetached",
+    "SubscriptionIsFrozen",
+    "TransactionHistoryReport",
+    "TranscriptionComplete",
+    "UnchargedTariff",
+    "UnknownPayload",
+    "UnverifiedSubscriptionDetached",
+    "WireTransfer",
+]
 
 CURRENT = "current"
 DEPRECATED = "deprecated"
@@ -54,6 +108,9 @@ ADDRESS_STATUSES = ("VERIFIED", "DECLINED", "IN_PROGRESS", "PENDING")
 class Payload(Record):
     """Base class of every typed payload."""
 
+    #: The wire ``type`` this payload class is registered for (empty for ``UnknownPayload``).
+    wire_type: ClassVar[str] = ""
+
 
 @dataclass(frozen=True)
 class UnknownPayload(Payload):
@@ -70,6 +127,8 @@ class CallbackType:
     payload: type[Payload]
     status: str
     nested: bool
+    #: Rewrites a shape older clients sent into the current one (see ``callback_type``).
+    older_shape: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
 
     @property
     def summary(self) -> str:
@@ -81,15 +140,22 @@ CALLBACK_TYPES: dict[str, CallbackType] = {}
 P = TypeVar("P", bound=type[Payload])
 
 
-def callback_type(name: str, status: str = CURRENT, nested: bool = False) -> Callable[[P], P]:
+def callback_type(
+    name: str,
+    status: str = CURRENT,
+    nested: bool = False,
+    older_shape: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+) -> Callable[[P], P]:
     """Register a payload class as the payload of the wire type ``name``.
 
     ``nested`` marks the types whose fields the documentation places one level deeper, under a
-    key named like the type (``{"sms_inbound": {"sms_inbound": {...}}}``).
+    key named like the type (``{"sms_inbound": {"sms_inbound": {...}}}``). ``older_shape``
+    rewrites the payload shape that older Voximplant clients described into the current one.
     """
 
     def register(cls: P) -> P:
-        CALLBACK_TYPES[name] = CallbackType(name, cls, status, nested)
+        CALLBACK_TYPES[name] = CallbackType(name, cls, status, nested, older_shape)
+        cls.wire_type = name
         return cls
 
     return register
@@ -212,6 +278,7 @@ class AccountDocumentUploaded(Payload):
     uploaded: datetime | None = timestamp("Upload time (UTC)")
     verification_name: str | None = text("Verification type name", "Passport")
     legal_status: str | None = text("Person type", choices=LEGAL_STATUSES[3:])
+    is_individual: bool | None = boolean("The account owner is a person (Java client)")
 
 
 @callback_type("account_document_verified", DEPRECATED)
@@ -225,6 +292,7 @@ class AccountDocumentVerified(Payload):
     comment: str | None = text("Reviewer note", "")
     verification_name: str | None = text("Verification type name", "Passport")
     legal_status: str | None = text("Person type", choices=LEGAL_STATUSES[3:])
+    is_individual: bool | None = boolean("The account owner is a person (Java client)")
 
 
 @callback_type("account_is_frozen")
@@ -451,7 +519,19 @@ class RobokassaPayment(Payload):
     amount: Decimal | None = money("Amount in the account currency", 50.0)
 
 
-@callback_type("sip_registration_fail")
+def _single_sip_registration(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Clients up to 2020 described one ``sip_registration_id`` instead of a list."""
+    if "sip_registrations" in data or "sip_registration_id" not in data:
+        return data
+    failure = {
+        k: v
+        for k, v in data.items()
+        if k in ("sip_registration_id", "status_code", "error_message")
+    }
+    return {"sip_registrations": [failure]}
+
+
+@callback_type("sip_registration_fail", older_shape=_single_sip_registration)
 @dataclass(frozen=True)
 class SipRegistrationFail(Payload):
     """SIP registrations failed."""
@@ -599,3 +679,24 @@ class ExpiredCallerId(Payload):
 @dataclass(frozen=True)
 class UnchargedTariff(Payload):
     """A tariff could not be charged."""
+
+
+@dataclass(frozen=True)
+class ClassificationUnit(Record):
+    """One result of a call classification."""
+
+    type: str | None = text("Classification type", "speech")
+    info: str | None = text("Classification result", "voicemail")
+    error_code: str | None = text("Error code, if any", "")
+
+
+@callback_type("classification_complete", LEGACY, nested=True)
+@dataclass(frozen=True)
+class ClassificationComplete(Payload):
+    """A call record was classified (legacy: described by clients from 2020 to 2023)."""
+
+    record_id: int | None = integer("Record id", 90210)
+    classification_info: tuple[ClassificationUnit, ...] | None = items(
+        ClassificationUnit, "Classification results"
+    )
+    classification_cost: Decimal | None = money("Cost of the classification", 0.05)

@@ -12,9 +12,62 @@ collector runs. Pass ``weak=True`` to ``connect`` for the weak reference blinker
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Generic, Protocol, TypeVar
 
 from blinker import ANY, NamedSignal
+from flask import Flask
+
+from .callbacks import Callback
+from .payloads import (
+    A2PSmsActivated,
+    AccountDocumentStatusUpdated,
+    AccountDocumentUploaded,
+    AccountDocumentVerified,
+    AccountIsFrozen,
+    AccountIsUnfrozen,
+    ActivateSuccessful,
+    BalanceIsChanged,
+    BatchTaskCancellingCompleted,
+    CallHistoryReport,
+    CardExpired,
+    CardExpiresInMonth,
+    CardPayment,
+    CardPaymentFailed,
+    CertificateExpired,
+    ClassificationComplete,
+    ExpiredAgreement,
+    ExpiredCallerId,
+    ExpiredCertificates,
+    ExpiringAgreement,
+    ExpiringCallerId,
+    ExpiringCertificates,
+    InvoiceReceived,
+    JsFail,
+    MinBalance,
+    NewInvoice,
+    NextChargeAlert,
+    Payload,
+    PhoneNumberActivationStatusChanged,
+    PlanConfig,
+    RegulationAddressDocumentsRequested,
+    RegulationAddressUploaded,
+    RegulationAddressVerified,
+    RenewedSubscriptions,
+    ResetAccountPasswordRequest,
+    RestoredAgreementStatus,
+    RobokassaPayment,
+    SipRegistrationFail,
+    SipRegistrationRecovered,
+    SmsInbound,
+    StagnantAccount,
+    SubscriptionIsDetached,
+    SubscriptionIsFrozen,
+    TransactionHistoryReport,
+    TranscriptionComplete,
+    UnchargedTariff,
+    UnverifiedSubscriptionDetached,
+    WireTransfer,
+)
 
 __all__ = [
     "a2p_sms_activated",
@@ -43,6 +96,7 @@ __all__ = [
     "certificate_expired",
     "certificates_expired",
     "certificates_expiring",
+    "classification_completed",
     "invoice_issued",
     "invoice_received",
     "js_failed",
@@ -70,6 +124,8 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+P = TypeVar("P", bound=Payload)
+P_contra = TypeVar("P_contra", bound=Payload, contravariant=True)
 
 
 class VoxSignal(NamedSignal):
@@ -83,122 +139,150 @@ class VoxSignal(NamedSignal):
         return super().connect(receiver, sender, weak)
 
 
-_by_type: dict[str, NamedSignal] = {}
+class Receiver(Protocol[P_contra]):
+    """What a receiver of a callback signal is: ``(sender, *, callback, **extra)``.
+
+    ``def on_low_balance(sender: Flask, callback: Callback[MinBalance], **extra: Any) -> None``
+    is a ``Receiver[MinBalance]``. It may be a coroutine function.
+    """
+
+    def __call__(self, sender: Flask, /, *, callback: Callback[P_contra]) -> Any: ...
+
+
+class CallbackSignal(VoxSignal, Generic[P]):
+    """A signal that sends ``callback=`` a ``Callback[P]``; its ``connect`` and ``connect_via``
+    accept only receivers of that payload class (or of a base class, such as ``Payload``)."""
+
+    def connect(  # type: ignore[override]
+        self, receiver: Receiver[P], sender: Any = ANY, weak: bool = False
+    ) -> Receiver[P]:
+        return super().connect(receiver, sender, weak)
+
+    def connect_via(  # type: ignore[override]
+        self, sender: Any, weak: bool = False
+    ) -> Callable[[Receiver[P]], Receiver[P]]:
+        return super().connect_via(sender, weak)
+
+
+_by_type: dict[str, CallbackSignal[Payload]] = {}
 
 
 def _signal(name: str) -> VoxSignal:
     return VoxSignal(name)
 
 
-def _for_type(type_name: str) -> NamedSignal:
-    signal = _by_type[type_name] = _signal(type_name)
+def _for_type(payload: type[P]) -> CallbackSignal[P]:
+    signal: CallbackSignal[P] = CallbackSignal(payload.wire_type)
+    _by_type[payload.wire_type] = signal  # type: ignore[assignment]
     return signal
 
 
 #: Every authentic callback, known type or not. Keywords: ``callback``.
-callback_received = _signal("callback_received")
+callback_received: CallbackSignal[Payload] = CallbackSignal("callback_received")
 #: Every inauthentic item. Keywords: ``callback`` (a ``RejectedItem``), ``reason``.
 callback_rejected = _signal("callback_rejected")
 #: An authentic callback already handled before; not dispatched again. Keywords: ``callback``,
 #: as received this time: the hash does not cover the body, so do not trust its payload.
-callback_duplicate = _signal("callback_duplicate")
+callback_duplicate: CallbackSignal[Payload] = CallbackSignal("callback_duplicate")
 
-# One signal per known type. Keywords: ``callback``.
+# One signal per known type, typed by its payload class. Keywords: ``callback``.
 #: ``a2p_sms_activated``
-a2p_sms_activated = _for_type("a2p_sms_activated")
+a2p_sms_activated = _for_type(A2PSmsActivated)
 #: ``account_document_status_updated``
-account_document_status_updated = _for_type("account_document_status_updated")
+account_document_status_updated = _for_type(AccountDocumentStatusUpdated)
 #: ``account_document_uploaded`` (deprecated type)
-account_document_uploaded = _for_type("account_document_uploaded")
+account_document_uploaded = _for_type(AccountDocumentUploaded)
 #: ``account_document_verified`` (deprecated type)
-account_document_verified = _for_type("account_document_verified")
+account_document_verified = _for_type(AccountDocumentVerified)
 #: ``account_is_frozen``
-account_frozen = _for_type("account_is_frozen")
+account_frozen = _for_type(AccountIsFrozen)
 #: ``account_is_unfrozen``
-account_unfrozen = _for_type("account_is_unfrozen")
+account_unfrozen = _for_type(AccountIsUnfrozen)
 #: ``activate_successful``
-account_activated = _for_type("activate_successful")
+account_activated = _for_type(ActivateSuccessful)
 #: ``batch_task_cancelling_completed``
-batch_task_cancelled = _for_type("batch_task_cancelling_completed")
+batch_task_cancelled = _for_type(BatchTaskCancellingCompleted)
 #: ``call_history_report``
-call_history_report_ready = _for_type("call_history_report")
+call_history_report_ready = _for_type(CallHistoryReport)
 #: ``card_expired``
-card_expired = _for_type("card_expired")
+card_expired = _for_type(CardExpired)
 #: ``card_expires_in_month``
-card_expiring = _for_type("card_expires_in_month")
+card_expiring = _for_type(CardExpiresInMonth)
 #: ``card_payment``
-card_payment_received = _for_type("card_payment")
+card_payment_received = _for_type(CardPayment)
 #: ``card_payment_failed``
-card_payment_failed = _for_type("card_payment_failed")
+card_payment_failed = _for_type(CardPaymentFailed)
 #: ``certificate_expired`` (deprecated type)
-certificate_expired = _for_type("certificate_expired")
+certificate_expired = _for_type(CertificateExpired)
 #: ``expired_agreement``
-agreement_expired = _for_type("expired_agreement")
+agreement_expired = _for_type(ExpiredAgreement)
 #: ``expired_certificates``
-certificates_expired = _for_type("expired_certificates")
+certificates_expired = _for_type(ExpiredCertificates)
 #: ``expiring_agreement``
-agreement_expiring = _for_type("expiring_agreement")
+agreement_expiring = _for_type(ExpiringAgreement)
 #: ``expiring_certificates``
-certificates_expiring = _for_type("expiring_certificates")
+certificates_expiring = _for_type(ExpiringCertificates)
 #: ``expiring_callerid``
-callerids_expiring = _for_type("expiring_callerid")
+callerids_expiring = _for_type(ExpiringCallerId)
 #: ``invoice_received``
-invoice_received = _for_type("invoice_received")
+invoice_received = _for_type(InvoiceReceived)
 #: ``js_fail``
-js_failed = _for_type("js_fail")
+js_failed = _for_type(JsFail)
 #: ``min_balance``
-min_balance_reached = _for_type("min_balance")
+min_balance_reached = _for_type(MinBalance)
 #: ``next_charge_alert``
-next_charge_alert = _for_type("next_charge_alert")
+next_charge_alert = _for_type(NextChargeAlert)
 #: ``phone_number_activation_status_changed``
-phone_number_activation_status_changed = _for_type("phone_number_activation_status_changed")
+phone_number_activation_status_changed = _for_type(PhoneNumberActivationStatusChanged)
 #: ``regulation_address_documents_requested``
-regulation_address_documents_requested = _for_type("regulation_address_documents_requested")
+regulation_address_documents_requested = _for_type(RegulationAddressDocumentsRequested)
 #: ``regulation_address_uploaded``
-regulation_address_uploaded = _for_type("regulation_address_uploaded")
+regulation_address_uploaded = _for_type(RegulationAddressUploaded)
 #: ``regulation_address_verified``
-regulation_address_verified = _for_type("regulation_address_verified")
+regulation_address_verified = _for_type(RegulationAddressVerified)
 #: ``renewed_subscriptions``
-subscriptions_renewed = _for_type("renewed_subscriptions")
+subscriptions_renewed = _for_type(RenewedSubscriptions)
 #: ``reset_account_password_request``
-password_reset_requested = _for_type("reset_account_password_request")
+password_reset_requested = _for_type(ResetAccountPasswordRequest)
 #: ``robokassa_payment``
-robokassa_payment_received = _for_type("robokassa_payment")
+robokassa_payment_received = _for_type(RobokassaPayment)
 #: ``sip_registration_fail``
-sip_registration_failed = _for_type("sip_registration_fail")
+sip_registration_failed = _for_type(SipRegistrationFail)
 #: ``sip_registration_recovered``
-sip_registration_recovered = _for_type("sip_registration_recovered")
+sip_registration_recovered = _for_type(SipRegistrationRecovered)
 #: ``sms_inbound``
-sms_received = _for_type("sms_inbound")
+sms_received = _for_type(SmsInbound)
 #: ``subscription_is_detached``
-subscription_detached = _for_type("subscription_is_detached")
+subscription_detached = _for_type(SubscriptionIsDetached)
 #: ``subscription_is_frozen``
-subscription_frozen = _for_type("subscription_is_frozen")
+subscription_frozen = _for_type(SubscriptionIsFrozen)
 #: ``transaction_history_report``
-transaction_history_report_ready = _for_type("transaction_history_report")
+transaction_history_report_ready = _for_type(TransactionHistoryReport)
 #: ``transcription_complete``
-transcription_completed = _for_type("transcription_complete")
+transcription_completed = _for_type(TranscriptionComplete)
 #: ``unverified_subscription_detached``
-unverified_subscription_detached = _for_type("unverified_subscription_detached")
+unverified_subscription_detached = _for_type(UnverifiedSubscriptionDetached)
 #: ``wire_transfer``
-wire_transfer_received = _for_type("wire_transfer")
+wire_transfer_received = _for_type(WireTransfer)
 #: ``restored_agreement_status``
-agreement_status_restored = _for_type("restored_agreement_status")
+agreement_status_restored = _for_type(RestoredAgreementStatus)
 #: ``stagnant_account`` (legacy type)
-account_stagnant = _for_type("stagnant_account")
+account_stagnant = _for_type(StagnantAccount)
 #: ``plan_config`` (legacy type)
-plan_changed = _for_type("plan_config")
+plan_changed = _for_type(PlanConfig)
 #: ``new_invoice`` (legacy type)
-invoice_issued = _for_type("new_invoice")
+invoice_issued = _for_type(NewInvoice)
 #: ``balance_is_changed`` (legacy type)
-balance_changed = _for_type("balance_is_changed")
+balance_changed = _for_type(BalanceIsChanged)
 #: ``expired_callerid`` (legacy type)
-callerids_expired = _for_type("expired_callerid")
+callerids_expired = _for_type(ExpiredCallerId)
 #: ``uncharged_tariff`` (legacy type)
-tariff_uncharged = _for_type("uncharged_tariff")
+tariff_uncharged = _for_type(UnchargedTariff)
+#: ``classification_complete`` (legacy type)
+classification_completed = _for_type(ClassificationComplete)
 
 
-def signal_for(type_name: str) -> NamedSignal:
+def signal_for(type_name: str) -> CallbackSignal[Payload]:
     """The signal of a wire type, e.g. ``signal_for("sms_inbound") is sms_received``.
 
     Raises ``KeyError`` naming the type when it is not one of the known types; unknown types are
@@ -210,7 +294,7 @@ def signal_for(type_name: str) -> NamedSignal:
         raise KeyError(f"no signal for unknown callback type {type_name!r}") from None
 
 
-def type_signals() -> dict[str, NamedSignal]:
+def type_signals() -> dict[str, CallbackSignal[Payload]]:
     """Every per-type signal by wire type."""
     return dict(_by_type)
 

@@ -22,7 +22,7 @@ from .auth import sign
 from .callbacks import Callback
 from .config import Settings
 from .fields import example_of
-from .payloads import CALLBACK_TYPES
+from .payloads import CALLBACK_TYPES, Payload
 from .signals import callback_received
 from .state import get_state
 
@@ -138,11 +138,11 @@ class VoxCallbacksClient(FlaskClient):
 
 
 @contextmanager
-def record_callbacks(app: Flask) -> Iterator[list[Callback]]:
+def record_callbacks(app: Flask) -> Iterator[list[Callback[Payload]]]:
     """Collect, in order, the authentic callbacks dispatched by ``app`` while the block runs."""
-    seen: list[Callback] = []
+    seen: list[Callback[Payload]] = []
 
-    def record(sender: Flask, callback: Callback, **extra: Any) -> None:
+    def record(sender: Flask, callback: Callback[Payload], **extra: Any) -> None:
         seen.append(callback)
 
     with callback_received.connected_to(record, sender=app):

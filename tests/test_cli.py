@@ -25,7 +25,7 @@ def test_types_lists_every_type_with_signal_and_fields(app) -> None:
         assert f"{type_name}  signal={names[type_name]}" in result.output
     assert "    is_min_credit: boolean" in result.output
     assert "    subscriptions: list of Subscription" in result.output
-    assert "46 types." in result.output
+    assert "47 types." in result.output
 
 
 def test_check_prints_endpoint_and_accounts_never_a_secret(app) -> None:

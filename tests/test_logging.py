@@ -61,3 +61,16 @@ def test_secrets_never_logged_nor_returned(app, client, vox_log) -> None:
     secrets += [item["hash"] for item in items]
     for secret in secrets:
         assert secret not in everything
+
+
+def test_values_from_the_wire_are_cut_and_stripped_of_control_characters(
+    app, client, vox_log
+) -> None:
+    item = make_callback("min_balance")
+    item["type"] = "a\rb\x1b[31mc\td\x00e\u2028f" + "x" * 100
+    with callback_received.connected_to(lambda sender, callback: None, app):
+        client.post(ENDPOINT, json=make_batch(item))
+    (line,) = [r.getMessage() for r in vox_log.records if r.levelname == "INFO"]
+    shown = line.split("type=")[1].split(" account=")[0]
+    assert shown == ("a?b?[31mc?d?e?f" + "x" * 100)[:64]
+    assert len(shown) == 64

@@ -24,7 +24,7 @@ def test_one_signal_per_known_type_and_all_exported() -> None:
     by_type = signals.type_signals()
     assert set(by_type) == set(CALLBACK_TYPES)
     names = signals.signal_names()
-    assert len(set(names.values())) == 46
+    assert len(set(names.values())) == 47
     for type_name, name in names.items():
         assert getattr(flask_voxcallbacks, name) is signal_for(type_name)
         assert name in flask_voxcallbacks.__all__

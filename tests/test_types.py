@@ -50,18 +50,19 @@ def assert_record(record: Any, cls: type[Record], where: str) -> None:
         assert_typed(getattr(record, name), spec, f"{where}.{name}")
 
 
-def test_the_catalogue_has_the_46_types_of_the_protocol() -> None:
+def test_the_catalogue_has_the_46_types_of_the_protocol_and_classification_complete() -> None:
     statuses = [spec.status for spec in CALLBACK_TYPES.values()]
-    assert len(CALLBACK_TYPES) == 46
+    assert len(CALLBACK_TYPES) == 47
     assert statuses.count(CURRENT) == 37
     assert statuses.count(DEPRECATED) == 3
-    assert statuses.count(LEGACY) == 6
+    assert statuses.count(LEGACY) == 7, "the six of the protocol notes and classification_complete"
     nested = {name for name, spec in CALLBACK_TYPES.items() if spec.nested}
     assert nested == {
         "sms_inbound",
         "transcription_complete",
         "phone_number_activation_status_changed",
         "new_invoice",
+        "classification_complete",
     }
 
 
@@ -293,3 +294,70 @@ def test_each_field_kind_converts_or_flags(type_name, field, wire, expected) -> 
     else:
         assert value == expected and type(value) is type(expected)
         assert callback.invalid_fields == ()
+
+
+def build(type_name: str, payload: Any) -> Any:
+    item = make_callback(type_name)
+    item[type_name] = payload
+    return build_callback(item, item["callback_id"], item["account_id"], type_name)
+
+
+def test_older_inbound_sms_as_a_list_of_one_item_is_read() -> None:
+    sms = {"source_number": "1", "destination_number": "2", "sms_body": "hi"}
+    callback = build("sms_inbound", {"sms_inbound": [sms]})
+    assert (callback.payload.source_number, callback.payload.sms_body) == ("1", "hi")
+    assert callback.invalid_fields == ()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"sms_inbound": [{"sms_body": "a"}, {"sms_body": "b"}]},
+        {"sms_inbound": []},
+        {"sms_inbound": "hi"},
+        {"text": "hi", "from": "1"},
+    ],
+    ids=["two-items", "empty-list", "string", "unknown-keys"],
+)
+def test_an_inbound_sms_that_cannot_be_read_is_flagged_not_empty(payload: Any) -> None:
+    callback = build("sms_inbound", payload)
+    assert callback.payload.sms_body is None
+    assert callback.invalid_fields == ("sms_inbound",)
+
+
+def test_older_single_sip_registration_failure_is_read() -> None:
+    callback = build(
+        "sip_registration_fail",
+        {"sip_registration_id": 7001, "status_code": "403", "error_message": "Forbidden"},
+    )
+    (failure,) = callback.payload.sip_registrations
+    assert (failure.sip_registration_id, failure.status_code, failure.error_message) == (
+        7001,
+        "403",
+        "Forbidden",
+    )
+    assert callback.invalid_fields == ()
+
+
+def test_document_callbacks_carry_is_individual() -> None:
+    for type_name in ("account_document_uploaded", "account_document_verified"):
+        item = make_callback(type_name, is_individual=True)
+        callback = build_callback(item, item["callback_id"], item["account_id"], type_name)
+        assert callback.payload.is_individual is True and callback.invalid_fields == ()
+
+
+def test_classification_complete_is_a_legacy_type_with_its_fields() -> None:
+    callback = build(
+        "classification_complete",
+        {
+            "classification_complete": {
+                "record_id": 5,
+                "classification_info": [{"type": "amd", "info": "human", "error_code": ""}],
+                "classification_cost": "0.02",
+            }
+        },
+    )
+    assert callback.payload.record_id == 5
+    assert callback.payload.classification_info[0].info == "human"
+    assert callback.payload.classification_cost == Decimal("0.02")
+    assert CALLBACK_TYPES["classification_complete"].status == LEGACY
