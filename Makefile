@@ -33,7 +33,7 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff format --check flask_voxcallbacks
 
 typecheck: $(VENV)/.test-installed
-	$(BIN)/mypy --strict flask_voxcallbacks
+	$(BIN)/mypy --strict flask_voxcallbacks example_app docs/examples
 
 test: system-deps lint typecheck docs fuzz-smoke
 	$(BIN)/python -m pytest

@@ -13,7 +13,10 @@ from typing import Any
 from flask import Flask
 
 from flask_voxcallbacks import (
+    AccountIsFrozen,
     Callback,
+    MinBalance,
+    SmsInbound,
     VoxCallbacks,
     account_frozen,
     min_balance_reached,
@@ -55,21 +58,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def on_low_balance(sender: Flask, callback: Callback, **extra: Any) -> None:
+def on_low_balance(sender: Flask, callback: Callback[MinBalance], **extra: Any) -> None:
     print(
         f"Low balance on account {callback.account_id}: {callback.balance} {callback.currency}",
         flush=True,
     )
 
 
-def on_sms(sender: Flask, callback: Callback, **extra: Any) -> None:
+def on_sms(sender: Flask, callback: Callback[SmsInbound], **extra: Any) -> None:
     sms = callback.payload
-    print(
-        f"SMS from {getattr(sms, 'source_number', None)} "
-        f"to {getattr(sms, 'destination_number', None)}: {getattr(sms, 'sms_body', None)}",
-        flush=True,
-    )
+    print(f"SMS from {sms.source_number} to {sms.destination_number}: {sms.sms_body}", flush=True)
 
 
-def on_frozen(sender: Flask, callback: Callback, **extra: Any) -> None:
+def on_frozen(sender: Flask, callback: Callback[AccountIsFrozen], **extra: Any) -> None:
     print(f"Account {callback.account_id} was frozen", flush=True)

@@ -53,14 +53,23 @@ def failed_command() -> None:
 
 @voxcallbacks_cli.command("replay")
 @click.option("--all", "replay_all", is_flag=True, help="Replay every failed callback.")
+@click.option(
+    "--account",
+    "account_id",
+    type=int,
+    help="Only the failed callbacks of this account (callback ids are per account).",
+)
 @click.argument("callback_ids", nargs=-1, type=int)
-def replay_command(replay_all: bool, callback_ids: tuple[int, ...]) -> None:
-    """Run failed callbacks through the handlers again (all, or the CALLBACK_IDS given)."""
+def replay_command(replay_all: bool, account_id: int | None, callback_ids: tuple[int, ...]) -> None:
+    """Run failed callbacks through the handlers again (all, or the CALLBACK_IDS given, of every
+    account unless --account is given)."""
     if replay_all == bool(callback_ids):
         raise click.UsageError("Give either --all or one or more CALLBACK_IDs.")
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     state = get_state(app)
     records = state.store.failed()
+    if account_id is not None:
+        records = [record for record in records if record.account_id == account_id]
     if callback_ids:
         wanted = set(callback_ids)
         missing = wanted - {record.callback_id for record in records}
@@ -70,7 +79,10 @@ def replay_command(replay_all: bool, callback_ids: tuple[int, ...]) -> None:
         records = [record for record in records if record.callback_id in wanted]
     outcomes = [(record, _replay(app, state, record)) for record in records]
     for record, outcome in outcomes:
-        click.echo(f"{record.callback_id}  type={printable(record.type)}  {outcome}")
+        click.echo(
+            f"{record.callback_id}  account={record.account_id}"
+            f"  type={printable(record.type)}  {outcome}"
+        )
     still_failing = sum(outcome not in (ACCEPTED, DUPLICATE) for _, outcome in outcomes)
     click.echo(f"{len(outcomes) - still_failing} replayed, {still_failing} still failing.")
     if still_failing:
@@ -108,7 +120,11 @@ def _field(text: str) -> tuple[str, Any]:
 
 @voxcallbacks_cli.command("send")
 @click.argument("type_name", metavar="TYPE")
-@click.option("--url", help=f"Endpoint to post to (default: this app's path on {DEFAULT_HOST}).")
+@click.option(
+    "--url",
+    help=f"Where to post: a base URL (default {DEFAULT_HOST}) gets this app's endpoint path;"
+    " a URL with a path is used as it is.",
+)
 @click.option("--count", type=click.IntRange(min=1, max=1000), default=1, show_default=True)
 @click.option(
     "--field",
@@ -125,8 +141,11 @@ def send_command(type_name: str, url: str | None, count: int, fields: tuple[str,
         raise click.BadParameter(f"unknown type {type_name!r}.{hint}", param_hint="TYPE")
     settings = get_state(current_app).settings
     overrides = dict(_field(text) for text in fields)
-    items = [make_callback_for(settings, type_name, **overrides) for _ in range(count)]
-    target = url or f"{DEFAULT_HOST}{settings.path}"
+    try:
+        items = [make_callback_for(current_app, type_name, **overrides) for _ in range(count)]
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--field") from None
+    target = _endpoint(url or DEFAULT_HOST, settings.path)
     if not target.startswith(("http://", "https://")):
         raise click.BadParameter(f"{target!r} is not an http(s) URL", param_hint="--url")
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
@@ -150,6 +169,14 @@ def send_command(type_name: str, url: str | None, count: int, fields: tuple[str,
             f"{summary.get('accepted', 0)} of {count} sample(s) accepted; "
             + _what_went_wrong(status, summary)
         )
+
+
+def _endpoint(url: str, path: str) -> str:
+    """``url`` itself when it names a path, else the application's endpoint on that host."""
+    scheme, sep, rest = url.partition("://")
+    if sep and rest.partition("/")[2].strip("/") == "":
+        return f"{scheme}{sep}{rest.split('/')[0]}{path}"
+    return url
 
 
 def _summary_of(body: bytes) -> dict[str, Any]:
@@ -181,21 +208,29 @@ def check_command() -> None:
     except (ConfigurationError, RuntimeError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"Endpoint: POST {settings.path}")
+    warnings = []
     for account_id, credentials in sorted(settings.accounts.items()):
         role = "main" if account_id == settings.account_id else "extra"
         salt = "salt set" if credentials.salt else "no salt (hash without salt)"
         click.echo(f"Account {account_id} ({role}): {salt}")
-    click.echo(f"Store: {redact_url(settings.store_url)}")
-    if settings.store_url.startswith("memory:"):
-        click.echo(
-            "Note: memory:// remembers handled callbacks in this process only; with several"
-            " workers or hosts use sqlite:// or redis://."
+        if not credentials.salt:
+            warnings.append(
+                f"account {account_id} has no salt: set a security salt on Voximplant's Webhooks"
+                " page and the same in the configuration"
+            )
+    store_url = redact_url(settings.store_url)
+    click.echo(f"Store: {store_url}")
+    if settings.store_url.startswith("memory:") and not (current_app.debug or current_app.testing):
+        warnings.append(
+            "memory:// remembers handled callbacks in this process only and forgets them on"
+            " restart; in production use sqlite:// (one host) or redis:// (several hosts)"
         )
     try:
         pending = len(state.store.failed())
-        warnings = state.store.warnings()
+        warnings += state.store.warnings()
     except Exception as error:
-        raise click.ClickException(f"the store cannot be read: {type(error).__name__}") from None
+        reason = printable(f"{type(error).__name__}: {error}", limit=300)
+        raise click.ClickException(f"the store {store_url} cannot be read: {reason}") from None
     click.echo(f"Failed callbacks waiting for a replay: {pending}")
     for warning in warnings:
         click.echo(f"Warning: {warning}")

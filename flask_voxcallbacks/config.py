@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -185,8 +186,23 @@ def _store_url(value: Any, name: str) -> str:
     return value
 
 
+PREFIX = "VOXCALLBACKS_"
+
+
+def _unknown_keys(config: Mapping[str, Any]) -> None:
+    """Refuse ``VOXCALLBACKS_*`` keys this version does not know: a misspelt key would otherwise
+    leave its setting at the default (a per-process memory store for ``VOXCALLBACKS_STOR``)."""
+    for name in sorted(k for k in config if isinstance(k, str) and k.startswith(PREFIX)):
+        if name in DEFAULTS:
+            continue
+        close = difflib.get_close_matches(name, DEFAULTS, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else f"the settings are {', '.join(DEFAULTS)}."
+        raise ConfigurationError(f"{name} is not a flask-voxcallbacks setting; {hint}")
+
+
 def load_settings(config: Mapping[str, Any]) -> Settings:
     """Validate ``app.config``; raise :class:`ConfigurationError` naming the first bad key."""
+    _unknown_keys(config)
 
     def read(name: str, check: Callable[[Any, str], Any]) -> Any:
         return check(_get(config, name), name)

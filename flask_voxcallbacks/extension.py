@@ -29,7 +29,7 @@ class VoxCallbacks:
                 "flask_voxcallbacks is already set up on this application; call init_app once."
             )
         settings = load_settings(app.config)
-        store = open_store(settings.store_url)
+        store = open_store(settings.store_url, app.instance_path)
         app.extensions[EXTENSION_NAME] = VoxState(settings, store)
         blueprint = make_blueprint(settings.path)
         app.register_blueprint(blueprint)

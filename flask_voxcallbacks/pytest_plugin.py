@@ -2,7 +2,10 @@
 
 ``vox_app`` is the application under test: the project's own ``app`` fixture when it has one,
 else the factory or object named by the ``vox_app`` ini option (``"yourapp:create_app"``), else a
-bare application with the test kit's default credentials. ``vox_client`` is a
+bare application with the test kit's default credentials. An application built from the ini
+option gets ``TESTING = True`` and a fresh memory store for each test, whatever store its factory
+configured, so that tests never touch a production-like store nor its leftovers; set the ini
+option ``vox_store = app`` to keep the factory's store. ``vox_client`` is a
 :class:`~flask_voxcallbacks.testing.VoxCallbacksClient` for it and ``vox_recorder`` the list of
 callbacks its handlers were given during the test.
 """
@@ -17,7 +20,7 @@ import pytest
 from flask import Flask
 
 from .extension import VoxCallbacks
-from .state import get_state
+from .state import get_state, use_memory_store
 from .testing import (
     DEFAULT_ACCOUNT_ID,
     DEFAULT_API_KEY,
@@ -32,6 +35,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "vox_app",
         "module:attribute of the Flask app (or app factory) that the vox_* fixtures use",
         default="",
+    )
+    parser.addini(
+        "vox_store",
+        "'memory' (default): the vox_app app gets a fresh memory store; 'app': keep its own",
+        default="memory",
     )
 
 
@@ -67,6 +75,12 @@ def vox_app(request: pytest.FixtureRequest) -> Flask:
     except pytest.FixtureLookupError:
         target = str(request.config.getini("vox_app"))
         app = _load(target) if target else _bare_app()
+        keep = str(request.config.getini("vox_store"))
+        if keep not in ("memory", "app"):
+            raise pytest.UsageError(f"vox_store = {keep!r}: expected 'memory' or 'app'") from None
+        app.config["TESTING"] = True
+        if keep == "memory":
+            use_memory_store(app)
     get_state(app)
     return app  # type: ignore[no-any-return]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flask import Flask
 
@@ -29,3 +29,13 @@ def get_state(app: Flask) -> VoxState:
             "call VoxCallbacks(app) or vox.init_app(app) first."
         )
     return state
+
+
+def use_memory_store(app: Flask) -> None:
+    """Give ``app`` a fresh memory store in place of the one it was configured with (tests)."""
+    from .store.memory import MemoryStore
+
+    state = get_state(app)
+    state.store.close()
+    settings = replace(state.settings, store_url="memory://")
+    app.extensions[EXTENSION_NAME] = VoxState(settings, MemoryStore())

@@ -9,6 +9,7 @@ handlers were given.
 from __future__ import annotations
 
 import copy
+import difflib
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,6 @@ from werkzeug.test import TestResponse
 
 from .auth import sign
 from .callbacks import Callback
-from .config import Settings
 from .fields import example_of
 from .payloads import CALLBACK_TYPES, Payload
 from .signals import callback_received
@@ -69,9 +69,10 @@ def make_callback(
     """A signed callback item of ``type`` with every field filled with a plausible value.
 
     Keyword arguments named like a common field (``balance``, ``account_name``, ...) replace it;
-    any other keyword replaces that field of the payload. ``payload`` replaces the whole payload.
-    Callback ids are random 63-bit numbers (unique across processes and runs) unless
-    ``callback_id`` is given.
+    any other keyword replaces that field of the payload, and must be one: a misspelt name raises
+    ``ValueError`` naming the field and the type. ``payload`` replaces the whole payload, as the
+    wire carries it (without the double nesting of ``sms_inbound``, which is added). Callback ids
+    are random 63-bit numbers (unique across processes and runs) unless ``callback_id`` is given.
     """
     if callback_id is None:
         callback_id = new_callback_id()
@@ -88,20 +89,45 @@ def make_callback(
         if name in _COMMON_EXAMPLE:
             item[name] = value
         else:
+            if spec is not None:
+                _check_payload_field(spec.payload, name)
             data[name] = value
     item[type] = {type: data} if spec is not None and spec.nested else data
     return item
 
 
+def _check_payload_field(payload: type[Payload], name: str) -> None:
+    """Refuse a keyword that is neither a common field nor a field of the payload."""
+    type_name = payload.wire_type
+    fields = [field for field, _ in payload.wire_fields()]
+    if name == type_name:
+        raise ValueError(
+            f"{type_name}={{...}}: give the fields of {type_name} as keywords"
+            f" ({', '.join(f'{field}=...' for field in fields[:2]) or 'it has none'}) or as"
+            " payload={...}; the kit adds the nesting the wire needs"
+        )
+    if name not in fields:
+        close = difflib.get_close_matches(name, fields + list(_COMMON_EXAMPLE), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(
+            f"{name!r} is not a field of {type_name}; {hint}its fields are"
+            f" {', '.join(fields) or 'none'}, and every callback has {', '.join(_COMMON_EXAMPLE)}"
+        )
+
+
 def make_callback_for(
-    settings: Settings, type: str, account_id: int | None = None, **fields: Any
+    app: Flask, type: str, account_id: int | None = None, **fields: Any
 ) -> dict[str, Any]:
-    """``make_callback`` signed with an application's credentials for ``account_id`` (default:
-    its main account)."""
+    """``make_callback`` signed with the credentials ``app`` is configured with for
+    ``account_id`` (default: its main account, else one of ``VOXCALLBACKS_ACCOUNTS``)."""
+    settings = get_state(app).settings
     account_id = settings.account_id if account_id is None else int(account_id)
     credentials = settings.accounts.get(account_id)
     if credentials is None:
-        raise ValueError(f"account {account_id} is not configured on this application")
+        configured = ", ".join(str(a) for a in sorted(settings.accounts))
+        raise ValueError(
+            f"account {account_id} is not configured on this application (it has {configured})"
+        )
     return make_callback(
         type, account_id=account_id, api_key=credentials.api_key, salt=credentials.salt, **fields
     )
@@ -134,7 +160,7 @@ class VoxCallbacksClient(FlaskClient):
         fields = dict(spec)
         if "type" not in fields:
             raise ValueError("an item given to post_callbacks needs a 'type'")
-        return make_callback_for(get_state(self.application).settings, **fields)
+        return make_callback_for(self.application, **fields)
 
 
 @contextmanager

@@ -13,6 +13,9 @@ from flask_voxcallbacks.testing import DEFAULT_ACCOUNT_ID, DEFAULT_API_KEY, DEFA
 
 pytest_plugins = ["pytester"]
 
+#: A host project run by test_host_project.py in its own folder, with its own settings.
+collect_ignore = ["host_project"]
+
 ENDPOINT = "/voximplant/callbacks"
 CHILD_ACCOUNT_ID = 7654321
 CHILD_API_KEY = "9a8b7c6d-0000-1111-2222-333344445555"

@@ -122,3 +122,55 @@ def test_defaults_are_documented_in_one_table() -> None:
     assert settings.path == "/voximplant/callbacks"
     assert settings.max_content_length == 1024 * 1024
     assert "example-salt-42" not in repr(settings)
+
+
+def test_a_misspelt_key_is_refused_with_the_closest_one() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        make_app(VOXCALLBACKS_STOR="sqlite:////tmp/x.db")
+    assert str(info.value) == (
+        "VOXCALLBACKS_STOR is not a flask-voxcallbacks setting; did you mean VOXCALLBACKS_STORE?"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mongodb://localhost", "VOXCALLBACKS_STORE has an unknown scheme 'mongodb'"),
+        ("sqlite://", "VOXCALLBACKS_STORE needs a file"),
+        ("redis://:pw@localhost:abc/0", "is not a valid Redis URL: Port could not be cast"),
+        ("not a url", "VOXCALLBACKS_STORE must be a URL"),
+    ],
+)
+def test_every_bad_store_url_is_a_configuration_error(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        make_app(VOXCALLBACKS_STORE=url)
+    assert message in str(info.value)
+    assert ":pw@" not in str(info.value)
+
+
+def test_an_sqlite_file_that_cannot_be_created_is_a_configuration_error(tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ConfigurationError) as info:
+        make_app(VOXCALLBACKS_STORE=f"sqlite:///{blocker}/vox.db")
+    assert str(info.value).startswith(
+        f"VOXCALLBACKS_STORE: cannot open the SQLite file {blocker}/vox.db ("
+    )
+
+
+def test_a_missing_redis_package_is_a_configuration_error(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "redis", None)
+    monkeypatch.delitem(sys.modules, "flask_voxcallbacks.store.redis", raising=False)
+    with pytest.raises(ConfigurationError) as info:
+        make_app(VOXCALLBACKS_STORE="redis://:secret@localhost:6379/0")
+    assert "pip install 'flask-voxcallbacks[redis]'" in str(info.value)
+    assert "secret" not in str(info.value)
+
+
+def test_a_relative_sqlite_path_is_in_the_instance_folder(tmp_path) -> None:
+    app = Flask(__name__, instance_path=str(tmp_path / "instance"))
+    app.config.update(BASE_CONFIG, VOXCALLBACKS_STORE="sqlite:///data/vox.db")
+    VoxCallbacks(app)
+    assert (tmp_path / "instance" / "data" / "vox.db").exists()

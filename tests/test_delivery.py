@@ -181,7 +181,10 @@ def test_replay_does_not_count_a_callback_running_elsewhere_as_replayed(app) -> 
         )
         result = runner.invoke(args=["voxcallbacks", "replay", "--all"])
     assert result.exit_code == 1
-    assert f"{item['callback_id']}  type=min_balance  in_progress" in result.output
+    assert (
+        f"{item['callback_id']}  account={item['account_id']}  type=min_balance  in_progress"
+        in result.output
+    )
     assert "0 replayed, 1 still failing" in result.output
     assert flaky.handled == []
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from conftest import CHILD_API_KEY, CHILD_SALT, ENDPOINT
+from servers import ROOT
 
 from flask_voxcallbacks import callback_received
 from flask_voxcallbacks.testing import DEFAULT_API_KEY, DEFAULT_SALT, make_batch, make_callback
@@ -74,3 +75,25 @@ def test_values_from_the_wire_are_cut_and_stripped_of_control_characters(
     shown = line.split("type=")[1].split(" account=")[0]
     assert shown == ("a?b?[31mc?d?e?f" + "x" * 100)[:64]
     assert len(shown) == 64
+
+
+def test_the_logging_recipe_shows_info_lines_on_flasks_handler(app, client, capsys) -> None:
+    import sys
+
+    sys.path.insert(0, str(ROOT / "docs" / "examples"))
+    try:
+        from logging_setup import show_callback_log_lines
+    finally:
+        sys.path.pop(0)
+    from flask.logging import default_handler
+
+    logger = show_callback_log_lines()
+    try:
+        item = make_callback("min_balance")
+        with callback_received.connected_to(lambda sender, callback: None, app):
+            client.post(ENDPOINT, json=make_batch(item))
+    finally:
+        logger.removeHandler(default_handler)
+        logger.setLevel(logging.NOTSET)
+    err = capsys.readouterr().err
+    assert f"callback {item['callback_id']} type=min_balance account=1234567 accepted" in err

@@ -28,7 +28,7 @@ FIVE_LINE_TEST = """
 def test_stop_unsubscribes(vox_client, vox_recorder):
     from hostapp import replies
     response = vox_client.post_callbacks({"type": "sms_inbound", "sms_body": "STOP"})
-    assert response.status_code == 200 and vox_recorder[0].account_id == 42
+    assert response.status_code == 200 and vox_recorder[0].type == "sms_inbound"
     assert replies == ["447700900123"]
 """
 
@@ -93,17 +93,33 @@ def test_bad_vox_app_option_is_a_clear_error(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*expected 'module:attribute'*"])
 
 
-def test_host_tests_pass_twice_with_a_persistent_store(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("vox_store", ["memory", "app"])
+def test_host_tests_pass_twice_with_a_persistent_store(
+    pytester: pytest.Pytester, vox_store: str
+) -> None:
     store = pytester.path / "instance" / "vox.db"
     pytester.makepyfile(
         hostapp=HOST_APP.replace(
             'VOXCALLBACKS_SALT="s")',
             f'VOXCALLBACKS_SALT="s", VOXCALLBACKS_STORE="sqlite:///{store}")',
         ),
-        test_host=FIVE_LINE_TEST,
+        test_host=FIVE_LINE_TEST
+        + """
+def test_the_store_in_use(vox_app):
+    from flask_voxcallbacks.state import get_state
+    assert vox_app.testing
+    assert type(get_state(vox_app).store).__name__ == "%s"
+"""
+        % ("MemoryStore" if vox_store == "memory" else "SQLiteStore"),
     )
-    pytester.makeini("[pytest]\nvox_app = hostapp:create_app\n")
+    pytester.makeini(f"[pytest]\nvox_app = hostapp:create_app\nvox_store = {vox_store}\n")
     for _run in (1, 2):
         result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-        result.assert_outcomes(passed=1)
-    assert store.exists(), "both runs used the same persistent store"
+        result.assert_outcomes(passed=2)
+
+
+def test_a_bad_vox_store_option_is_a_clear_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(hostapp=HOST_APP, test_x="def test_it(vox_app):\n    pass\n")
+    pytester.makeini("[pytest]\nvox_app = hostapp:create_app\nvox_store = redis\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*vox_store = 'redis': expected 'memory' or 'app'*"])

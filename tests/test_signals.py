@@ -184,3 +184,22 @@ def test_a_failing_receiver_does_not_stop_the_next_one_of_the_same_signal(app, c
         response = client.post(ENDPOINT, json=make_batch(make_callback("min_balance")))
     assert sorted(calls) == ["first", "second"]
     assert response.status_code == 500 and response.get_json()["failed"] == 1
+
+
+def test_the_documented_async_receiver_runs(app, client) -> None:
+    import sys
+
+    from servers import ROOT
+
+    sys.path.insert(0, str(ROOT / "docs" / "examples"))
+    try:
+        import async_receiver
+    finally:
+        sys.path.pop(0)
+    async_receiver.connect(app)
+    try:
+        response = client.post(ENDPOINT, json=make_batch(make_callback("sms_inbound")))
+    finally:
+        sms_received.disconnect(async_receiver.reply_to_sms)
+    assert response.status_code == 200 and response.get_json()["accepted"] == 1
+    assert async_receiver.replies == ["447700900123"]

@@ -114,10 +114,38 @@ def test_make_callback_for_signs_with_the_apps_accounts(app) -> None:
     from flask_voxcallbacks.state import get_state
     from flask_voxcallbacks.testing import make_callback_for
 
-    settings = get_state(app).settings
-    main = make_callback_for(settings, "min_balance", balance=1)
-    child = make_callback_for(settings, "js_fail", account_id=CHILD_ACCOUNT_ID)
-    assert authenticate(main, settings.accounts).authentic and main["balance"] == 1
-    assert authenticate(child, settings.accounts).authentic
-    with pytest.raises(ValueError, match="account 5 is not configured"):
-        make_callback_for(settings, "js_fail", account_id=5)
+    accounts = get_state(app).settings.accounts
+    main = make_callback_for(app, "min_balance", balance=1)
+    child = make_callback_for(app, "js_fail", account_id=CHILD_ACCOUNT_ID)
+    assert authenticate(main, accounts).authentic and main["balance"] == 1
+    assert authenticate(child, accounts).authentic and child["account_id"] == CHILD_ACCOUNT_ID
+    with pytest.raises(ValueError, match="account 5 is not configured on this application"):
+        make_callback_for(app, "js_fail", account_id=5)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"is_min_credt": True},
+            "'is_min_credt' is not a field of min_balance; did you mean 'is_min_credit'?",
+        ),
+        (
+            {"min_balance": {"is_min_credit": True}},
+            "min_balance={...}: give the fields of min_balance as keywords (is_min_credit=...",
+        ),
+        ({"sms_body": "STOP"}, "'sms_body' is not a field of min_balance"),
+    ],
+)
+def test_the_kit_refuses_fields_the_type_does_not_have(fields, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        make_callback("min_balance", **fields)
+    assert message in str(info.value)
+
+
+def test_post_callbacks_refuses_a_payload_written_under_its_type_key(app) -> None:
+    client = VoxCallbacksClient(app, app.response_class)
+    with pytest.raises(ValueError, match="give the fields of min_balance as keywords"):
+        client.post_callbacks({"type": "min_balance", "min_balance": {"is_min_credit": True}})
+    response = client.post_callbacks({"type": "min_balance", "is_min_credit": True})
+    assert response.get_json()["accepted"] == 1

@@ -62,8 +62,9 @@ def signals_rst() -> list[str]:
             " Its fields may arrive nested once more under the same key." if spec.nested else ""
         )
         lines += [
-            f"Wire type ``{type_name}`` ({spec.status}); payload class "
-            f"``{spec.payload.__name__}``. {spec.summary}{nested}",
+            f"Wire type ``{type_name}`` ({spec.status}); receivers get a "
+            f"``Callback[{spec.payload.__name__}]`` (``from flask_voxcallbacks import "
+            f"{spec.payload.__name__}``). {spec.summary}{nested}",
             "",
         ]
         lines += _fields_rst(spec.payload.wire_fields())

@@ -2,33 +2,81 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..config import ConfigurationError, redact_url
 from .base import BUSY, CLAIMED, DONE, MISMATCH, Claim, FailedCallback, Store
 
-__all__ = ["BUSY", "CLAIMED", "DONE", "MISMATCH", "Claim", "FailedCallback", "Store", "open_store"]
+__all__ = [
+    "BUSY",
+    "CLAIMED",
+    "DONE",
+    "MISMATCH",
+    "Claim",
+    "FailedCallback",
+    "Store",
+    "StoreURLError",
+    "open_store",
+]
+
+KEY = "VOXCALLBACKS_STORE"
 
 
-class StoreURLError(ValueError):
-    """``VOXCALLBACKS_STORE`` names an unknown scheme or cannot be opened."""
+class StoreURLError(ConfigurationError):
+    """``VOXCALLBACKS_STORE`` names an unknown scheme or a store that cannot be opened."""
 
 
-def open_store(url: str) -> Store:
-    """Open the store a ``VOXCALLBACKS_STORE`` URL names."""
+def open_store(url: str, base_dir: str | None = None) -> Store:
+    """Open the store a ``VOXCALLBACKS_STORE`` URL names; a relative SQLite path is taken
+    relative to ``base_dir`` (the application's instance folder) when one is given."""
     scheme = urlsplit(url).scheme
     if scheme == "memory":
         from .memory import MemoryStore
 
         return MemoryStore()
     if scheme == "sqlite":
-        from .sqlite import SQLiteStore
-
-        return SQLiteStore.from_url(url)
+        return _open_sqlite(url, base_dir)
     if scheme in ("redis", "rediss", "unix"):
-        from .redis import RedisStore
-
-        return RedisStore.from_url(url)
+        return _open_redis(url)
     raise StoreURLError(
-        f"VOXCALLBACKS_STORE has an unknown scheme {scheme!r}; "
+        f"{KEY} has an unknown scheme {scheme!r}; "
         "use memory://, sqlite:///path/to/file.db or redis://host:port/db."
     )
+
+
+def _open_sqlite(url: str, base_dir: str | None) -> Store:
+    from .sqlite import SQLiteStore, create_private
+
+    prefix = "sqlite:///"
+    path = url[len(prefix) :] if url.startswith(prefix) else ""
+    if not path:
+        raise StoreURLError(
+            f"{KEY} needs a file: sqlite:///relative/path.db or sqlite:////absolute/path.db"
+        )
+    if base_dir is not None and not os.path.isabs(path):
+        path = os.path.join(base_dir, path)
+    try:
+        create_private(Path(path))
+        return SQLiteStore(path)
+    except (OSError, sqlite3.Error) as error:
+        raise StoreURLError(
+            f"{KEY}: cannot open the SQLite file {path} ({error}); make sure its directory can be"
+            " created and written by this process"
+        ) from None
+
+
+def _open_redis(url: str) -> Store:
+    try:
+        from .redis import RedisStore
+    except ImportError:
+        raise StoreURLError(
+            f"{KEY}={redact_url(url)} needs the redis package:"
+            " pip install 'flask-voxcallbacks[redis]'"
+        ) from None
+    try:
+        return RedisStore.from_url(url)
+    except ValueError as error:
+        raise StoreURLError(f"{KEY}={redact_url(url)} is not a valid Redis URL: {error}") from None

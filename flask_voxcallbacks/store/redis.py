@@ -5,15 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-from .base import BUSY, CLAIMED, DONE, MISMATCH, Claim, FailedCallback, Store
+import redis
 
-try:
-    import redis
-except ImportError as error:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "VOXCALLBACKS_STORE=redis://... needs the redis package: "
-        "pip install 'flask-voxcallbacks[redis]'"
-    ) from error
+from .base import BUSY, CLAIMED, DONE, MISMATCH, Claim, FailedCallback, Store
 
 # Keys per callback (field = "account_id:callback_id"): ``rec:`` a hash with the pinned
 # ``digest`` and ``done``, expiring with the record; ``claim:`` the lease token (PX lease);

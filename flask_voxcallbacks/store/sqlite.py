@@ -92,17 +92,6 @@ class SQLiteStore(Store):
                 db.executescript(_UPGRADE)
             db.executescript(_SCHEMA)
 
-    @classmethod
-    def from_url(cls, url: str) -> SQLiteStore:
-        prefix = "sqlite:///"
-        path = url[len(prefix) :] if url.startswith(prefix) else ""
-        if not path:
-            raise ValueError(
-                "VOXCALLBACKS_STORE sqlite URL needs a file: sqlite:///path/to/file.db"
-            )
-        create_private(Path(path))
-        return cls(path)
-
     def _connection(self) -> sqlite3.Connection:
         """This process's connection; call with the lock held."""
         if self._db is None or self._pid != os.getpid():
