@@ -67,7 +67,22 @@ def test_rejection_reasons(client, seen, change: dict, reason: str) -> None:
     assert sent_reason == reason
     assert isinstance(rejected, RejectedCallback)
     assert rejected.reason == reason
-    assert "hash" not in rejected.raw
+    assert rejected.raw == {key: value for key, value in item.items() if key != "hash"}
+
+
+@pytest.mark.parametrize(
+    ("type_value", "seen_type"), [("js_fail", "js_fail"), (5, None), (None, None)]
+)
+def test_a_rejected_items_type_is_kept_only_when_it_is_text(client, seen, type_value, seen_type):
+    item = make_callback("js_fail", salt="wrong")
+    item["type"] = type_value
+    client.post(ENDPOINT, json=make_batch(item))
+    ((rejected, _),) = seen.rejected
+    assert rejected.type == seen_type
+
+
+def test_credentials_repr_is_fixed_text() -> None:
+    assert repr(Credentials("k", "s")) == "Credentials(api_key=***, salt=***)"
 
 
 def test_callback_id_from_another_item_does_not_authenticate(client, seen) -> None:

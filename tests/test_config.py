@@ -174,3 +174,26 @@ def test_a_relative_sqlite_path_is_in_the_instance_folder(tmp_path) -> None:
     app.config.update(BASE_CONFIG, VOXCALLBACKS_STORE="sqlite:///data/vox.db")
     VoxCallbacks(app)
     assert (tmp_path / "instance" / "data" / "vox.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("memory://", "memory://"),
+        ("sqlite:///relative/vox.db", "sqlite:///relative/vox.db"),
+        ("sqlite:////var/lib/a@b/vox.db", "sqlite:////var/lib/a@b/vox.db"),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("redis://:pw@host:6379/0", "redis://***@host:6379/0"),
+        ("redis://user:pw@host/0", "redis://***@host/0"),
+        ("redis://user:p@ss/w@rd@host/0", "redis://***@host/0"),
+        ("rediss://host/0?password=pw&db=1", "rediss://host/0?password=***&db=1"),
+        ("redis://host/0?password=a=b", "redis://host/0?password=***"),
+        ("redis://host/0?Redis_Password=x", "redis://host/0?Redis_Password=***"),
+        ("unix:///run/redis.sock?password=pw", "unix:///run/redis.sock?password=***"),
+        ("redis://:pw@host/0?next=http://x", "redis://***@host/0?next=http://x"),
+    ],
+)
+def test_store_urls_are_shown_without_passwords(url: str, shown: str) -> None:
+    from flask_voxcallbacks.config import redact_url
+
+    assert redact_url(url) == shown

@@ -203,3 +203,32 @@ def test_a_store_outage_loses_nothing(redis_server) -> None:
     assert down.status_code == 500 and down.get_json()["failed"] == 1
     assert back.status_code == 200 and back.get_json()["accepted"] == 1, "the redelivery runs"
     assert [c.callback_id for c in seen] == [item["callback_id"]]
+
+
+def broken_function(sender: Any, callback: Any, **extra: Any) -> None:
+    raise ValueError("no such customer")
+
+
+def test_the_failure_record_names_each_failing_receiver(app, client) -> None:
+    flaky = Flaky()
+    item = make_callback("min_balance")
+    with (
+        min_balance_reached.connected_to(broken_function, app),
+        callback_received.connected_to(flaky, app),
+    ):
+        client.post(ENDPOINT, json=make_batch(item))
+    (record,) = get_state(app).store.failed()
+    assert record.error.splitlines() == [
+        "test_delivery.broken_function: ValueError: no such customer",
+        f"test_delivery.{flaky!r}: ConnectionError: crm unreachable",
+    ]
+
+
+def test_a_failed_callback_without_a_type_is_kept_with_an_empty_type(app, client) -> None:
+    item = make_callback("min_balance")
+    del item["type"]
+    with callback_received.connected_to(broken_function, app):
+        client.post(ENDPOINT, json=make_batch(item))
+    (record,) = get_state(app).store.failed()
+    assert record.type == ""
+    assert "type" not in record.item

@@ -359,3 +359,46 @@ def test_prune_also_forgets_expired_keys(backend: str, tmp_path: Path) -> None:
     assert store.prune(older_than=DAY) == 0
     assert stored_keys(store) == 1
     store.close()
+
+
+def test_failures_are_listed_oldest_first(store: Store, clock: Clock) -> None:
+    for callback_id in (7, 5, 9, 6):
+        claim = store.claim(1, callback_id, BODY, lease_seconds=60, ttl=DAY)
+        store.fail(1, callback_id, claim.token, "boom", {**ITEM, "callback_id": callback_id}, DAY)
+        clock.advance(0.01 if not clock.real else 0)
+    assert [f.callback_id for f in store.failed()] == [7, 5, 9, 6]
+
+
+def test_sqlite_settings_and_close(tmp_path: Path) -> None:
+    import sqlite3
+
+    store = open_store(f"sqlite:///{tmp_path}/vox.db")
+    db = store._connection()  # type: ignore[attr-defined]
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA synchronous").fetchone()[0] == 1, "NORMAL"
+    store.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        db.execute("SELECT 1")
+
+
+def test_a_forked_process_opens_its_own_sqlite_connection(tmp_path: Path) -> None:
+    import os
+
+    store = open_store(f"sqlite:///{tmp_path}/vox.db")
+    parent_db = store._connection()  # type: ignore[attr-defined]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            own = store._connection() is not parent_db  # type: ignore[attr-defined]
+            claimed = store.claim(1, 77, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+            os.write(write, b"ok" if own and claimed else b"shared")
+        finally:
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 16)
+    os.waitpid(pid, 0)
+    assert answer == b"ok"
+    assert store._connection() is parent_db, "the parent keeps its connection"  # type: ignore[attr-defined]
+    assert store.claim(1, 77, BODY, lease_seconds=60, ttl=DAY).status == BUSY
+    store.close()

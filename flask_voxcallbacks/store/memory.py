@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import threading
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -20,14 +21,28 @@ class _Record:
     done: bool = False
     failure: FailedCallback | None = None
 
+    @property
+    def deadline(self) -> float:
+        """When the record can be forgotten: its expiry, or the end of its lease if later."""
+        return max(self.expires_at, self.lease_until)
+
 
 class MemoryStore(Store):
-    """One record per key in a dictionary guarded by one lock."""
+    """One record per key in a dictionary guarded by one lock.
+
+    Expired records are forgotten as time passes, at a cost that does not grow with the number of
+    records: every change of a record's deadline pushes ``(deadline, key)`` on a heap, and each
+    claim pops the entries whose time has come (an entry superseded by a later deadline is
+    skipped).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._records: dict[Key, _Record] = {}
-        self._claims_since_sweep = 0
+        self._deadlines: list[tuple[float, Key]] = []
+
+    def _schedule(self, key: Key, record: _Record) -> None:
+        heapq.heappush(self._deadlines, (record.deadline, key))
 
     def _live(self, key: Key, now: float) -> _Record | None:
         record = self._records.get(key)
@@ -54,6 +69,7 @@ class MemoryStore(Store):
                 return Claim(BUSY)
             record.token = self.new_token()
             record.lease_until = now + lease_seconds
+            self._schedule(key, record)
             return Claim(CLAIMED, record.token)
 
     def complete(self, account_id: int, callback_id: int, token: str, ttl: int) -> None:
@@ -66,6 +82,7 @@ class MemoryStore(Store):
             record.expires_at = self.now() + ttl
             if record.token == token:
                 record.lease_until = 0.0
+            self._schedule((account_id, callback_id), record)
 
     def fail(
         self,
@@ -94,6 +111,7 @@ class MemoryStore(Store):
             record.expires_at = now + retention
             if record.token == token:
                 record.lease_until = 0.0
+            self._schedule((account_id, callback_id), record)
 
     def failed(self) -> list[FailedCallback]:
         now = self.now()
@@ -116,17 +134,14 @@ class MemoryStore(Store):
             ]
             for record in old:
                 record.failure = None
-            self._sweep(now, force=True)
+            self._sweep(now)
             return len(old)
 
-    def _sweep(self, now: float, force: bool = False) -> None:
-        """Drop expired records now and then, so memory stays bounded."""
-        self._claims_since_sweep += 1
-        if not force and self._claims_since_sweep < 1000:
-            return
-        self._claims_since_sweep = 0
-        stale = [
-            key for key, r in self._records.items() if r.expires_at <= now and r.lease_until <= now
-        ]
-        for key in stale:
-            del self._records[key]
+    def _sweep(self, now: float) -> None:
+        """Forget the records whose deadline has passed."""
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, key = heapq.heappop(deadlines)
+            record = self._records.get(key)
+            if record is not None and record.deadline <= now:
+                del self._records[key]
