@@ -1,4 +1,5 @@
-"""Claim -> dispatch -> record for one authentic callback; shared by the view and the CLI."""
+"""Claim -> dispatch -> record for the authentic callbacks of a batch; shared by the view and
+the CLI."""
 
 from __future__ import annotations
 
@@ -27,60 +28,77 @@ REJECTED = "rejected"
 
 
 def handle(app: Flask, state: VoxState, callback: Callback[Payload]) -> str:
-    """Run a callback's handlers unless it is already done or running elsewhere; return the outcome.
+    """Handle one callback (``replay`` uses it); see :func:`handle_batch`."""
+    return handle_batch(app, state, [callback])[0]
 
-    The claim pins the callback id to the body: an arrival whose body differs from the first one
-    is rejected (``body_mismatch``), never dispatched. Store errors propagate: the caller answers
-    so that the sender retries.
+
+def handle_batch(app: Flask, state: VoxState, callbacks: list[Callback[Payload]]) -> list[str]:
+    """Claim the callbacks of a batch in one store call, run the handlers of those claimed, in
+    order, and record the outcomes; return one outcome per callback.
+
+    The claim pins each callback id to its body: an arrival whose body differs from the first one
+    is rejected (``body_mismatch``), never dispatched. A failure is recorded as soon as it happens;
+    the completions are recorded together, in one store call, once every handler has returned.
+    A callback that appears twice in the batch runs once: the second is a duplicate of the first
+    (or failed with it). Store errors propagate: the caller answers so that the sender retries.
     """
     settings = state.settings
     store = state.store
-    claim = store.claim(
+    keys = [(c.account_id, c.callback_id, body_digest(c.raw)) for c in callbacks]
+    claims = store.claim_many(keys, settings.lease_seconds, settings.dedup_ttl)
+    outcomes: list[str] = []
+    completed: list[tuple[int, int, str]] = []
+    first_outcome: dict[tuple[int, int], str] = {}
+    for callback, claim in zip(callbacks, claims):
+        key = (callback.account_id, callback.callback_id)
+        if claim.status == MISMATCH:
+            reject(app, callback.raw, Rejection(BODY_MISMATCH, *key))
+            outcomes.append(REJECTED)
+            continue
+        if claim.status == DONE or first_outcome.get(key) == ACCEPTED:
+            outcome = DUPLICATE
+            send(callback_duplicate, app, callback=callback)
+        elif claim.status == BUSY:
+            outcome = first_outcome.get(key, IN_PROGRESS)
+        else:
+            outcome = _run(app, state, callback, claim.token)
+            if outcome == ACCEPTED:
+                completed.append((*key, claim.token))
+            first_outcome[key] = outcome
+        outcomes.append(outcome)
+    if completed:
+        store.complete_many(completed, settings.dedup_ttl)
+    for callback, outcome in zip(callbacks, outcomes):
+        if outcome != REJECTED:
+            log_outcome(callback.callback_id, callback.type, callback.account_id, outcome)
+    return outcomes
+
+
+def _run(app: Flask, state: VoxState, callback: Callback[Payload], token: str) -> str:
+    """Dispatch a claimed callback; record a failure at once. ACCEPTED or FAILED."""
+    settings = state.settings
+    started = time.monotonic()
+    errors = dispatch(app, callback)
+    elapsed = time.monotonic() - started
+    if elapsed > settings.lease_seconds:
+        logger.warning(
+            "handlers of callback %s took %.0f s, longer than VOXCALLBACKS_LEASE_SECONDS=%d:"
+            " another worker may have run it too; raise the lease",
+            callback.callback_id,
+            elapsed,
+            settings.lease_seconds,
+        )
+    if not errors:
+        return ACCEPTED
+    state.store.fail(
         callback.account_id,
         callback.callback_id,
-        body_digest(callback.raw),
-        settings.lease_seconds,
-        settings.dedup_ttl,
+        token,
+        "\n".join(errors),
+        callback.raw,
+        settings.failure_retention,
     )
-    if claim.status == MISMATCH:
-        reject(
-            app, callback.raw, Rejection(BODY_MISMATCH, callback.account_id, callback.callback_id)
-        )
-        return REJECTED
-    if claim.status == DONE:
-        outcome = DUPLICATE
-        send(callback_duplicate, app, callback=callback)
-    elif claim.status == BUSY:
-        outcome = IN_PROGRESS
-    else:
-        started = time.monotonic()
-        errors = dispatch(app, callback)
-        elapsed = time.monotonic() - started
-        if elapsed > settings.lease_seconds:
-            logger.warning(
-                "handlers of callback %s took %.0f s, longer than VOXCALLBACKS_LEASE_SECONDS=%d:"
-                " another worker may have run it too; raise the lease",
-                callback.callback_id,
-                elapsed,
-                settings.lease_seconds,
-            )
-        if errors:
-            store.fail(
-                callback.account_id,
-                callback.callback_id,
-                claim.token,
-                "\n".join(errors),
-                callback.raw,
-                settings.failure_retention,
-            )
-            outcome = FAILED
-        else:
-            store.complete(
-                callback.account_id, callback.callback_id, claim.token, settings.dedup_ttl
-            )
-            outcome = ACCEPTED
-    log_outcome(callback.callback_id, callback.type, callback.account_id, outcome)
-    return outcome
+    return FAILED
 
 
 def reject(app: Flask, item: Mapping[str, Any], rejection: Rejection) -> None:

@@ -10,7 +10,15 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from .auth import BODY_MISMATCH, Rejection, authenticate
 from .callbacks import build_callback
-from .handling import ACCEPTED, DUPLICATE, FAILED, IN_PROGRESS, REJECTED, handle, reject
+from .handling import (
+    ACCEPTED,
+    DUPLICATE,
+    FAILED,
+    IN_PROGRESS,
+    REJECTED,
+    handle_batch,
+    reject,
+)
 from .parsing import BadBatch, parse_batch
 from .state import EXTENSION_NAME, VoxState, get_state
 
@@ -80,10 +88,11 @@ def _read_body(cap: int) -> bytes:
 def handle_items(
     app: Flask, state: VoxState, items: list[dict[str, object]]
 ) -> tuple[Counter[str], Counter[str]]:
-    """Authenticate each item on its own and handle the authentic ones; count the outcomes and
-    the reasons of the rejections."""
+    """Authenticate each item on its own and handle the authentic ones together; count the
+    outcomes and the reasons of the rejections."""
     counts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
+    callbacks = []
     for item in items:
         verdict = authenticate(item, state.settings.accounts)
         if isinstance(verdict, Rejection):
@@ -92,18 +101,23 @@ def handle_items(
             reasons[verdict.reason] += 1
             continue
         type_name = item.get("type")
-        callback = build_callback(
-            item,
-            verdict.callback_id,
-            verdict.account_id,
-            type_name if isinstance(type_name, str) else "",
+        callbacks.append(
+            build_callback(
+                item,
+                verdict.callback_id,
+                verdict.account_id,
+                type_name if isinstance(type_name, str) else "",
+            )
         )
-        try:
-            outcome = handle(app, state, callback)
-        except Exception:
-            # The store is unreachable: nothing was recorded, so the sender must redeliver.
-            logger.exception("store error while handling callback %s", callback.callback_id)
-            outcome = FAILED
+    if not callbacks:
+        return counts, reasons
+    try:
+        outcomes = handle_batch(app, state, callbacks)
+    except Exception:
+        # The store is unreachable: what was not recorded is redelivered by the sender.
+        logger.exception("store error while handling a batch of %d callbacks", len(callbacks))
+        outcomes = [FAILED] * len(callbacks)
+    for outcome in outcomes:
         counts[outcome] += 1
         if outcome == REJECTED:
             # The only rejection after authentication: the id is pinned to another body.

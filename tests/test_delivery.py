@@ -232,3 +232,26 @@ def test_a_failed_callback_without_a_type_is_kept_with_an_empty_type(app, client
     (record,) = get_state(app).store.failed()
     assert record.type == ""
     assert "type" not in record.item
+
+
+def test_one_id_twice_in_a_batch_with_two_bodies(app, client, seen) -> None:
+    item = make_callback("min_balance", balance=10)
+    forged = {**item, "balance": 99}
+    response = client.post(ENDPOINT, json=make_batch(item, forged))
+    assert response.status_code == 200
+    assert response.get_json()["accepted"] == 1 and response.get_json()["rejected"] == 1
+    assert [reason for _, reason in seen.rejected] == ["body_mismatch"]
+    assert [c.balance for c in seen.received] == [10]
+
+
+def test_one_id_twice_in_a_batch_whose_handler_fails_runs_once(app, client) -> None:
+    flaky = Flaky()
+    item = make_callback("min_balance")
+    with callback_received.connected_to(flaky, app):
+        response = client.post(ENDPOINT, json=make_batch(item, item))
+        assert response.status_code == 500 and response.get_json()["failed"] == 2
+        flaky.failing = False
+        again = client.post(ENDPOINT, json=make_batch(item, item))
+    assert again.get_json()["accepted"] == 1 and again.get_json()["duplicates"] == 1
+    assert flaky.handled == [item["callback_id"]]
+    assert get_state(app).store.failed() == []

@@ -19,14 +19,15 @@ def test_one_line_per_callback_and_one_summary_of_the_rejections(app, client, vo
     lines = [
         (r.levelname, r.getMessage()) for r in vox_log.records if r.name == "flask_voxcallbacks"
     ]
+    # Every item is authenticated before the authentic ones are handled.
     assert lines == [
-        ("INFO", f"callback {good['callback_id']} type=min_balance account=1234567 accepted"),
         (
             "DEBUG",
             f"callback {bad['callback_id']} type=sms_inbound account=1234567"
             " rejected (hash_mismatch)",
         ),
         ("DEBUG", "callback - type=- account=- rejected (invalid_account_id)"),
+        ("INFO", f"callback {good['callback_id']} type=min_balance account=1234567 accepted"),
         ("WARNING", "batch of 3: 2 rejected (hash_mismatch=1, invalid_account_id=1)"),
     ]
 

@@ -402,3 +402,61 @@ def test_a_forked_process_opens_its_own_sqlite_connection(tmp_path: Path) -> Non
     assert store._connection() is parent_db, "the parent keeps its connection"  # type: ignore[attr-defined]
     assert store.claim(1, 77, BODY, lease_seconds=60, ttl=DAY).status == BUSY
     store.close()
+
+
+def test_claim_many_answers_each_key_in_order_in_one_call(store: Store) -> None:
+    done = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
+    store.complete(1, 1, done.token, ttl=DAY)
+    store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY)
+    keys = [
+        (1, 1, BODY),
+        (1, 2, BODY),
+        (1, 2, OTHER),
+        (1, 3, BODY),
+        (1, 3, BODY),
+        (1, 4, OTHER),
+        (1, 4, BODY),
+    ]
+    statuses = [claim.status for claim in store.claim_many(keys, lease_seconds=60, ttl=DAY)]
+    assert statuses == [DONE, BUSY, MISMATCH, CLAIMED, BUSY, CLAIMED, MISMATCH]
+    assert store.claim_many([], lease_seconds=60, ttl=DAY) == []
+
+
+def test_complete_many_marks_each_callback_done(store: Store) -> None:
+    claims = store.claim_many([(1, i, BODY) for i in range(5)], lease_seconds=60, ttl=DAY)
+    failed = claims[2]
+    store.fail(1, 2, failed.token, "boom", ITEM, retention=DAY)
+    retry = store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY)
+    store.complete_many(
+        [(1, i, claim.token) for i, claim in enumerate(claims) if i != 2] + [(1, 2, retry.token)],
+        ttl=DAY,
+    )
+    store.complete_many([], ttl=DAY)
+    assert [c.status for c in store.claim_many([(1, i, BODY) for i in range(5)], 60, DAY)] == [
+        DONE
+    ] * 5
+    assert store.failed() == []
+
+
+def test_a_batch_costs_redis_two_round_trips(redis_url: str) -> None:
+    import redis
+    from conftest import ENDPOINT, make_app
+
+    from flask_voxcallbacks.testing import make_batch, make_callback
+
+    app = make_app(VOXCALLBACKS_STORE=redis_url)
+    client = redis.Redis.from_url(redis_url)
+
+    def evalsha_calls() -> int:
+        stats = client.info("commandstats")
+        return int(stats.get("cmdstat_evalsha", {}).get("calls", 0)) + int(
+            stats.get("cmdstat_eval", {}).get("calls", 0)
+        )
+
+    items = [make_callback("min_balance") for _ in range(10)]
+    app.test_client().post(ENDPOINT, json=make_batch(items[0]))  # loads the scripts
+    before = evalsha_calls()
+    response = app.test_client().post(ENDPOINT, json=make_batch(*items[1:]))
+    assert response.get_json()["accepted"] == 9
+    assert evalsha_calls() - before == 2, "one call claims the batch, one completes it"
+    client.close()

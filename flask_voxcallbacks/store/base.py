@@ -6,7 +6,7 @@ import abc
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 #: Results of :meth:`Store.claim`.
 CLAIMED = "claimed"
@@ -54,14 +54,27 @@ class Store(abc.ABC):
     """
 
     @abc.abstractmethod
+    def claim_many(
+        self, keys: Sequence[tuple[int, int, str]], lease_seconds: int, ttl: int
+    ) -> list[Claim]:
+        """Claim each ``(account_id, callback_id, digest)`` in order, as ``claim`` would, in one
+        round trip to the store; a key repeated in ``keys`` is BUSY (or MISMATCH) the second
+        time."""
+
+    @abc.abstractmethod
+    def complete_many(self, claimed: Sequence[tuple[int, int, str]], ttl: int) -> None:
+        """Complete each ``(account_id, callback_id, token)``, as ``complete`` would, in one
+        round trip to the store."""
+
     def claim(
         self, account_id: int, callback_id: int, digest: str, lease_seconds: int, ttl: int
     ) -> Claim:
         """Try to take ``(account_id, callback_id)`` for processing of the body ``digest``."""
+        return self.claim_many([(account_id, callback_id, digest)], lease_seconds, ttl)[0]
 
-    @abc.abstractmethod
     def complete(self, account_id: int, callback_id: int, token: str, ttl: int) -> None:
         """Mark a claimed callback handled; drop its failure record; remember it for ``ttl`` s."""
+        self.complete_many([(account_id, callback_id, token)], ttl)
 
     @abc.abstractmethod
     def fail(

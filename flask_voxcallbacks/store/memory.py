@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 import threading
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .base import BUSY, CLAIMED, DONE, MISMATCH, Claim, FailedCallback, Store
 
@@ -51,38 +51,43 @@ class MemoryStore(Store):
             return None
         return record
 
-    def claim(
-        self, account_id: int, callback_id: int, digest: str, lease_seconds: int, ttl: int
-    ) -> Claim:
-        key = (account_id, callback_id)
+    def claim_many(
+        self, keys: Sequence[tuple[int, int, str]], lease_seconds: int, ttl: int
+    ) -> list[Claim]:
         now = self.now()
         with self._lock:
             self._sweep(now)
-            record = self._live(key, now)
-            if record is None:
-                record = self._records[key] = _Record(digest, now + ttl)
-            elif record.digest != digest:
-                return Claim(MISMATCH)
-            elif record.done:
-                return Claim(DONE)
-            elif record.lease_until > now:
-                return Claim(BUSY)
-            record.token = self.new_token()
-            record.lease_until = now + lease_seconds
-            self._schedule(key, record)
-            return Claim(CLAIMED, record.token)
+            return [self._claim((a, c), digest, now, lease_seconds, ttl) for a, c, digest in keys]
 
-    def complete(self, account_id: int, callback_id: int, token: str, ttl: int) -> None:
+    def _claim(self, key: Key, digest: str, now: float, lease_seconds: int, ttl: int) -> Claim:
+        record = self._live(key, now)
+        if record is None:
+            record = self._records[key] = _Record(digest, now + ttl)
+        elif record.digest != digest:
+            return Claim(MISMATCH)
+        elif record.done:
+            return Claim(DONE)
+        elif record.lease_until > now:
+            return Claim(BUSY)
+        record.token = self.new_token()
+        record.lease_until = now + lease_seconds
+        self._schedule(key, record)
+        return Claim(CLAIMED, record.token)
+
+    def complete_many(self, claimed: Sequence[tuple[int, int, str]], ttl: int) -> None:
+        until = self.now() + ttl
         with self._lock:
-            record = self._records.get((account_id, callback_id))
-            if record is None:
-                return
-            record.done = True
-            record.failure = None
-            record.expires_at = self.now() + ttl
-            if record.token == token:
-                record.lease_until = 0.0
-            self._schedule((account_id, callback_id), record)
+            for account_id, callback_id, token in claimed:
+                key = (account_id, callback_id)
+                record = self._records.get(key)
+                if record is None:
+                    continue
+                record.done = True
+                record.failure = None
+                record.expires_at = until
+                if record.token == token:
+                    record.lease_until = 0.0
+                self._schedule(key, record)
 
     def fail(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import redis
 
@@ -14,27 +14,44 @@ from .base import BUSY, CLAIMED, DONE, MISMATCH, Claim, FailedCallback, Store
 # ``failure:`` a hash with the failure ``record`` (JSON) and ``attempts``, expiring with the
 # retention. ``failed`` is a sorted set of the failed fields by time.
 
-# KEYS: rec, claim. ARGV: digest, token, lease ms, ttl s.
+# One call claims every key of a batch, in order. KEYS: rec, claim for each key.
+# ARGV: lease ms, ttl s, then digest, token for each key. Returns one status per key.
 _CLAIM = """
-local pinned = redis.call('HGET', KEYS[1], 'digest')
-if pinned and pinned ~= ARGV[1] then return 'mismatch' end
-if redis.call('HGET', KEYS[1], 'done') then return 'done' end
-if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 'busy' end
-if not pinned then
-  redis.call('HSET', KEYS[1], 'digest', ARGV[1])
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
-elseif redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local statuses = {}
+for i = 1, #KEYS / 2 do
+  local rec, claim = KEYS[2 * i - 1], KEYS[2 * i]
+  local digest, token = ARGV[2 * i + 1], ARGV[2 * i + 2]
+  local pinned = redis.call('HGET', rec, 'digest')
+  if pinned and pinned ~= digest then
+    statuses[i] = 'mismatch'
+  elseif redis.call('HGET', rec, 'done') then
+    statuses[i] = 'done'
+  elseif not redis.call('SET', claim, token, 'NX', 'PX', ARGV[1]) then
+    statuses[i] = 'busy'
+  else
+    if not pinned then
+      redis.call('HSET', rec, 'digest', digest)
+      redis.call('EXPIRE', rec, ARGV[2])
+    elseif redis.call('PTTL', rec) < tonumber(ARGV[1]) then
+      redis.call('PEXPIRE', rec, ARGV[1])
+    end
+    statuses[i] = 'claimed'
+  end
 end
-return 'claimed'
+return statuses
 """
-# KEYS: rec, claim, failure, failed index. ARGV: token, ttl s, field.
+# One call completes every callback of a batch. KEYS: failed index, then rec, claim, failure
+# for each callback. ARGV: ttl s, then token, field for each callback.
 _COMPLETE = """
-redis.call('HSET', KEYS[1], 'done', '1')
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
-redis.call('DEL', KEYS[3])
-redis.call('ZREM', KEYS[4], ARGV[3])
+for i = 1, (#KEYS - 1) / 3 do
+  local rec, claim, failure = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
+  local token, field = ARGV[2 * i], ARGV[2 * i + 1]
+  redis.call('HSET', rec, 'done', '1')
+  redis.call('EXPIRE', rec, ARGV[1])
+  if redis.call('GET', claim) == token then redis.call('DEL', claim) end
+  redis.call('DEL', failure)
+  redis.call('ZREM', KEYS[1], field)
+end
 return 1
 """
 # KEYS: rec, claim, failure, failed index. ARGV: token, field, record, failed_at, retention s.
@@ -71,20 +88,36 @@ class RedisStore(Store):
         p = self.prefix
         return f"{p}rec:{field}", f"{p}claim:{field}", f"{p}failure:{field}", field
 
-    def claim(
-        self, account_id: int, callback_id: int, digest: str, lease_seconds: int, ttl: int
-    ) -> Claim:
-        rec, claim, _, _ = self._keys(account_id, callback_id)
-        token = self.new_token()
-        result = self._claim(keys=[rec, claim], args=[digest, token, lease_seconds * 1000, ttl])
-        status = _text(result)
-        if status == "claimed":
-            return Claim(CLAIMED, token)
-        return Claim({"done": DONE, "mismatch": MISMATCH}.get(status, BUSY))
+    def claim_many(
+        self, keys: Sequence[tuple[int, int, str]], lease_seconds: int, ttl: int
+    ) -> list[Claim]:
+        if not keys:
+            return []
+        tokens = [self.new_token() for _ in keys]
+        names: list[str] = []
+        args: list[Any] = [lease_seconds * 1000, ttl]
+        for (account_id, callback_id, digest), token in zip(keys, tokens):
+            rec, claim, _, _ = self._keys(account_id, callback_id)
+            names += [rec, claim]
+            args += [digest, token]
+        statuses = self._claim(keys=names, args=args)
+        return [
+            Claim(CLAIMED, token)
+            if (status := _text(raw)) == "claimed"
+            else Claim({"done": DONE, "mismatch": MISMATCH}.get(status, BUSY))
+            for raw, token in zip(statuses, tokens)
+        ]
 
-    def complete(self, account_id: int, callback_id: int, token: str, ttl: int) -> None:
-        rec, claim, failure, field = self._keys(account_id, callback_id)
-        self._complete(keys=[rec, claim, failure, self._failed_key], args=[token, ttl, field])
+    def complete_many(self, claimed: Sequence[tuple[int, int, str]], ttl: int) -> None:
+        if not claimed:
+            return
+        names = [self._failed_key]
+        args: list[Any] = [ttl]
+        for account_id, callback_id, token in claimed:
+            rec, claim, failure, field = self._keys(account_id, callback_id)
+            names += [rec, claim, failure]
+            args += [token, field]
+        self._complete(keys=names, args=args)
 
     def fail(
         self,

@@ -9,7 +9,7 @@ import sqlite3
 import threading
 import weakref
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .base import BUSY, CLAIMED, DONE, MISMATCH, Claim, FailedCallback, Store
 
@@ -108,51 +108,82 @@ class SQLiteStore(Store):
             self._db, self._pid = db, os.getpid()
         return self._db
 
-    def claim(
-        self, account_id: int, callback_id: int, digest: str, lease_seconds: int, ttl: int
-    ) -> Claim:
+    def claim_many(
+        self, keys: Sequence[tuple[int, int, str]], lease_seconds: int, ttl: int
+    ) -> list[Claim]:
         now = self.now()
-        token = self.new_token()
-        key = {"account_id": account_id, "callback_id": callback_id}
+        claims = []
         with self._lock:
             db = self._connection()
-            cursor = db.execute(
-                _CLAIM,
-                {
-                    **key,
-                    "digest": digest,
-                    "expires_at": now + ttl,
-                    "token": token,
-                    "lease_until": now + lease_seconds,
-                    "now": now,
-                },
-            )
-            if cursor.rowcount == 1:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for account_id, callback_id, digest in keys:
+                    claims.append(
+                        self._claim(db, account_id, callback_id, digest, now, lease_seconds, ttl)
+                    )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            if any(claim.status == CLAIMED for claim in claims):
                 self._maybe_sweep(db, now)
-                return Claim(CLAIMED, token)
-            row = db.execute(
-                """SELECT digest, done_until FROM voxcallbacks
-                   WHERE account_id = :account_id AND callback_id = :callback_id""",
-                key,
-            ).fetchone()
+        return claims
+
+    def _claim(
+        self,
+        db: sqlite3.Connection,
+        account_id: int,
+        callback_id: int,
+        digest: str,
+        now: float,
+        lease_seconds: int,
+        ttl: int,
+    ) -> Claim:
+        token = self.new_token()
+        key = {"account_id": account_id, "callback_id": callback_id}
+        cursor = db.execute(
+            _CLAIM,
+            {
+                **key,
+                "digest": digest,
+                "expires_at": now + ttl,
+                "token": token,
+                "lease_until": now + lease_seconds,
+                "now": now,
+            },
+        )
+        if cursor.rowcount == 1:
+            return Claim(CLAIMED, token)
+        row = db.execute(
+            """SELECT digest, done_until FROM voxcallbacks
+               WHERE account_id = :account_id AND callback_id = :callback_id""",
+            key,
+        ).fetchone()
         if row is not None and row[0] not in ("", digest):
             return Claim(MISMATCH)
         return Claim(DONE if row is not None and row[1] > 0 else BUSY)
 
-    def complete(self, account_id: int, callback_id: int, token: str, ttl: int) -> None:
-        self._execute(
-            """UPDATE voxcallbacks
-               SET done_until = :until, expires_at = :until,
-                   type = NULL, error = NULL, item = NULL, failed_at = NULL,
-                   lease_until = CASE WHEN token = :token THEN 0 ELSE lease_until END
-               WHERE account_id = :account_id AND callback_id = :callback_id""",
-            {
-                "until": self.now() + ttl,
-                "token": token,
-                "account_id": account_id,
-                "callback_id": callback_id,
-            },
-        )
+    def complete_many(self, claimed: Sequence[tuple[int, int, str]], ttl: int) -> None:
+        until = self.now() + ttl
+        with self._lock:
+            db = self._connection()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(
+                    """UPDATE voxcallbacks
+                       SET done_until = :until, expires_at = :until,
+                           type = NULL, error = NULL, item = NULL, failed_at = NULL,
+                           lease_until = CASE WHEN token = :token THEN 0 ELSE lease_until END
+                       WHERE account_id = :account_id AND callback_id = :callback_id""",
+                    [
+                        {"until": until, "token": t, "account_id": a, "callback_id": c}
+                        for a, c, t in claimed
+                    ],
+                )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def _execute(self, sql: str, parameters: Mapping[str, Any]) -> int:
         with self._lock:
