@@ -96,7 +96,10 @@ def main() -> int:
         print("No mutmut results in mutants/: run `make mutation`.")
         return 1
     listed = equivalents()
-    recheck(found, [name for name, status in found.items() if status not in KILLED])
+    recheck(
+        found,
+        [name for name, status in found.items() if status not in KILLED and name not in listed],
+    )
     totals: dict[str, Counter[str]] = defaultdict(Counter)
     survivors: list[str] = []
     for name, status in sorted(found.items()):

@@ -152,6 +152,8 @@ MAX_ID = 2**63 - 1
         ("-1", False),
         (-1, False),
         ("1" * 21, False),
+        ("0" * 18 + "42", True),  # 20 characters: the longest text accepted
+        ("0" * 19 + "42", False),
     ],
 )
 def test_callback_ids_are_64_bit_signed_non_negative(callback_id, accepted: bool) -> None:

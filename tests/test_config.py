@@ -197,3 +197,38 @@ def test_store_urls_are_shown_without_passwords(url: str, shown: str) -> None:
     from flask_voxcallbacks.config import redact_url
 
     assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"VOXCALLBACKS_API_KEY": 5}, "VOXCALLBACKS_API_KEY must be a string, not int."),
+        (
+            {"VOXCALLBACKS_ACCOUNTS": {7654321: ["api_key", "salt"]}},
+            'VOXCALLBACKS_ACCOUNTS[7654321] must be a dictionary with "api_key" and "salt".',
+        ),
+        ({"VOXCALLBACKS_STORE": 5}, "VOXCALLBACKS_STORE must be a URL"),
+        ({"VOXCALLBACKS_PATH": "/"}, "VOXCALLBACKS_PATH must be a URL path"),
+    ],
+)
+def test_malformed_values_are_named_precisely(config: dict, message: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        make_app(**config)
+    assert str(info.value).startswith(message)
+
+
+def test_boundary_values_are_accepted() -> None:
+    app = make_app(VOXCALLBACKS_SALT="s" * 40, VOXCALLBACKS_PATH="/v")
+    item = make_callback("js_fail", salt="s" * 40)
+    with record_callbacks(app) as seen:
+        assert app.test_client().post("/v", json=make_batch(item)).status_code == 200
+    assert len(seen) == 1
+
+
+def test_the_endpoint_can_be_found_with_url_for() -> None:
+    from flask import url_for
+
+    app = make_app(VOXCALLBACKS_PATH="/hooks/vox")
+    with app.test_request_context():
+        assert url_for("voxcallbacks.receive") == "/hooks/vox"
+        assert url_for("voxcallbacks.receive", _external=True) == "http://localhost/hooks/vox"

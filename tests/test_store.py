@@ -191,8 +191,12 @@ def test_sqlite_uses_wal(tmp_path: Path) -> None:
 
 
 def test_unknown_store_scheme_is_named() -> None:
-    with pytest.raises(ValueError, match="VOXCALLBACKS_STORE"):
+    with pytest.raises(ValueError) as info:
         open_store("mongodb://localhost")
+    assert str(info.value) == (
+        "VOXCALLBACKS_STORE has an unknown scheme 'mongodb'; "
+        "use memory://, sqlite:///path/to/file.db or redis://host:port/db."
+    )
 
 
 def test_a_key_is_pinned_to_the_body_of_its_first_claim(store: Store) -> None:
@@ -225,10 +229,10 @@ def test_the_pin_ends_with_the_done_marker(store: Store, clock: Clock) -> None:
 
 
 def test_failures_expire_after_their_retention(store: Store, clock: Clock) -> None:
-    kept = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
-    store.fail(1, 5, kept.token, "boom", ITEM, retention=DAY)
     brief = store.claim(1, 6, BODY, lease_seconds=60, ttl=DAY)
     store.fail(1, 6, brief.token, "boom", {**ITEM, "callback_id": 6}, retention=1)
+    kept = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    store.fail(1, 5, kept.token, "boom", ITEM, retention=DAY)
     clock.advance(1)
     assert [f.callback_id for f in store.failed()] == [5]
     assert store.claim(1, 6, OTHER, lease_seconds=60, ttl=DAY).status == CLAIMED, "record gone"
@@ -379,6 +383,17 @@ def test_sqlite_settings_and_close(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(sqlite3.ProgrammingError):
         db.execute("SELECT 1")
+    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED, "reopened"
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://localhost:6379/0", "rediss://localhost:6380/0", "unix:///run/redis.sock"]
+)
+def test_every_redis_scheme_opens_a_redis_store(url: str) -> None:
+    store = open_store(url)
+    assert type(store).__name__ == "RedisStore"
+    store.close()
 
 
 def test_a_forked_process_opens_its_own_sqlite_connection(tmp_path: Path) -> None:
