@@ -129,7 +129,10 @@ def body_digest(item: Mapping[str, Any]) -> str:
     Key order and white space do not change it; any changed value, key or type does.
     """
     canonical = json.dumps(
-        without_hash(item), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        without_hash(item) if "hash" in item else item,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
     )
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 

@@ -30,29 +30,43 @@ def dispatch(app: Flask, callback: Callback[Payload]) -> list[str]:
     with their traceback. A callback that no receiver takes is logged as a warning: it is still
     marked handled, so a receiver that was never connected must not go unnoticed.
     """
-    signals = signals_of(callback)
-    if not any(signal.has_receivers_for(app) for signal in signals):
+    errors: list[str] = []
+    called = 0
+    for signal in signals_of(callback):
+        if signal.receivers:
+            called += _call(signal, list(signal.receivers_for(app)), app, errors, callback=callback)
+    if not called:
         logger.warning(
             "callback %s type=%s has no receiver: connect one to its signal or to"
             " callback_received; it is marked handled",
             callback.callback_id,
             printable(callback.type),
         )
-    return [error for signal in signals for error in send(signal, app, callback=callback)]
+    return errors
 
 
 def send(signal: NamedSignal, app: Flask, **kwargs: Any) -> list[str]:
     """Call each receiver of ``signal`` for ``app``; log and return one line per receiver that
     raised."""
     errors: list[str] = []
-    for receiver in signal.receivers_for(app):
+    if signal.receivers:
+        _call(signal, list(signal.receivers_for(app)), app, errors, **kwargs)
+    return errors
+
+
+def _call(
+    signal: NamedSignal, receivers: list[Any], app: Flask, errors: list[str], **kwargs: Any
+) -> int:
+    """Call ``receivers`` one by one, adding a line to ``errors`` for each that raised; return
+    how many were called."""
+    for receiver in receivers:
         try:
             app.ensure_sync(receiver)(app, **kwargs)
         except Exception as error:
             name = _name(receiver)
             logger.exception("receiver %s of %s failed", name, signal.name)
             errors.append(f"{name}: {type(error).__name__}: {error}")
-    return errors
+    return len(receivers)
 
 
 def _name(receiver: Any) -> str:

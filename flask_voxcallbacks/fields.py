@@ -59,6 +59,8 @@ class FieldSpec:
     example: Any
     choices: tuple[str, ...] = ()
     item_type: type[Record] | None = None
+    #: The plain converter of a scalar field, called without building its path.
+    scalar: Callable[[Any], Any] | None = None
 
 
 R = TypeVar("R", bound="Record")
@@ -123,14 +125,15 @@ def convert_fields(
         if raw is None:
             values[name] = None
             continue
-        where = f"{path}{name}"
         try:
-            values[name], nested = spec.convert(raw, where)
+            if spec.scalar is not None:
+                values[name] = spec.scalar(raw)
+            else:
+                values[name], nested = spec.convert(raw, path + name)
+                invalid.extend(nested)
         except Invalid:
             values[name] = None
-            invalid.append(where)
-        else:
-            invalid.extend(nested)
+            invalid.append(path + name)
     return values, invalid
 
 
@@ -141,9 +144,16 @@ def _declare(
     example: Any,
     choices: Sequence[str] = (),
     item_type: type[Record] | None = None,
+    scalar: Callable[[Any], Any] | None = None,
 ) -> Any:
-    spec = FieldSpec(kind, doc, convert, example, tuple(choices), item_type)
+    spec = FieldSpec(kind, doc, convert, example, tuple(choices), item_type, scalar)
     return dataclasses.field(default=None, metadata={"vox": spec})
+
+
+def _scalar(
+    kind: str, convert: Callable[[Any], Any], doc: str, example: Any, choices: Sequence[str] = ()
+) -> Any:
+    return _declare(kind, _plain(convert), doc, example, choices, scalar=convert)
 
 
 def _plain(convert: Callable[[Any], Any]) -> Converter:
@@ -274,37 +284,37 @@ def _record(item_type: type[Record]) -> Converter:
 
 def text(doc: str, example: str = "example", choices: Sequence[str] = ()) -> Any:
     """A string field; ``choices`` lists the documented values (others are still accepted)."""
-    return _declare("string", _plain(to_str), doc, choices[0] if choices else example, choices)
+    return _scalar("string", to_str, doc, choices[0] if choices else example, choices)
 
 
 def integer(doc: str, example: int = 1001) -> Any:
     """A whole number (JSON number or numeric string)."""
-    return _declare("integer", _plain(to_int), doc, example)
+    return _scalar("integer", to_int, doc, example)
 
 
 def identifier(doc: str, example: int | str = 1001) -> Any:
     """An id that the documentation types both as number and as string; kept as received."""
-    return _declare("integer or string", _plain(to_identifier), doc, example)
+    return _scalar("integer or string", to_identifier, doc, example)
 
 
 def money(doc: str, example: float | str = 12.5) -> Any:
     """An amount of money as ``Decimal`` (JSON number or numeric string)."""
-    return _declare("decimal", _plain(to_decimal), doc, example)
+    return _scalar("decimal", to_decimal, doc, example)
 
 
 def boolean(doc: str, example: bool = False) -> Any:
     """A boolean flag."""
-    return _declare("boolean", _plain(to_bool), doc, example)
+    return _scalar("boolean", to_bool, doc, example)
 
 
 def timestamp(doc: str, example: str = "2025-03-14 09:26:53") -> Any:
     """A ``YYYY-MM-DD HH:MM:SS`` UTC time as an aware ``datetime``."""
-    return _declare("timestamp", _plain(to_datetime), doc, example)
+    return _scalar("timestamp", to_datetime, doc, example)
 
 
 def date_field(doc: str, example: str = "2025-04-01") -> Any:
     """A ``YYYY-MM-DD`` date as ``date``."""
-    return _declare("date", _plain(to_date), doc, example)
+    return _scalar("date", to_date, doc, example)
 
 
 def text_list(doc: str, example: Sequence[str] = ("example",)) -> Any:

@@ -475,3 +475,25 @@ def test_a_batch_costs_redis_two_round_trips(redis_url: str) -> None:
     assert response.get_json()["accepted"] == 9
     assert evalsha_calls() - before == 2, "one call claims the batch, one completes it"
     client.close()
+
+
+def test_claim_tokens_are_unique_within_and_across_processes() -> None:
+    import os
+
+    from flask_voxcallbacks.store.base import Store
+
+    tokens = {Store.new_token() for _ in range(1000)}
+    assert len(tokens) == 1000
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write, Store.new_token().encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.waitpid(pid, 0)
+    mine = Store.new_token()
+    assert child not in tokens and child != mine
+    assert child[:16] != mine[:16], "a forked process draws its own prefix"

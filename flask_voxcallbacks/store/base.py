@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import abc
+import itertools
+import os
+import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
+
+_counter = itertools.count()
+_prefix = (0, "")
 
 #: Results of :meth:`Store.claim`.
 CLAIMED = "claimed"
@@ -111,7 +116,12 @@ class Store(abc.ABC):
 
     @staticmethod
     def new_token() -> str:
-        return uuid.uuid4().hex
+        """A token no other claim ever gets: a random prefix per process and a counter."""
+        global _prefix
+        pid = os.getpid()
+        if _prefix[0] != pid:  # a new process, or a fork of one
+            _prefix = (pid, secrets.token_hex(8))
+        return f"{_prefix[1]}{next(_counter)}"
 
     @staticmethod
     def now() -> float:

@@ -24,7 +24,7 @@ class _Record:
     @property
     def deadline(self) -> float:
         """When the record can be forgotten: its expiry, or the end of its lease if later."""
-        return max(self.expires_at, self.lease_until)
+        return self.expires_at if self.expires_at > self.lease_until else self.lease_until
 
 
 class MemoryStore(Store):
