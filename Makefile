@@ -70,5 +70,6 @@ docs: $(VENV)/.test-installed
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 bench: system-deps $(VENV)/.test-installed
-	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/inprocess.py; \
+	$(BIN)/python benchmarks/throughput.py; \
 	$(BIN)/python benchmarks/hostile.py

@@ -1,0 +1,173 @@
+"""The extension against the hand-written route of Voximplant's guide, in one process.
+
+Run with ``make bench`` (or ``python benchmarks/inprocess.py``). Three applications answer the
+same bodies through Flask's test client, measured interleaved (each round runs all three, the best
+of the rounds counts): the extension with the memory store and one receiver, the guide's route
+(parse, md5, compare) and a bare route that only parses the JSON. Bodies mix five callback types.
+It also times the memory store's claim + complete with 1,000 and 1,000,000 remembered ids.
+
+Prints a table with PASS or FAIL per target and writes ``benchmarks/results.json`` (the
+``inprocess`` entry). The targets are ratios, so that they hold on machines of any speed.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT)]
+
+from flask import Flask, request  # noqa: E402
+
+from flask_voxcallbacks import VoxCallbacks, callback_received  # noqa: E402
+from flask_voxcallbacks.store.memory import MemoryStore  # noqa: E402
+from flask_voxcallbacks.testing import (  # noqa: E402
+    DEFAULT_ACCOUNT_ID,
+    DEFAULT_API_KEY,
+    DEFAULT_SALT,
+    make_batch,
+    make_callback,
+)
+
+RESULTS = ROOT / "benchmarks" / "results.json"
+PATH = "/voximplant/callbacks"
+TYPES = ["min_balance", "sms_inbound", "renewed_subscriptions", "account_is_frozen", "card_payment"]
+#: (batch size, batches per round); about 2,000 callbacks a round above batch 1.
+SIZES = [(1, 1000), (10, 200), (100, 20), (1000, 2), (10000, 1)]
+ROUNDS = 3
+
+#: Targets of the performance work: the extension's cost per request (batch 1) or per callback
+#: against the guide route's, the growth from batch 1,000 to 10,000, and the memory store's cost
+#: at 1M remembered ids against 1k.
+TARGETS = {
+    "batch 1 / guide": 1.15,
+    "batch 1000 / guide": 3.0,
+    "batch 10000 / batch 1000": 1.2,
+    "memory store 1M / 1k": 1.5,
+}
+
+
+def extension() -> Flask:
+    app = Flask("extension")
+    app.config.update(
+        VOXCALLBACKS_ACCOUNT_ID=DEFAULT_ACCOUNT_ID,
+        VOXCALLBACKS_API_KEY=DEFAULT_API_KEY,
+        VOXCALLBACKS_SALT=DEFAULT_SALT,
+        VOXCALLBACKS_MAX_ITEMS=20_000,
+        VOXCALLBACKS_MAX_CONTENT_LENGTH=64 * 1024 * 1024,
+    )
+    VoxCallbacks(app)
+    handled: list[int] = []
+    callback_received.connect(lambda sender, callback: handled.append(1), sender=app)
+    return app
+
+
+def guide() -> Flask:
+    app = Flask("guide")
+    accepted: list[dict[str, Any]] = []
+
+    @app.post(PATH)
+    def receive() -> str:
+        for item in json.loads(request.get_data())["callbacks"]:
+            text = f"{DEFAULT_SALT}{item['account_id']}{DEFAULT_API_KEY}{item['callback_id']}"
+            if hashlib.md5(text.encode()).hexdigest() == item["hash"]:
+                accepted.append(item)
+        return "OK"
+
+    return app
+
+
+def bare() -> Flask:
+    app = Flask("bare")
+
+    @app.post(PATH)
+    def receive() -> str:
+        json.loads(request.get_data())
+        return "OK"
+
+    return app
+
+
+def bodies(batch: int, count: int) -> list[bytes]:
+    return [
+        json.dumps(make_batch(*(make_callback(TYPES[i % 5]) for i in range(batch)))).encode()
+        for _ in range(count)
+    ]
+
+
+def timed(app: Flask, payloads: list[bytes]) -> float:
+    client = app.test_client()
+    gc.collect()
+    started = time.perf_counter()
+    for payload in payloads:
+        assert client.post(PATH, data=payload).status_code == 200
+    return time.perf_counter() - started
+
+
+def per_callback(batch: int, count: int) -> dict[str, float]:
+    """Best seconds per callback of each route over interleaved rounds (fresh ids each round)."""
+    apps: dict[str, Callable[[], Flask]] = {"extension": extension, "guide": guide, "bare": bare}
+    best = {name: float("inf") for name in apps}
+    for _ in range(ROUNDS):
+        for name, build in apps.items():
+            app = build()
+            timed(app, bodies(batch, 2))  # warm up
+            best[name] = min(best[name], timed(app, bodies(batch, count)) / (batch * count))
+    return best
+
+
+def memory_store_cost(remembered: int, probes: int = 20_000) -> float:
+    store = MemoryStore()
+    for callback_id in range(remembered):
+        claim = store.claim(1, callback_id, "d", 300, 604_800)
+        store.complete(1, callback_id, claim.token, 604_800)
+    started = time.perf_counter()
+    for callback_id in range(remembered, remembered + probes):
+        claim = store.claim(1, callback_id, "d", 300, 604_800)
+        store.complete(1, callback_id, claim.token, 604_800)
+    return (time.perf_counter() - started) / probes
+
+
+def main() -> int:
+    rows: dict[str, dict[str, float]] = {}
+    print(f"{'batch':>6} {'extension us':>13} {'guide us':>9} {'bare us':>8} {'ext/guide':>9}")
+    for batch, count in SIZES:
+        best = per_callback(batch, count)
+        rows[str(batch)] = {name: seconds * 1e6 for name, seconds in best.items()}
+        print(
+            f"{batch:6d} {best['extension'] * 1e6:13.1f} {best['guide'] * 1e6:9.1f}"
+            f" {best['bare'] * 1e6:8.1f} {best['extension'] / best['guide']:9.2f}"
+        )
+    small, large = memory_store_cost(1_000), memory_store_cost(1_000_000)
+    print(f"memory store claim + complete: {small * 1e6:.1f} us at 1k, {large * 1e6:.1f} us at 1M")
+    measured = {
+        "batch 1 / guide": rows["1"]["extension"] / rows["1"]["guide"],
+        "batch 1000 / guide": rows["1000"]["extension"] / rows["1000"]["guide"],
+        "batch 10000 / batch 1000": rows["10000"]["extension"] / rows["1000"]["extension"],
+        "memory store 1M / 1k": large / small,
+    }
+    failed = 0
+    print(f"\n{'target':28s} {'measured':>9} {'limit':>6}")
+    for name, limit in TARGETS.items():
+        ok = measured[name] <= limit
+        failed += not ok
+        print(f"{name:28s} {measured[name]:9.2f} {limit:6.2f}  {'PASS' if ok else 'FAIL'}")
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results["inprocess"] = {
+        "us_per_callback": rows,
+        "memory_store_us": {"1k": small * 1e6, "1M": large * 1e6},
+        "ratios": measured,
+        "targets": TARGETS,
+    }
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
