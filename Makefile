@@ -70,6 +70,8 @@ docs: $(VENV)/.test-installed
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 bench: system-deps $(VENV)/.test-installed
-	$(BIN)/python benchmarks/inprocess.py; \
-	$(BIN)/python benchmarks/throughput.py; \
-	$(BIN)/python benchmarks/hostile.py
+	@status=0; \
+	$(BIN)/python benchmarks/inprocess.py || status=1; \
+	$(BIN)/python benchmarks/throughput.py || status=1; \
+	$(BIN)/python benchmarks/hostile.py || status=1; \
+	exit $$status
