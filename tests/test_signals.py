@@ -196,6 +196,7 @@ def test_the_documented_async_receiver_runs(app, client) -> None:
         import async_receiver
     finally:
         sys.path.pop(0)
+    async_receiver.replies.clear()
     async_receiver.connect(app)
     try:
         response = client.post(ENDPOINT, json=make_batch(make_callback("sms_inbound")))
