@@ -80,8 +80,9 @@ def post(url: str, body: bytes, timeout: float = 30) -> tuple[int, bytes]:
 class RedisServer:
     """A private redis-server on a free loopback port, with its data in ``directory``."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, appendfsync: str = "always") -> None:
         self.directory = directory
+        self.appendfsync = appendfsync
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -111,7 +112,7 @@ class RedisServer:
                 "--appendonly",
                 "yes",
                 "--appendfsync",
-                "always",
+                self.appendfsync,
                 "--save",
                 "",
                 "--protected-mode",
