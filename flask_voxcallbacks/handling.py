@@ -49,25 +49,28 @@ def handle_batch(app: Flask, state: VoxState, callbacks: list[Callback[Payload]]
     outcomes: list[str] = []
     completed: list[tuple[int, int, str]] = []
     first_outcome: dict[tuple[int, int], str] = {}
-    for callback, claim in zip(callbacks, claims):
-        key = (callback.account_id, callback.callback_id)
-        if claim.status == MISMATCH:
-            reject(app, callback.raw, Rejection(BODY_MISMATCH, *key))
-            outcomes.append(REJECTED)
-            continue
-        if claim.status == DONE or first_outcome.get(key) == ACCEPTED:
-            outcome = DUPLICATE
-            send(callback_duplicate, app, callback=callback)
-        elif claim.status == BUSY:
-            outcome = first_outcome.get(key, IN_PROGRESS)
-        else:
-            outcome = _run(app, state, callback, claim.token)
-            if outcome == ACCEPTED:
-                completed.append((*key, claim.token))
-            first_outcome[key] = outcome
-        outcomes.append(outcome)
-    if completed:
-        store.complete_many(completed, settings.dedup_ttl)
+    try:
+        for callback, claim in zip(callbacks, claims):
+            key = (callback.account_id, callback.callback_id)
+            if claim.status == MISMATCH:
+                reject(app, callback.raw, Rejection(BODY_MISMATCH, *key))
+                outcomes.append(REJECTED)
+                continue
+            if claim.status == DONE or first_outcome.get(key) == ACCEPTED:
+                outcome = DUPLICATE
+                send(callback_duplicate, app, callback=callback)
+            elif claim.status == BUSY:
+                outcome = first_outcome.get(key, IN_PROGRESS)
+            else:
+                outcome = _run(app, state, callback, claim.token)
+                if outcome == ACCEPTED:
+                    completed.append((*key, claim.token))
+                first_outcome[key] = outcome
+            outcomes.append(outcome)
+    finally:
+        # Even when recording a failure raised: what ran must not run again.
+        if completed:
+            store.complete_many(completed, settings.dedup_ttl)
     for callback, outcome in zip(callbacks, outcomes):
         if outcome != REJECTED:
             log_outcome(callback.callback_id, callback.type, callback.account_id, outcome)

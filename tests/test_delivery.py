@@ -255,3 +255,26 @@ def test_one_id_twice_in_a_batch_whose_handler_fails_runs_once(app, client) -> N
     assert again.get_json()["accepted"] == 1 and again.get_json()["duplicates"] == 1
     assert flaky.handled == [item["callback_id"]]
     assert get_state(app).store.failed() == []
+
+
+def test_a_store_error_mid_batch_keeps_what_already_ran_done(app, client, monkeypatch) -> None:
+    store = get_state(app).store
+    ran: list[int] = []
+
+    def receiver(sender: Any, callback: Any, **extra: Any) -> None:
+        ran.append(callback.callback_id)
+        if callback.type == "js_fail":
+            raise RuntimeError("handler fails")
+
+    def store_down(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("store went away")
+
+    first, failing = make_callback("min_balance"), make_callback("js_fail")
+    monkeypatch.setattr(store, "fail", store_down)
+    with callback_received.connected_to(receiver, app):
+        response = client.post(ENDPOINT, json=make_batch(first, failing))
+        assert response.status_code == 500
+        monkeypatch.undo()
+        again = client.post(ENDPOINT, json=make_batch(first))
+    assert again.get_json()["duplicates"] == 1, "the callback that ran is not run again"
+    assert ran == [first["callback_id"], failing["callback_id"]]
