@@ -42,7 +42,7 @@ def _error(status: int, message: str) -> tuple[Response, int]:
     return jsonify(error=message), status
 
 
-def receive() -> tuple[Response, int] | Response:
+def receive() -> Response | tuple[Response, int]:
     """Authenticate and handle every item of a callback batch; answer with a summary."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     state = get_state(app)
@@ -125,20 +125,25 @@ def handle_items(
     return counts, reasons
 
 
-def _summary(counts: Counter[str], total: int) -> tuple[Response, int]:
-    body = {
-        "accepted": counts[ACCEPTED],
-        "rejected": counts[REJECTED],
-        "duplicates": counts[DUPLICATE],
-        "in_progress": counts[IN_PROGRESS],
-        "failed": counts[FAILED],
-    }
+def _summary(counts: Counter[str], total: int) -> Response:
+    """The counts as JSON, with the status the response policy gives them.
+
+    Written directly rather than through ``jsonify``: the body is five counters, and building
+    it is a measurable part of answering a one-callback batch.
+    """
+    body = (
+        f'{{"accepted": {counts[ACCEPTED]}, "rejected": {counts[REJECTED]}, '
+        f'"duplicates": {counts[DUPLICATE]}, "in_progress": {counts[IN_PROGRESS]}, '
+        f'"failed": {counts[FAILED]}}}\n'
+    )
     if counts[FAILED]:
-        return jsonify(body), 500
-    if counts[IN_PROGRESS]:
-        response = jsonify(body)
+        status = 500
+    elif counts[IN_PROGRESS]:
+        response = Response(body, 503, mimetype="application/json")
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response, 503
-    if total and counts[REJECTED] == total:
-        return jsonify(body), 403
-    return jsonify(body), 200
+        return response
+    elif total and counts[REJECTED] == total:
+        status = 403
+    else:
+        status = 200
+    return Response(body, status, mimetype="application/json")
