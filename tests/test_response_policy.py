@@ -52,6 +52,12 @@ def test_200_for_a_mixed_batch_dispatches_the_authentic_items(client, seen) -> N
         (b'{"callbacks": null}', '"callbacks" is a JSON null'),
         (b'{"callbacks": [1]}', "callbacks[0] is a JSON number"),
         (b'{"callbacks": [{}, []]}', "callbacks[1] is a JSON array"),
+        (b"true", "the top level is a JSON boolean"),
+        (b'{"callbacks": [{"balance": NaN}]}', "invalid JSON: NaN is not a JSON value"),
+        (b'{"callbacks": [{"balance": -Infinity}]}', "invalid JSON: -Infinity is not a JSON value"),
+        (b"\xff", "the body is not UTF-8 text"),
+        (b"[" * 100_000, "invalid JSON: nested too deeply"),
+        (b'{"callbacks": [{"id": 1' + b"0" * 5000 + b"}]}", "invalid JSON: a number is too long"),
     ],
 )
 def test_400_names_what_is_wrong(client, seen, body: bytes, message: str) -> None:

@@ -378,6 +378,7 @@ def test_sqlite_settings_and_close(tmp_path: Path) -> None:
 
     store = open_store(f"sqlite:///{tmp_path}/vox.db")
     db = store._connection()  # type: ignore[attr-defined]
+    assert store._connection() is db, "one connection per process, reused"  # type: ignore[attr-defined]
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA synchronous").fetchone()[0] == 1, "NORMAL"
     store.close()
