@@ -195,8 +195,14 @@ def _unknown_keys(config: Mapping[str, Any]) -> None:
     for name in sorted(k for k in config if isinstance(k, str) and k.startswith(PREFIX)):
         if name in DEFAULTS:
             continue
-        close = difflib.get_close_matches(name, DEFAULTS, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]}?" if close else f"the settings are {', '.join(DEFAULTS)}."
+        # Compared without the common prefix, which would make every name look close.
+        suffixes = [known[len(PREFIX) :] for known in DEFAULTS]
+        close = difflib.get_close_matches(name[len(PREFIX) :], suffixes, n=1, cutoff=0.6)
+        hint = (
+            f"did you mean {PREFIX}{close[0]}?"
+            if close
+            else f"the settings are {', '.join(DEFAULTS)}."
+        )
         raise ConfigurationError(f"{name} is not a flask-voxcallbacks setting; {hint}")
 
 

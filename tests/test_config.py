@@ -232,3 +232,44 @@ def test_the_endpoint_can_be_found_with_url_for() -> None:
     with app.test_request_context():
         assert url_for("voxcallbacks.receive") == "/hooks/vox"
         assert url_for("voxcallbacks.receive", _external=True) == "http://localhost/hooks/vox"
+
+
+def test_an_unknown_key_with_no_close_match_lists_the_settings() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        make_app(VOXCALLBACKS_QQQQQQQQQQQQ=1)
+    message = str(info.value)
+    assert message.startswith("VOXCALLBACKS_QQQQQQQQQQQQ is not a flask-voxcallbacks setting; ")
+    assert "the settings are VOXCALLBACKS_ACCOUNT_ID, VOXCALLBACKS_API_KEY, " in message
+
+
+def test_store_errors_say_exactly_what_to_do(tmp_path, monkeypatch) -> None:
+    import sys
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ConfigurationError) as info:
+        make_app(VOXCALLBACKS_STORE=f"sqlite:///{blocker}/vox.db")
+    assert str(info.value).endswith(
+        "; make sure its directory can be created and written by this process"
+    )
+    with pytest.raises(ConfigurationError) as info:
+        make_app(VOXCALLBACKS_STORE="sqlite://vox.db")
+    assert str(info.value).startswith("VOXCALLBACKS_STORE needs a file")
+    monkeypatch.setitem(sys.modules, "redis", None)
+    monkeypatch.delitem(sys.modules, "flask_voxcallbacks.store.redis", raising=False)
+    with pytest.raises(ConfigurationError) as info:
+        make_app(VOXCALLBACKS_STORE="redis://localhost/0")
+    assert str(info.value) == (
+        "VOXCALLBACKS_STORE=redis://localhost/0 needs the redis package:"
+        " pip install 'flask-voxcallbacks[redis]'"
+    )
+
+
+def test_without_an_instance_folder_a_relative_path_is_the_working_directorys(
+    tmp_path, monkeypatch
+) -> None:
+    from flask_voxcallbacks.store import open_store
+
+    monkeypatch.chdir(tmp_path)
+    open_store("sqlite:///here.db").close()
+    assert (tmp_path / "here.db").exists()

@@ -278,3 +278,10 @@ def test_a_store_error_mid_batch_keeps_what_already_ran_done(app, client, monkey
         again = client.post(ENDPOINT, json=make_batch(first))
     assert again.get_json()["duplicates"] == 1, "the callback that ran is not run again"
     assert ran == [first["callback_id"], failing["callback_id"]]
+
+
+def test_a_store_outage_is_logged(vox_log) -> None:
+    app = make_app(VOXCALLBACKS_STORE="redis://127.0.0.1:1/0")
+    app.test_client().post(ENDPOINT, json=make_batch(make_callback("js_fail")))
+    errors = [r.getMessage() for r in vox_log.records if r.levelname == "ERROR"]
+    assert errors == ["store error while handling a batch of 1 callbacks"]

@@ -179,3 +179,11 @@ def test_stored_items_and_raw_carry_no_hash(app, client) -> None:
     (record,) = get_state(app).store.failed()
     assert "hash" not in record.item and item["hash"] not in json.dumps(record.item)
     assert item["hash"] not in repr(record) and item["hash"] not in repr(callback)
+
+
+def test_the_batch_summary_counts_every_body_mismatch(app, client, vox_log) -> None:
+    item = make_callback("min_balance")
+    client.post(ENDPOINT, json=make_batch(item))
+    client.post(ENDPOINT, json=make_batch(forge(item), {**forge(item), "balance": 5}))
+    warnings = [r.getMessage() for r in vox_log.records if r.levelname == "WARNING"]
+    assert warnings[-1] == "batch of 2: 2 rejected (body_mismatch=2)"

@@ -191,3 +191,15 @@ def test_a_utf8_byte_order_mark_is_accepted(client, seen) -> None:
     body = b"\xef\xbb\xbf" + json.dumps(make_batch(make_callback("js_fail"))).encode()
     assert client.post(ENDPOINT, data=body).status_code == 200
     assert len(seen.received) == 1
+
+
+def test_refused_batches_are_logged_with_the_reason(vox_log) -> None:
+    app = make_app(VOXCALLBACKS_MAX_CONTENT_LENGTH=100)
+    client = app.test_client()
+    client.post(ENDPOINT, data=b"x" * 200)
+    client.post(ENDPOINT, data=b"[1]")
+    warnings = [r.getMessage() for r in vox_log.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "batch refused: body over 100 bytes",
+        'batch refused: the top level is a JSON array; expected a JSON object {"callbacks": [...]}',
+    ]

@@ -12,6 +12,7 @@ import flask_voxcallbacks
 from flask_voxcallbacks import (
     CALLBACK_TYPES,
     callback_received,
+    callback_rejected,
     min_balance_reached,
     signal_for,
     signals,
@@ -204,3 +205,19 @@ def test_the_documented_async_receiver_runs(app, client) -> None:
         sms_received.disconnect(async_receiver.reply_to_sms)
     assert response.status_code == 200 and response.get_json()["accepted"] == 1
     assert async_receiver.replies == ["447700900123"]
+
+
+def test_a_failing_receiver_of_callback_rejected_changes_no_answer(app, client, vox_log) -> None:
+    calls: list[str] = []
+
+    def broken(sender: Any, callback: Any, reason: str, **extra: Any) -> None:
+        calls.append(reason)
+        raise RuntimeError("alerting is down")
+
+    with callback_rejected.connected_to(broken, sender=app):
+        response = client.post(ENDPOINT, json=make_batch(make_callback("js_fail", salt="x")))
+    assert response.status_code == 403 and response.get_json()["rejected"] == 1
+    assert calls == ["hash_mismatch"]
+    assert (
+        "receiver test_signals." in vox_log.text and "of callback_rejected failed" in vox_log.text
+    )

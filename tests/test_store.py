@@ -498,3 +498,37 @@ def test_claim_tokens_are_unique_within_and_across_processes() -> None:
     mine = Store.new_token()
     assert child not in tokens and child != mine
     assert child[:16] != mine[:16], "a forked process draws its own prefix"
+
+
+def test_abandoned_claims_and_expired_failures_are_forgotten_too(tmp_path: Path) -> None:
+    store = open_store("memory://")
+    clock = Clock(store)
+    store.claim(1, 1, BODY, lease_seconds=1, ttl=1)  # never completed
+    failed = store.claim(1, 2, BODY, lease_seconds=60, ttl=1)
+    store.fail(1, 2, failed.token, "boom", ITEM, retention=3)
+    clock.advance(2)
+    store.claim(9, 9, BODY, lease_seconds=60, ttl=DAY)
+    assert stored_keys(store) == 2, "the abandoned claim is gone, the failure kept"
+    clock.advance(2)
+    store.claim(9, 10, BODY, lease_seconds=60, ttl=DAY)
+    assert stored_keys(store) == 2, "the failure is gone once its retention ended"
+    assert store.failed() == []
+
+
+def test_complete_many_skips_unknown_keys(store: Store) -> None:
+    claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    store.complete_many([(1, 404, "no-such-token"), (1, 5, claim.token)], ttl=DAY)
+    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == DONE
+
+
+def test_an_sqlite_batch_that_fails_leaves_no_transaction_open(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/vox.db")
+    with pytest.raises(Exception):  # noqa: B017 - whichever error the driver raises
+        store.claim_many([(1, 1, BODY), (1, 2, ["not", "text"])], 60, DAY)  # type: ignore[list-item]
+    assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED, "rolled back"
+    with pytest.raises(Exception):  # noqa: B017
+        store.complete_many([(1, 1, ["not", "text"])], DAY)  # type: ignore[list-item]
+    claim = store.claim(1, 3, BODY, lease_seconds=60, ttl=DAY)
+    store.complete(1, 3, claim.token, ttl=DAY)
+    assert store.claim(1, 3, BODY, lease_seconds=60, ttl=DAY).status == DONE
+    store.close()
