@@ -52,15 +52,22 @@ def suite_passes(mutant: str | None) -> bool:
 
 
 def recheck(found: dict[str, str], names: list[str]) -> None:
-    """Try each of ``names`` against the whole suite in a fresh process; mark the killed ones."""
-    if not names:
-        return
-    if not suite_passes(None):
-        raise SystemExit("the suite fails in mutants/ without any mutant: cannot recheck")
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        for name, passed in zip(names, pool.map(suite_passes, names)):
-            if not passed:
-                found[name] = "killed"
+    """Try each of ``names`` against the whole suite in a fresh process; mark the killed ones.
+
+    The verdicts are kept in ``mutants/recheck.json`` for later reports on the same run.
+    """
+    cache_file = ROOT / "mutants" / "recheck.json"
+    cache: dict[str, bool] = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+    todo = [name for name in names if name not in cache]
+    if todo:
+        if not suite_passes(None):
+            raise SystemExit("the suite fails in mutants/ without any mutant: cannot recheck")
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            cache.update(zip(todo, pool.map(suite_passes, todo)))
+        cache_file.write_text(json.dumps(cache, indent=1))
+    for name in names:
+        if not cache[name]:
+            found[name] = "killed"
 
 
 def statuses() -> dict[str, str]:
