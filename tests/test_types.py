@@ -240,6 +240,8 @@ CONVERSIONS = [
     ("call_history_report", "history_report_id", "1.5", "INVALID"),
     ("call_history_report", "history_report_id", "1" * 41, "INVALID"),
     ("call_history_report", "history_report_id", "١٢", "INVALID"),  # non-ASCII digits
+    ("call_history_report", "history_report_id", "X5", "INVALID"),
+    ("call_history_report", "history_report_id", "1" * 40, int("1" * 40)),
     ("min_balance", "is_min_credit", True, True),
     ("min_balance", "is_min_credit", 0, False),
     ("min_balance", "is_min_credit", 1, True),
@@ -260,6 +262,9 @@ CONVERSIONS = [
     ("card_payment", "transaction_type", False, "INVALID"),
     ("expiring_agreement", "expiration_date", "2025-04-01", date(2025, 4, 1)),
     ("expiring_agreement", "expiration_date", "2025-04-01 10:00:00", date(2025, 4, 1)),
+    ("expiring_agreement", "expiration_date", "2025-04-01T10:00:00", date(2025, 4, 1)),
+    ("expiring_agreement", "expiration_date", "2025-04-01 ", date(2025, 4, 1)),
+    ("expiring_agreement", "expiration_date", "2025-04-01X", "INVALID"),
     ("expiring_agreement", "expiration_date", "", None),
     ("expiring_agreement", "expiration_date", "2025-13-01", "INVALID"),
     ("expiring_agreement", "expiration_date", 20250401, "INVALID"),
@@ -293,7 +298,23 @@ def test_each_field_kind_converts_or_flags(type_name, field, wire, expected) -> 
         assert callback.invalid_fields == (f"{type_name}.{field}",)
     else:
         assert value == expected and type(value) is type(expected)
+        if isinstance(value, datetime):
+            assert value.tzinfo is timezone.utc
         assert callback.invalid_fields == ()
+
+
+def test_every_declared_field_is_documented_and_payloads_build_empty() -> None:
+    from flask_voxcallbacks.fields import wire_fields
+    from flask_voxcallbacks.payloads import SubscriptionDetails
+
+    for spec in CALLBACK_TYPES.values():
+        for name, field in wire_fields(spec.payload):
+            assert field.doc and field.kind, f"{spec.name}.{name}"
+        empty = spec.payload()
+        assert all(getattr(empty, name) is None for name, _ in wire_fields(spec.payload))
+    (kind,) = [f for name, f in wire_fields(SubscriptionDetails) if name == "type"]
+    assert kind.choices == ("PHONE", "SIP_REGISTRATION")
+    assert SubscriptionDetails.example()["type"] == "PHONE", "the first documented value"
 
 
 def build(type_name: str, payload: Any) -> Any:
