@@ -64,6 +64,20 @@ def stop(process: subprocess.Popen[Any]) -> None:
             process.wait()
 
 
+def voxcallbacks_cli(
+    app: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``flask --app APP voxcallbacks ARGS...`` in a process of its own, from the project root."""
+    return subprocess.run(
+        [str(BIN / "flask"), "--app", app, "voxcallbacks", *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def post(url: str, body: bytes, timeout: float = 30) -> tuple[int, bytes]:
     request = urllib.request.Request(
         url, data=body, method="POST", headers={"Content-Type": "application/json"}

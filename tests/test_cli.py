@@ -202,10 +202,7 @@ def test_sample_ids_differ_across_processes() -> None:
 
 @pytest.mark.subprocess
 def test_send_twice_and_after_a_restart_is_accepted_each_time(tmp_path) -> None:
-    import os
-    import subprocess
-
-    from servers import BIN, ROOT, start, stop
+    from servers import BIN, ROOT, start, stop, voxcallbacks_cli
 
     env = {
         "VOXCALLBACKS_STORE": f"sqlite:///{tmp_path}/vox.db",
@@ -223,22 +220,13 @@ def test_send_twice_and_after_a_restart_is_accepted_each_time(tmp_path) -> None:
             )
         try:
             for _ in range(2):
-                sent = subprocess.run(
-                    [
-                        str(BIN / "flask"),
-                        "--app",
-                        "example_app",
-                        "voxcallbacks",
-                        "send",
-                        "min_balance",
-                        "--url",
-                        f"http://127.0.0.1:{port}/voximplant/callbacks",
-                    ],
-                    cwd=ROOT,
-                    env={**os.environ, **env},
-                    capture_output=True,
-                    text=True,
-                    timeout=60,
+                sent = voxcallbacks_cli(
+                    "example_app",
+                    "send",
+                    "min_balance",
+                    "--url",
+                    f"http://127.0.0.1:{port}/voximplant/callbacks",
+                    env=env,
                 )
                 assert sent.returncode == 0, sent.stdout + sent.stderr
                 outputs.append(sent.stdout)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from servers import BIN, ROOT, free_port, post, start, stop
+from servers import BIN, ROOT, free_port, post, start, stop, voxcallbacks_cli
 
 pytestmark = pytest.mark.subprocess
 
@@ -63,21 +63,12 @@ def test_example_runs_and_accepts_the_readme_curl(example_server) -> None:
 
 def test_cli_send_against_the_running_example(example_server) -> None:
     port, log_path = example_server
-    result = subprocess.run(
-        [
-            str(BIN / "flask"),
-            "--app",
-            "example_app",
-            "voxcallbacks",
-            "send",
-            "min_balance",
-            "--url",
-            f"http://127.0.0.1:{port}/voximplant/callbacks",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
+    result = voxcallbacks_cli(
+        "example_app",
+        "send",
+        "min_balance",
+        "--url",
+        f"http://127.0.0.1:{port}/voximplant/callbacks",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("200 ")

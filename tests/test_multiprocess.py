@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from multiproc_app import FAIL_EVERY
-from servers import BIN, ROOT, free_port, post, start, stop
+from servers import BIN, ROOT, free_port, post, start, stop, voxcallbacks_cli
 
 from flask_voxcallbacks.testing import make_batch, make_callback
 
@@ -66,14 +66,7 @@ def attempts(env: dict[str, str]) -> list[tuple[int, int, str]]:
 
 
 def flask_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "flask"), "--app", "multiproc_app:create_app", "voxcallbacks", *args],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return voxcallbacks_cli("multiproc_app:create_app", *args, env=env)
 
 
 def test_500_callbacks_three_times_each_four_workers(environment, tmp_path: Path) -> None:
