@@ -6,9 +6,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Generic, Mapping, TypeVar
 
-from .fields import convert_fields, money, text
+from .fields import construct, convert_fields, money, text
 from .payloads import CALLBACK_TYPES, CallbackType, Payload, UnknownPayload
 
 #: Keys every item carries besides its payload.
@@ -107,15 +108,13 @@ def build_callback(
             invalid.append(type_name)
         payload, nested = spec.payload.from_wire(data, f"{type_name}.")
         invalid.extend(nested)
-    return Callback(
-        callback_id=callback_id,
-        type=type_name,
-        account_id=account_id,
-        payload=payload,
-        invalid_fields=tuple(invalid),
-        raw=without_hash(item),
-        **common,
-    )
+    common["callback_id"] = callback_id
+    common["type"] = type_name
+    common["account_id"] = account_id
+    common["payload"] = payload
+    common["invalid_fields"] = tuple(invalid)
+    common["raw"] = without_hash(item)
+    return construct(Callback, common)
 
 
 def without_hash(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -123,18 +122,33 @@ def without_hash(item: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in item.items() if key != "hash"}
 
 
+#: The canonical JSON of an item: keys sorted at every level, no white space, ASCII only (other
+#: characters as \u escapes).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+#: The same encoder built once from the C accelerator: ``json.dumps`` builds it again on every
+#: call, which costs about as much as encoding a small item. None where the accelerator is missing.
+_c_canonical = (
+    c_make_encoder(None, None, encode_basestring_ascii, None, ":", ",", True, False, True)
+    if c_make_encoder is not None
+    else None
+)
+
+
+def canonical_json(item: Mapping[str, Any]) -> str:
+    """The canonical JSON text of ``item`` (see ``_CANONICAL``)."""
+    if _c_canonical is not None:
+        return "".join(_c_canonical(item, 0))
+    return _CANONICAL.encode(item)
+
+
 def body_digest(item: Mapping[str, Any]) -> str:
     """SHA-256 of the item's canonical JSON, ``hash`` left out: the body a callback id is pinned to.
 
     Key order and white space do not change it; any changed value, key or type does.
     """
-    canonical = json.dumps(
-        without_hash(item) if "hash" in item else item,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+    if "hash" in item:
+        item = without_hash(item)
+    return hashlib.sha256(canonical_json(item).encode("ascii")).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -85,16 +85,35 @@ def _read_body(cap: int) -> bytes:
     return body
 
 
+#: Items authenticated, built and handled together. A chunk's callbacks are freed before the next
+#: chunk is built, so that a large batch neither holds every callback at once nor wakes the
+#: garbage collector over them again and again; the default VOXCALLBACKS_MAX_ITEMS fits in one.
+CHUNK_ITEMS = 1000
+
+
 def handle_items(
     app: Flask, state: VoxState, items: list[dict[str, object]]
 ) -> tuple[Counter[str], Counter[str]]:
-    """Authenticate each item on its own and handle the authentic ones together; count the
-    outcomes and the reasons of the rejections."""
+    """Authenticate each item on its own and handle the authentic ones together, chunk by chunk;
+    count the outcomes and the reasons of the rejections."""
     counts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
+    for start in range(0, len(items), CHUNK_ITEMS):
+        _handle_chunk(app, state, items[start : start + CHUNK_ITEMS], counts, reasons)
+    return counts, reasons
+
+
+def _handle_chunk(
+    app: Flask,
+    state: VoxState,
+    items: list[dict[str, object]],
+    counts: Counter[str],
+    reasons: Counter[str],
+) -> None:
     callbacks = []
+    accounts = state.settings.accounts
     for item in items:
-        verdict = authenticate(item, state.settings.accounts)
+        verdict = authenticate(item, accounts)
         if isinstance(verdict, Rejection):
             reject(app, item, verdict)
             counts[REJECTED] += 1
@@ -110,7 +129,7 @@ def handle_items(
             )
         )
     if not callbacks:
-        return counts, reasons
+        return
     try:
         outcomes = handle_batch(app, state, callbacks)
     except Exception:
@@ -122,7 +141,6 @@ def handle_items(
         if outcome == REJECTED:
             # The only rejection after authentication: the id is pinned to another body.
             reasons[BODY_MISMATCH] += 1
-    return counts, reasons
 
 
 def _summary(counts: Counter[str], total: int) -> Response:

@@ -187,3 +187,34 @@ def test_the_batch_summary_counts_every_body_mismatch(app, client, vox_log) -> N
     client.post(ENDPOINT, json=make_batch(forge(item), {**forge(item), "balance": 5}))
     warnings = [r.getMessage() for r in vox_log.records if r.levelname == "WARNING"]
     assert warnings[-1] == "batch of 2: 2 rejected (body_mismatch=2)"
+
+
+BODIES = [
+    make_callback("min_balance"),
+    make_callback("renewed_subscriptions"),
+    {
+        "text": "é ☃ \U0001f600 \ud800",
+        "n": [1, 1.5, -0.0, 10**30, True, None],
+        "o": {"b": 1, "a": {}},
+    },
+]
+
+
+@pytest.mark.parametrize("item", BODIES)
+def test_the_canonical_form_is_the_same_with_and_without_the_c_encoder(item, monkeypatch) -> None:
+    from flask_voxcallbacks import callbacks
+
+    expected = json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    assert callbacks.canonical_json(item) == expected
+    monkeypatch.setattr(callbacks, "_c_canonical", None)
+    assert callbacks.canonical_json(item) == expected
+    assert len(callbacks.body_digest(item)) == 64
+
+
+def test_the_digest_leaves_out_the_hash_and_nothing_else() -> None:
+    from flask_voxcallbacks.callbacks import body_digest
+
+    item = make_callback("min_balance")
+    assert body_digest(item) == body_digest({k: v for k, v in item.items() if k != "hash"})
+    assert body_digest(item) != body_digest({**item, "extra": None})
+    assert body_digest({"a": "é"}) != body_digest({"a": "e"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -280,7 +281,14 @@ CONVERSIONS = [
         "2025-03-14T12:26:53+03:00",
         datetime(2025, 3, 14, 9, 26, 53, tzinfo=timezone.utc),
     ),
+    (
+        "call_history_report",
+        "order_date",
+        "2025-3-4 9:26:53",
+        datetime(2025, 3, 4, 9, 26, 53, tzinfo=timezone.utc),
+    ),
     ("call_history_report", "order_date", "14/03/2025", "INVALID"),
+    ("call_history_report", "order_date", "2025-03-14 25:26:53", "INVALID"),
     ("batch_task_cancelling_completed", "batch_id", "6f1c-uuid", "6f1c-uuid"),
     ("batch_task_cancelling_completed", "batch_id", 5, 5),
     ("batch_task_cancelling_completed", "batch_id", True, "INVALID"),
@@ -382,3 +390,39 @@ def test_classification_complete_is_a_legacy_type_with_its_fields() -> None:
     assert callback.payload.classification_info[0].info == "human"
     assert callback.payload.classification_cost == Decimal("0.02")
     assert CALLBACK_TYPES["classification_complete"].status == LEGACY
+
+
+def _records(cls: type[Record], seen: set[type[Record]]) -> None:
+    if cls not in seen:
+        seen.add(cls)
+        for _, spec in cls.wire_fields():
+            if spec.item_type is not None:
+                _records(spec.item_type, seen)
+
+
+ALL_RECORDS: set[type[Record]] = set()
+for _type in CALLBACK_TYPES.values():
+    _records(_type.payload, ALL_RECORDS)
+
+
+@pytest.mark.parametrize("cls", sorted(ALL_RECORDS, key=lambda c: c.__qualname__))
+def test_compiled_converters_build_what_the_dataclass_would(cls: type[Record]) -> None:
+    # Every field set, as in the examples, then every field of the wrong kind.
+    wire = cls.example()
+    built, invalid = cls.from_wire(wire)
+    assert invalid == []
+    assert built == cls(**{name: getattr(built, name) for name, _ in cls.wire_fields()})
+    assert type(built) is cls
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.anything = 1  # type: ignore[attr-defined]
+    wrong = {name: {"not": "this"} for name, _ in cls.wire_fields()}
+    empty, invalid = cls.from_wire(wrong, "p.")
+    assert invalid == [f"p.{name}" for name, _ in cls.wire_fields()]
+    assert all(getattr(empty, name) is None for name, _ in cls.wire_fields())
+
+
+def test_a_string_field_keeps_the_string_and_converts_numbers() -> None:
+    item = make_callback("min_balance", account_name="acme", currency=840)
+    callback = build_callback(item, item["callback_id"], item["account_id"], "min_balance")
+    assert callback.account_name == "acme" and callback.currency == "840"
+    assert callback == dataclasses.replace(callback)
