@@ -13,30 +13,25 @@ Prints a table with PASS or FAIL per target and writes ``benchmarks/results.json
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
-from flask import Flask, request  # noqa: E402
+sys.path[:0] = [str(ROOT / "benchmarks")]
 
-from flask_voxcallbacks import VoxCallbacks, callback_received  # noqa: E402
+from apps import PATH, _bare, _guide, extension  # noqa: E402
+from flask import Flask  # noqa: E402
+
 from flask_voxcallbacks.store.memory import MemoryStore  # noqa: E402
-from flask_voxcallbacks.testing import (  # noqa: E402
-    DEFAULT_ACCOUNT_ID,
-    DEFAULT_API_KEY,
-    DEFAULT_SALT,
-    make_batch,
-    make_callback,
-)
+from flask_voxcallbacks.testing import make_batch, make_callback  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results.json"
-PATH = "/voximplant/callbacks"
 TYPES = ["min_balance", "sms_inbound", "renewed_subscriptions", "account_is_frozen", "card_payment"]
 #: (batch size, batches per round); about 2,000 callbacks a round above batch 1.
 SIZES = [(1, 1000), (10, 200), (100, 20), (1000, 2), (10000, 1)]
@@ -50,48 +45,8 @@ TARGETS = {
     "batch 1000 / guide": 3.0,
     "batch 10000 / batch 1000": 1.2,
     "memory store 1M / 1k": 1.5,
+    "peak RSS, batch 10000 / guide": 1.3,
 }
-
-
-def extension() -> Flask:
-    app = Flask("extension")
-    app.config.update(
-        VOXCALLBACKS_ACCOUNT_ID=DEFAULT_ACCOUNT_ID,
-        VOXCALLBACKS_API_KEY=DEFAULT_API_KEY,
-        VOXCALLBACKS_SALT=DEFAULT_SALT,
-        VOXCALLBACKS_MAX_ITEMS=20_000,
-        VOXCALLBACKS_MAX_CONTENT_LENGTH=64 * 1024 * 1024,
-    )
-    VoxCallbacks(app)
-    handled: list[int] = []
-    callback_received.connect(lambda sender, callback: handled.append(1), sender=app)
-    return app
-
-
-def guide() -> Flask:
-    app = Flask("guide")
-    accepted: list[dict[str, Any]] = []
-
-    @app.post(PATH)
-    def receive() -> str:
-        for item in json.loads(request.get_data())["callbacks"]:
-            text = f"{DEFAULT_SALT}{item['account_id']}{DEFAULT_API_KEY}{item['callback_id']}"
-            if hashlib.md5(text.encode()).hexdigest() == item["hash"]:
-                accepted.append(item)
-        return "OK"
-
-    return app
-
-
-def bare() -> Flask:
-    app = Flask("bare")
-
-    @app.post(PATH)
-    def receive() -> str:
-        json.loads(request.get_data())
-        return "OK"
-
-    return app
 
 
 def bodies(batch: int, count: int) -> list[bytes]:
@@ -112,7 +67,7 @@ def timed(app: Flask, payloads: list[bytes]) -> float:
 
 def per_callback(batch: int, count: int) -> dict[str, float]:
     """Best seconds per callback of each route over interleaved rounds (fresh ids each round)."""
-    apps: dict[str, Callable[[], Flask]] = {"extension": extension, "guide": guide, "bare": bare}
+    apps: dict[str, Callable[[], Flask]] = {"extension": extension, "guide": _guide, "bare": _bare}
     best = {name: float("inf") for name in apps}
     for _ in range(ROUNDS):
         for name, build in apps.items():
@@ -134,6 +89,33 @@ def memory_store_cost(remembered: int, probes: int = 20_000) -> float:
     return (time.perf_counter() - started) / probes
 
 
+FACTORIES = {"extension": "extension", "guide": "_guide"}
+
+
+def peak_rss(name: str) -> dict[str, float]:
+    """Peak resident memory, in MiB, of a fresh process that answers one 10,000-callback batch
+    with the ``name`` application: the whole process and the growth during the request."""
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec.
+    script = (
+        "import json, re, sys;"
+        f"sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'benchmarks')!r}];"
+        "import inprocess as b;"
+        "hwm = lambda: int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1]);"
+        f"app = b.{FACTORIES[name]}();"
+        "body = b.bodies(10_000, 1)[0]; client = app.test_client();"
+        "client.post(b.PATH, data=b.bodies(1, 1)[0]);"
+        "before = hwm();"
+        "assert client.post(b.PATH, data=body).status_code == 200;"
+        "after = hwm();"
+        "print(json.dumps([after / 1024, (after - before) / 1024]))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    total, growth = json.loads(output)
+    return {"peak_mib": total, "growth_mib": growth}
+
+
 def main() -> int:
     rows: dict[str, dict[str, float]] = {}
     print(f"{'batch':>6} {'extension us':>13} {'guide us':>9} {'bare us':>8} {'ext/guide':>9}")
@@ -146,22 +128,30 @@ def main() -> int:
         )
     small, large = memory_store_cost(1_000), memory_store_cost(1_000_000)
     print(f"memory store claim + complete: {small * 1e6:.1f} us at 1k, {large * 1e6:.1f} us at 1M")
+    rss = {name: peak_rss(name) for name in ("extension", "guide")}
+    for name, figures in rss.items():
+        print(
+            f"peak RSS for a 10,000-callback batch, {name}: {figures['peak_mib']:.1f} MiB"
+            f" ({figures['growth_mib']:.1f} MiB during the request)"
+        )
     measured = {
         "batch 1 / guide": rows["1"]["extension"] / rows["1"]["guide"],
         "batch 1000 / guide": rows["1000"]["extension"] / rows["1000"]["guide"],
         "batch 10000 / batch 1000": rows["10000"]["extension"] / rows["1000"]["extension"],
         "memory store 1M / 1k": large / small,
+        "peak RSS, batch 10000 / guide": rss["extension"]["peak_mib"] / rss["guide"]["peak_mib"],
     }
     failed = 0
-    print(f"\n{'target':28s} {'measured':>9} {'limit':>6}")
+    print(f"\n{'target':32s} {'measured':>9} {'limit':>6}")
     for name, limit in TARGETS.items():
         ok = measured[name] <= limit
         failed += not ok
-        print(f"{name:28s} {measured[name]:9.2f} {limit:6.2f}  {'PASS' if ok else 'FAIL'}")
+        print(f"{name:32s} {measured[name]:9.2f} {limit:6.2f}  {'PASS' if ok else 'FAIL'}")
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results["inprocess"] = {
         "us_per_callback": rows,
         "memory_store_us": {"1k": small * 1e6, "1M": large * 1e6},
+        "peak_rss": rss,
         "ratios": measured,
         "targets": TARGETS,
     }

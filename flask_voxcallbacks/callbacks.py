@@ -119,7 +119,9 @@ def build_callback(
 
 def without_hash(item: Mapping[str, Any]) -> dict[str, Any]:
     """The item minus its ``hash``: what is kept, shown and pinned, so no valid hash is stored."""
-    return {key: value for key, value in item.items() if key != "hash"}
+    copy = dict(item)
+    copy.pop("hash", None)
+    return copy
 
 
 #: The canonical JSON of an item: keys sorted at every level, no white space, ASCII only (other

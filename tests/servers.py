@@ -136,6 +136,13 @@ class RedisServer:
             log,
         )
 
+    def flush(self) -> None:
+        """Forget every key."""
+        import redis
+
+        with redis.Redis.from_url(self.url) as client:
+            client.flushall()
+
     def stop(self) -> None:
         if self.process is not None:
             stop(self.process)
