@@ -17,14 +17,9 @@ logger = logging.getLogger("flask_voxcallbacks")
 _TYPE_SIGNALS = type_signals()
 
 
-def signals_of(callback: Callback[Payload]) -> list[NamedSignal]:
-    """The signals a callback is sent on: its type's signal (if known), then callback_received."""
-    own = _TYPE_SIGNALS.get(callback.type)
-    return [own, callback_received] if own is not None else [callback_received]
-
-
 def dispatch(app: Flask, callback: Callback[Payload]) -> list[str]:
-    """Call every receiver of the callback's signals; return one line per receiver that raised.
+    """Call every receiver of the callback's signals (its type's signal, if the type is known,
+    then ``callback_received``); return one line per receiver that raised.
 
     Unlike ``Signal.send``, one receiver raising does not stop the others. Failures are logged
     with their traceback. A callback that no receiver takes is logged as a warning: it is still
@@ -32,9 +27,12 @@ def dispatch(app: Flask, callback: Callback[Payload]) -> list[str]:
     """
     errors: list[str] = []
     called = 0
-    for signal in signals_of(callback):
-        if signal.receivers:
-            called += _call(signal, list(signal.receivers_for(app)), app, errors, callback=callback)
+    own = _TYPE_SIGNALS.get(callback.type)
+    if own is not None and own.receivers:
+        called += _call(own, list(own.receivers_for(app)), app, errors, callback=callback)
+    if callback_received.receivers:
+        receivers = list(callback_received.receivers_for(app))
+        called += _call(callback_received, receivers, app, errors, callback=callback)
     if not called:
         logger.warning(
             "callback %s type=%s has no receiver: connect one to its signal or to"

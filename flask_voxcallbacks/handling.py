@@ -25,6 +25,7 @@ DUPLICATE = "duplicate"
 IN_PROGRESS = "in_progress"
 FAILED = "failed"
 REJECTED = "rejected"
+OUTCOMES = (ACCEPTED, REJECTED, DUPLICATE, IN_PROGRESS, FAILED)
 
 
 def handle(app: Flask, state: VoxState, callback: Callback[Payload]) -> str:

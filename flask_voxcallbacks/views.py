@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections import Counter
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -15,6 +14,7 @@ from .handling import (
     DUPLICATE,
     FAILED,
     IN_PROGRESS,
+    OUTCOMES,
     REJECTED,
     handle_batch,
     reject,
@@ -93,11 +93,11 @@ CHUNK_ITEMS = 1000
 
 def handle_items(
     app: Flask, state: VoxState, items: list[dict[str, object]]
-) -> tuple[Counter[str], Counter[str]]:
+) -> tuple[dict[str, int], dict[str, int]]:
     """Authenticate each item on its own and handle the authentic ones together, chunk by chunk;
     count the outcomes and the reasons of the rejections."""
-    counts: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
+    counts = dict.fromkeys(OUTCOMES, 0)
+    reasons: dict[str, int] = {}
     for start in range(0, len(items), CHUNK_ITEMS):
         _handle_chunk(app, state, items[start : start + CHUNK_ITEMS], counts, reasons)
     return counts, reasons
@@ -107,8 +107,8 @@ def _handle_chunk(
     app: Flask,
     state: VoxState,
     items: list[dict[str, object]],
-    counts: Counter[str],
-    reasons: Counter[str],
+    counts: dict[str, int],
+    reasons: dict[str, int],
 ) -> None:
     callbacks = []
     accounts = state.settings.accounts
@@ -117,7 +117,7 @@ def _handle_chunk(
         if isinstance(verdict, Rejection):
             reject(app, item, verdict)
             counts[REJECTED] += 1
-            reasons[verdict.reason] += 1
+            reasons[verdict.reason] = reasons.get(verdict.reason, 0) + 1
             continue
         type_name = item.get("type")
         callbacks.append(
@@ -140,10 +140,10 @@ def _handle_chunk(
         counts[outcome] += 1
         if outcome == REJECTED:
             # The only rejection after authentication: the id is pinned to another body.
-            reasons[BODY_MISMATCH] += 1
+            reasons[BODY_MISMATCH] = reasons.get(BODY_MISMATCH, 0) + 1
 
 
-def _summary(counts: Counter[str], total: int) -> Response:
+def _summary(counts: dict[str, int], total: int) -> Response:
     """The counts as JSON, with the status the response policy gives them.
 
     Written directly rather than through ``jsonify``: the body is five counters, and building

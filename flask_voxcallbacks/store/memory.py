@@ -10,9 +10,10 @@ from typing import Any, Mapping, Sequence
 from .base import BUSY, CLAIMED, DONE, MISMATCH, Claim, FailedCallback, Store
 
 Key = tuple[int, int]
+_MISMATCH, _DONE, _BUSY = Claim(MISMATCH), Claim(DONE), Claim(BUSY)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Record:
     digest: str
     expires_at: float
@@ -64,11 +65,11 @@ class MemoryStore(Store):
         if record is None:
             record = self._records[key] = _Record(digest, now + ttl)
         elif record.digest != digest:
-            return Claim(MISMATCH)
+            return _MISMATCH
         elif record.done:
-            return Claim(DONE)
+            return _DONE
         elif record.lease_until > now:
-            return Claim(BUSY)
+            return _BUSY
         record.token = self.new_token()
         record.lease_until = now + lease_seconds
         self._schedule(key, record)
