@@ -21,10 +21,11 @@ local statuses = {}
 for i = 1, #KEYS / 2 do
   local rec, claim = KEYS[2 * i - 1], KEYS[2 * i]
   local digest, token = ARGV[2 * i + 1], ARGV[2 * i + 2]
-  local pinned = redis.call('HGET', rec, 'digest')
+  local fields = redis.call('HMGET', rec, 'digest', 'done')
+  local pinned = fields[1]
   if pinned and pinned ~= digest then
     statuses[i] = 'mismatch'
-  elseif redis.call('HGET', rec, 'done') then
+  elseif fields[2] then
     statuses[i] = 'done'
   elseif not redis.call('SET', claim, token, 'NX', 'PX', ARGV[1]) then
     statuses[i] = 'busy'
