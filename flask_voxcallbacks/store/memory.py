@@ -13,7 +13,7 @@ Key = tuple[int, int]
 _MISMATCH, _DONE, _BUSY = Claim(MISMATCH), Claim(DONE), Claim(BUSY)
 
 
-@dataclass(slots=True)
+@dataclass
 class _Record:
     digest: str
     expires_at: float
