@@ -532,3 +532,109 @@ def test_an_sqlite_batch_that_fails_leaves_no_transaction_open(tmp_path: Path) -
     store.complete(1, 3, claim.token, ttl=DAY)
     assert store.claim(1, 3, BODY, lease_seconds=60, ttl=DAY).status == DONE
     store.close()
+
+
+def test_a_queued_callback_waits_for_its_job(store: Store) -> None:
+    from flask_voxcallbacks.store import QUEUED
+
+    claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    store.queue_many([(1, 5, claim.token, ITEM)], retention=DAY)
+    # Redeliveries see it queued, before and while a job runs it; another body is still refused.
+    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == QUEUED
+    assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
+    (record,) = store.failed()
+    assert (record.account_id, record.callback_id, record.queued) == (1, 5, True)
+    assert (record.error, record.attempts, record.type, record.item) == ("", 0, "min_balance", ITEM)
+    assert store.pending(1, 5) == record
+    job = store.claim_many([(1, 5, BODY)], 60, DAY, take_queued=True)[0]
+    assert job.status == CLAIMED and job.token != claim.token
+    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == QUEUED
+    assert store.claim_many([(1, 5, BODY)], 60, DAY, take_queued=True)[0].status == BUSY
+    store.complete(1, 5, job.token, ttl=DAY)
+    assert store.claim_many([(1, 5, BODY)], 60, DAY, take_queued=True)[0].status == DONE
+    assert store.failed() == [] and store.pending(1, 5) is None
+
+
+def test_a_failed_job_turns_the_queued_callback_into_a_failure(store: Store) -> None:
+    from flask_voxcallbacks.store import QUEUED
+
+    claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    store.queue_many([(1, 5, claim.token, ITEM)], retention=DAY)
+    job = store.claim_many([(1, 5, BODY)], 60, DAY, take_queued=True)[0]
+    store.fail(1, 5, job.token, "crm down", ITEM, retention=DAY)
+    (record,) = store.failed()
+    assert (record.queued, record.error, record.attempts) == (False, "crm down", 1)
+    assert store.pending(1, 5) == record
+    # A failure is claimable by a redelivery again, as inline.
+    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+    assert QUEUED not in [c.status for c in store.claim_many([(1, 6, BODY)], 60, DAY)]
+
+
+def test_unqueue_forgets_only_queued_callbacks(store: Store) -> None:
+    first = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    second = store.claim(1, 6, BODY, lease_seconds=60, ttl=DAY)
+    store.queue_many([(1, 5, first.token, ITEM), (1, 6, second.token, ITEM)], retention=DAY)
+    job = store.claim_many([(1, 6, BODY)], 60, DAY, take_queued=True)[0]
+    store.fail(1, 6, job.token, "crm down", ITEM, retention=DAY)
+    store.unqueue_many([(1, 5), (1, 6), (1, 7)])
+    assert [(r.callback_id, r.queued) for r in store.failed()] == [(6, False)]
+    assert store.pending(1, 5) is None
+    # The pin stays; the next arrival claims it afresh.
+    assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
+    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+
+
+def test_queueing_releases_the_claim_and_leaves_done_callbacks_alone(store: Store) -> None:
+    claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    store.complete(1, 5, claim.token, ttl=DAY)
+    store.queue_many([(1, 5, claim.token, ITEM)], retention=DAY)
+    assert store.failed() == [] and store.claim(1, 5, BODY, 60, DAY).status == DONE
+    other = store.claim(1, 6, BODY, lease_seconds=60, ttl=DAY)
+    store.queue_many([(1, 6, other.token, ITEM)], retention=DAY)
+    assert store.claim_many([(1, 6, BODY)], 60, DAY, take_queued=True)[0].status == CLAIMED
+
+
+def test_a_queued_callback_outlives_the_dedup_ttl_until_its_retention(
+    store: Store, clock: Clock
+) -> None:
+    from flask_voxcallbacks.store import QUEUED
+
+    claim = store.claim(1, 5, BODY, lease_seconds=1, ttl=1)
+    store.queue_many([(1, 5, claim.token, ITEM)], retention=3)
+    clock.advance(1.5)
+    assert store.claim(1, 5, BODY, lease_seconds=1, ttl=1).status == QUEUED
+    assert store.pending(1, 5) is not None
+    clock.advance(2.5)
+    assert store.pending(1, 5) is None and store.failed() == []
+    assert store.claim(1, 5, OTHER, lease_seconds=1, ttl=1).status == CLAIMED
+
+
+def test_prune_removes_queued_items_too(store: Store, clock: Clock) -> None:
+    claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    store.queue_many([(1, 5, claim.token, ITEM)], retention=DAY)
+    clock.advance(2)
+    assert store.prune(1) == 1
+    assert store.failed() == [] and store.pending(1, 5) is None
+    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+
+
+def test_sqlite_file_without_the_queued_flag_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    from flask_voxcallbacks.store import QUEUED
+    from flask_voxcallbacks.store.sqlite import _SCHEMA
+
+    path = tmp_path / "before-queues.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(_SCHEMA.replace("queued INTEGER NOT NULL DEFAULT 0,", ""))
+        db.execute(
+            "INSERT INTO voxcallbacks (account_id, callback_id, error, item, failed_at, attempts,"
+            " digest, expires_at) VALUES (1, 6, 'boom', '{}', ?, 1, ?, ?)",
+            (time.time(), BODY, time.time() + DAY),
+        )
+    store = open_store(f"sqlite:///{path}")
+    assert [(f.callback_id, f.queued) for f in store.failed()] == [(6, False)]
+    claim = store.claim(1, 7, BODY, lease_seconds=60, ttl=DAY)
+    store.queue_many([(1, 7, claim.token, ITEM)], retention=DAY)
+    assert store.claim(1, 7, BODY, lease_seconds=60, ttl=DAY).status == QUEUED
+    store.close()

@@ -8,13 +8,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..config import ConfigurationError, redact_url
-from .base import BUSY, CLAIMED, DONE, MISMATCH, Claim, FailedCallback, Store
+from .base import BUSY, CLAIMED, DONE, MISMATCH, QUEUED, Claim, FailedCallback, Store
 
 __all__ = [
     "BUSY",
     "CLAIMED",
     "DONE",
     "MISMATCH",
+    "QUEUED",
     "Claim",
     "FailedCallback",
     "Store",

@@ -18,12 +18,14 @@ CLAIMED = "claimed"
 DONE = "done"
 BUSY = "busy"
 MISMATCH = "mismatch"
+#: The callback waits in a queue for a job (queue mode); only a job or a replay takes it.
+QUEUED = "queued"
 
 
 @dataclass(frozen=True)
 class Claim:
-    """The answer to a claim: ``status`` is CLAIMED, DONE, BUSY or MISMATCH; ``token`` proves
-    ownership of a CLAIMED key."""
+    """The answer to a claim: ``status`` is CLAIMED, DONE, BUSY, MISMATCH or QUEUED; ``token``
+    proves ownership of a CLAIMED key."""
 
     status: str
     token: str = ""
@@ -31,7 +33,9 @@ class Claim:
 
 @dataclass(frozen=True)
 class FailedCallback:
-    """A callback whose handlers failed, kept until an attempt succeeds or its retention ends.
+    """A callback whose handlers failed, kept until an attempt succeeds or its retention ends;
+    or, when ``queued`` is true, a callback waiting for its job in queue mode (``error`` is empty
+    and ``failed_at`` is when it was queued).
 
     ``item`` is the body pinned at the first authentic arrival, without its ``hash``.
     """
@@ -43,6 +47,7 @@ class FailedCallback:
     failed_at: float
     attempts: int
     item: Mapping[str, Any] = field(repr=False)
+    queued: bool = False
 
 
 class Store(abc.ABC):
@@ -60,11 +65,32 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def claim_many(
-        self, keys: Sequence[tuple[int, int, str]], lease_seconds: int, ttl: int
+        self,
+        keys: Sequence[tuple[int, int, str]],
+        lease_seconds: int,
+        ttl: int,
+        take_queued: bool = False,
     ) -> list[Claim]:
         """Claim each ``(account_id, callback_id, digest)`` in order, as ``claim`` would, in one
         round trip to the store; a key repeated in ``keys`` is BUSY (or MISMATCH) the second
-        time."""
+        time. A queued callback answers QUEUED, unless ``take_queued`` (a job, a replay) is set:
+        then it is claimed like a failed one."""
+
+    @abc.abstractmethod
+    def queue_many(
+        self, queued: Sequence[tuple[int, int, str, Mapping[str, Any]]], retention: int
+    ) -> None:
+        """Keep the item of each claimed ``(account_id, callback_id, token, item)`` as queued
+        (for ``retention`` s, listed by ``failed``) and release its claim, in one round trip."""
+
+    @abc.abstractmethod
+    def unqueue_many(self, keys: Sequence[tuple[int, int]]) -> None:
+        """Forget that these callbacks are queued (their jobs could not be enqueued): the next
+        arrival claims them afresh. Done or failed callbacks are left as they are."""
+
+    @abc.abstractmethod
+    def pending(self, account_id: int, callback_id: int) -> FailedCallback | None:
+        """The queued or failed record of one callback, or None when it has none."""
 
     @abc.abstractmethod
     def complete_many(self, claimed: Sequence[tuple[int, int, str]], ttl: int) -> None:

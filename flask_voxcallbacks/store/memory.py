@@ -7,10 +7,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from .base import BUSY, CLAIMED, DONE, MISMATCH, Claim, FailedCallback, Store
+from .base import BUSY, CLAIMED, DONE, MISMATCH, QUEUED, Claim, FailedCallback, Store
 
 Key = tuple[int, int]
-_MISMATCH, _DONE, _BUSY = Claim(MISMATCH), Claim(DONE), Claim(BUSY)
+_MISMATCH, _DONE, _BUSY, _QUEUED = Claim(MISMATCH), Claim(DONE), Claim(BUSY), Claim(QUEUED)
 
 
 @dataclass
@@ -53,14 +53,23 @@ class MemoryStore(Store):
         return record
 
     def claim_many(
-        self, keys: Sequence[tuple[int, int, str]], lease_seconds: int, ttl: int
+        self,
+        keys: Sequence[tuple[int, int, str]],
+        lease_seconds: int,
+        ttl: int,
+        take_queued: bool = False,
     ) -> list[Claim]:
         now = self.now()
         with self._lock:
             self._sweep(now)
-            return [self._claim((a, c), digest, now, lease_seconds, ttl) for a, c, digest in keys]
+            return [
+                self._claim((a, c), digest, now, lease_seconds, ttl, take_queued)
+                for a, c, digest in keys
+            ]
 
-    def _claim(self, key: Key, digest: str, now: float, lease_seconds: int, ttl: int) -> Claim:
+    def _claim(
+        self, key: Key, digest: str, now: float, lease_seconds: int, ttl: int, take_queued: bool
+    ) -> Claim:
         record = self._live(key, now)
         if record is None:
             record = self._records[key] = _Record(digest, now + ttl)
@@ -68,6 +77,9 @@ class MemoryStore(Store):
             return _MISMATCH
         elif record.done:
             return _DONE
+        elif record.failure is not None and record.failure.queued and not take_queued:
+            # Queued, even while a job runs it: the item is kept until a job handles it.
+            return _QUEUED
         elif record.lease_until > now:
             return _BUSY
         record.token = self.new_token()
@@ -89,6 +101,39 @@ class MemoryStore(Store):
                 if record.token == token:
                     record.lease_until = 0.0
                 self._schedule(key, record)
+
+    def queue_many(
+        self, queued: Sequence[tuple[int, int, str, Mapping[str, Any]]], retention: int
+    ) -> None:
+        now = self.now()
+        with self._lock:
+            for account_id, callback_id, token, item in queued:
+                key = (account_id, callback_id)
+                record = self._records.get(key)
+                if record is None or record.done:
+                    continue
+                record.failure = FailedCallback(
+                    account_id, callback_id, str(item.get("type", "")), "", now, 0, dict(item), True
+                )
+                record.expires_at = max(record.expires_at, now + retention)
+                if record.token == token:
+                    record.lease_until = 0.0
+                self._schedule(key, record)
+
+    def unqueue_many(self, keys: Sequence[tuple[int, int]]) -> None:
+        with self._lock:
+            for key in keys:
+                record = self._records.get(key)
+                if record is not None and record.failure is not None and record.failure.queued:
+                    record.failure = None
+
+    def pending(self, account_id: int, callback_id: int) -> FailedCallback | None:
+        now = self.now()
+        with self._lock:
+            record = self._records.get((account_id, callback_id))
+            if record is None or record.done or record.expires_at <= now:
+                return None
+            return record.failure
 
     def fail(
         self,

@@ -11,12 +11,12 @@ import weakref
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .base import BUSY, CLAIMED, DONE, MISMATCH, Claim, FailedCallback, Store
+from .base import BUSY, CLAIMED, DONE, MISMATCH, QUEUED, Claim, FailedCallback, Store
 
 # One row per key. ``digest`` pins the body of the first claim; the row lives until
 # ``expires_at`` (or the end of its lease), then the key is new again. ``done_until`` is set
 # once the callback is handled; ``error``, ``item`` and ``failed_at`` while its last attempt
-# failed.
+# failed, or while it waits for its job in queue mode (``queued`` = 1, ``error`` empty).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS voxcallbacks (
     account_id INTEGER NOT NULL,
@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS voxcallbacks (
     attempts INTEGER NOT NULL DEFAULT 0,
     digest TEXT NOT NULL DEFAULT '',
     expires_at REAL NOT NULL DEFAULT 0,
+    queued INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (account_id, callback_id)
 );
 CREATE INDEX IF NOT EXISTS voxcallbacks_failed_at ON voxcallbacks (failed_at);
@@ -45,10 +46,13 @@ ALTER TABLE voxcallbacks ADD COLUMN expires_at REAL NOT NULL DEFAULT 0;
 UPDATE voxcallbacks SET expires_at = MAX(
     done_until, lease_until, CASE WHEN error IS NULL THEN 0 ELSE failed_at + 30 * 86400 END);
 """
+# Files written before queue mode lack the queued flag.
+_ADD_QUEUED = "ALTER TABLE voxcallbacks ADD COLUMN queued INTEGER NOT NULL DEFAULT 0;"
 
 # One statement, so the claim is atomic. A new key is inserted. An existing row is taken over
 # when its lease is over and either it has expired (it starts afresh) or it is pinned to this
-# body (or to none yet) and not done. Any other row is left alone.
+# body (or to none yet), not done, and not queued (unless :take_queued). Any other row is left
+# alone.
 _CLAIM = """
 INSERT INTO voxcallbacks (account_id, callback_id, digest, expires_at, token, lease_until)
 VALUES (:account_id, :callback_id, :digest, :expires_at, :token, :lease_until)
@@ -63,9 +67,11 @@ ON CONFLICT (account_id, callback_id) DO UPDATE SET
     error = CASE WHEN expires_at > :now THEN error END,
     item = CASE WHEN expires_at > :now THEN item END,
     failed_at = CASE WHEN expires_at > :now THEN failed_at END,
-    attempts = CASE WHEN expires_at > :now THEN attempts ELSE 0 END
+    attempts = CASE WHEN expires_at > :now THEN attempts ELSE 0 END,
+    queued = CASE WHEN expires_at > :now THEN queued ELSE 0 END
 WHERE lease_until <= :now
-  AND (expires_at <= :now OR (done_until = 0 AND digest IN ('', excluded.digest)))
+  AND (expires_at <= :now OR (done_until = 0 AND digest IN ('', excluded.digest)
+                              AND (queued = 0 OR :take_queued)))
 """
 
 _SWEEP_EVERY = 1000
@@ -90,6 +96,8 @@ class SQLiteStore(Store):
             columns = {row[1] for row in db.execute("PRAGMA table_info(voxcallbacks)")}
             if columns and "digest" not in columns:
                 db.executescript(_UPGRADE)
+            if columns and "queued" not in columns:
+                db.executescript(_ADD_QUEUED)
             db.executescript(_SCHEMA)
 
     def _connection(self) -> sqlite3.Connection:
@@ -109,7 +117,11 @@ class SQLiteStore(Store):
         return self._db
 
     def claim_many(
-        self, keys: Sequence[tuple[int, int, str]], lease_seconds: int, ttl: int
+        self,
+        keys: Sequence[tuple[int, int, str]],
+        lease_seconds: int,
+        ttl: int,
+        take_queued: bool = False,
     ) -> list[Claim]:
         now = self.now()
         claims = []
@@ -119,7 +131,16 @@ class SQLiteStore(Store):
             try:
                 for account_id, callback_id, digest in keys:
                     claims.append(
-                        self._claim(db, account_id, callback_id, digest, now, lease_seconds, ttl)
+                        self._claim(
+                            db,
+                            account_id,
+                            callback_id,
+                            digest,
+                            now,
+                            lease_seconds,
+                            ttl,
+                            take_queued,
+                        )
                     )
             except BaseException:
                 db.execute("ROLLBACK")
@@ -138,6 +159,7 @@ class SQLiteStore(Store):
         now: float,
         lease_seconds: int,
         ttl: int,
+        take_queued: bool,
     ) -> Claim:
         token = self.new_token()
         key = {"account_id": account_id, "callback_id": callback_id}
@@ -150,18 +172,25 @@ class SQLiteStore(Store):
                 "token": token,
                 "lease_until": now + lease_seconds,
                 "now": now,
+                "take_queued": int(take_queued),
             },
         )
         if cursor.rowcount == 1:
             return Claim(CLAIMED, token)
         row = db.execute(
-            """SELECT digest, done_until FROM voxcallbacks
+            """SELECT digest, done_until, queued FROM voxcallbacks
                WHERE account_id = :account_id AND callback_id = :callback_id""",
             key,
         ).fetchone()
-        if row is not None and row[0] not in ("", digest):
+        if row is None:
+            return Claim(BUSY)
+        digest_pinned, done_until, queued = row
+        if digest_pinned not in ("", digest):
             return Claim(MISMATCH)
-        return Claim(DONE if row is not None and row[1] > 0 else BUSY)
+        if done_until > 0:
+            return Claim(DONE)
+        # Queued, even while a job runs it: the item is kept until a job handles it.
+        return Claim(QUEUED if queued and not take_queued else BUSY)
 
     def complete_many(self, claimed: Sequence[tuple[int, int, str]], ttl: int) -> None:
         until = self.now() + ttl
@@ -171,7 +200,7 @@ class SQLiteStore(Store):
             try:
                 db.executemany(
                     """UPDATE voxcallbacks
-                       SET done_until = :until, expires_at = :until,
+                       SET done_until = :until, expires_at = :until, queued = 0,
                            type = NULL, error = NULL, item = NULL, failed_at = NULL,
                            lease_until = CASE WHEN token = :token THEN 0 ELSE lease_until END
                        WHERE account_id = :account_id AND callback_id = :callback_id""",
@@ -202,7 +231,7 @@ class SQLiteStore(Store):
         self._execute(
             """UPDATE voxcallbacks
                SET type = :type, error = :error, item = :item, failed_at = :now,
-                   attempts = attempts + 1, expires_at = :expires_at,
+                   attempts = attempts + 1, expires_at = :expires_at, queued = 0,
                    lease_until = CASE WHEN token = :token THEN 0 ELSE lease_until END
                WHERE account_id = :account_id AND callback_id = :callback_id
                  AND done_until = 0""",
@@ -218,28 +247,86 @@ class SQLiteStore(Store):
             },
         )
 
+    def queue_many(
+        self, queued: Sequence[tuple[int, int, str, Mapping[str, Any]]], retention: int
+    ) -> None:
+        now = self.now()
+        with self._lock:
+            db = self._connection()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(
+                    """UPDATE voxcallbacks
+                       SET type = :type, error = '', item = :item, failed_at = :now, queued = 1,
+                           expires_at = MAX(expires_at, :expires_at),
+                           lease_until = CASE WHEN token = :token THEN 0 ELSE lease_until END
+                       WHERE account_id = :account_id AND callback_id = :callback_id
+                         AND done_until = 0""",
+                    [
+                        {
+                            "type": str(item.get("type", "")),
+                            "item": json.dumps(item),
+                            "now": now,
+                            "expires_at": now + retention,
+                            "token": token,
+                            "account_id": account_id,
+                            "callback_id": callback_id,
+                        }
+                        for account_id, callback_id, token, item in queued
+                    ],
+                )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def unqueue_many(self, keys: Sequence[tuple[int, int]]) -> None:
+        with self._lock:
+            self._connection().executemany(
+                """UPDATE voxcallbacks
+                   SET queued = 0, type = NULL, error = NULL, item = NULL, failed_at = NULL
+                   WHERE account_id = ? AND callback_id = ? AND queued = 1""",
+                list(keys),
+            )
+
+    def pending(self, account_id: int, callback_id: int) -> FailedCallback | None:
+        with self._lock:
+            row = (
+                self._connection()
+                .execute(
+                    """SELECT account_id, callback_id, type, error, failed_at, attempts, item,
+                              queued
+                       FROM voxcallbacks
+                       WHERE account_id = ? AND callback_id = ? AND error IS NOT NULL
+                         AND done_until = 0 AND expires_at > ?""",
+                    (account_id, callback_id, self.now()),
+                )
+                .fetchone()
+            )
+        return None if row is None else _failed(row)
+
     def failed(self) -> list[FailedCallback]:
         with self._lock:
             rows = (
                 self._connection()
                 .execute(
-                    """SELECT account_id, callback_id, type, error, failed_at, attempts, item
+                    """SELECT account_id, callback_id, type, error, failed_at, attempts, item,
+                              queued
                        FROM voxcallbacks WHERE error IS NOT NULL AND expires_at > ?
-                       ORDER BY failed_at""",
+                        ORDER BY failed_at""",
                     (self.now(),),
                 )
                 .fetchall()
             )
-        return [
-            FailedCallback(a, c, t or "", e, f, n, json.loads(i)) for a, c, t, e, f, n, i in rows
-        ]
+        return [_failed(row) for row in rows]
 
     def prune(self, older_than: float) -> int:
         now = self.now()
         with self._lock:
             db = self._connection()
             cursor = db.execute(
-                """UPDATE voxcallbacks SET type = NULL, error = NULL, item = NULL, failed_at = NULL
+                """UPDATE voxcallbacks
+                   SET type = NULL, error = NULL, item = NULL, failed_at = NULL, queued = 0
                    WHERE error IS NOT NULL AND failed_at < ?""",
                 (now - older_than,),
             )
@@ -277,6 +364,11 @@ class SQLiteStore(Store):
             if self._finalizer is not None:
                 self._finalizer()
             self._db = self._finalizer = None
+
+
+def _failed(row: tuple[Any, ...]) -> FailedCallback:
+    a, c, t, e, f, n, i, q = row
+    return FailedCallback(a, c, t or "", e, f, n, json.loads(i), bool(q))
 
 
 def create_private(path: Path) -> None:
