@@ -16,7 +16,7 @@ from flask.cli import AppGroup
 from .callbacks import Callback, build_callback
 from .config import ConfigurationError, load_settings, redact_url
 from .fields import wire_fields
-from .handling import ACCEPTED, DUPLICATE, handle
+from .handling import ACCEPTED, DUPLICATE, handle_batch
 from .payloads import CALLBACK_TYPES
 from .safe_text import printable
 from .signals import signal_names
@@ -34,25 +34,51 @@ def _when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h"
+
+
 @voxcallbacks_cli.command("failed")
 def failed_command() -> None:
-    """List the callbacks whose handlers failed and that no later attempt handled."""
-    records = get_state(current_app).store.failed()
+    """List the callbacks whose handlers failed and that no later attempt handled, and in queue
+    mode the callbacks still waiting for their job (a job lost with its worker stays listed)."""
+    state = get_state(current_app)
+    records = state.store.failed()
     if not records:
-        click.echo("No failed callbacks.")
+        click.echo("No failed or queued callbacks.")
         return
+    now = state.store.now()
+    lease = state.settings.lease_seconds
     for record in records:
+        where = (
+            f"{record.callback_id}  account={record.account_id}  type={printable(record.type)}  "
+        )
+        if record.queued:
+            age = now - record.failed_at
+            late = "  (older than the lease: its job may be lost)" if age > lease else ""
+            click.echo(f"{where}queued  age={_age(age)}  since={_when(record.failed_at)}{late}")
+            continue
         first_line = record.error.splitlines()[0] if record.error else ""
         click.echo(
-            f"{record.callback_id}  account={record.account_id}  type={printable(record.type)}  "
-            f"attempts={record.attempts}  last={_when(record.failed_at)}  "
+            f"{where}attempts={record.attempts}  last={_when(record.failed_at)}  "
             f"error={printable(first_line, limit=200)}"
         )
-    click.echo(f"{len(records)} failed callback(s).")
+    queued = sum(record.queued for record in records)
+    click.echo(f"{len(records) - queued} failed callback(s), {queued} queued.")
 
 
 @voxcallbacks_cli.command("replay")
-@click.option("--all", "replay_all", is_flag=True, help="Replay every failed callback.")
+@click.option(
+    "--all",
+    "replay_all",
+    is_flag=True,
+    help="Replay every failed callback, and every queued one older than the lease.",
+)
 @click.option(
     "--account",
     "account_id",
@@ -62,12 +88,17 @@ def failed_command() -> None:
 @click.argument("callback_ids", nargs=-1, type=int)
 def replay_command(replay_all: bool, account_id: int | None, callback_ids: tuple[int, ...]) -> None:
     """Run failed callbacks through the handlers again (all, or the CALLBACK_IDS given, of every
-    account unless --account is given)."""
+    account unless --account is given), here and now. In queue mode, callbacks queued for longer
+    than the lease (whose job was lost) are run too; a job that still comes finds them done."""
     if replay_all == bool(callback_ids):
         raise click.UsageError("Give either --all or one or more CALLBACK_IDs.")
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     state = get_state(app)
     records = state.store.failed()
+    if replay_all:
+        # A younger queued callback most likely still has its job on the way.
+        oldest = state.store.now() - state.settings.lease_seconds
+        records = [r for r in records if not r.queued or r.failed_at <= oldest]
     if account_id is not None:
         records = [record for record in records if record.account_id == account_id]
     if callback_ids:
@@ -75,7 +106,7 @@ def replay_command(replay_all: bool, account_id: int | None, callback_ids: tuple
         missing = wanted - {record.callback_id for record in records}
         if missing:
             listed = ", ".join(str(i) for i in sorted(missing))
-            raise click.ClickException(f"not among the failed callbacks: {listed}")
+            raise click.ClickException(f"not among the failed or queued callbacks: {listed}")
         records = [record for record in records if record.callback_id in wanted]
     outcomes = [(record, _replay(app, state, record)) for record in records]
     for record, outcome in outcomes:
@@ -91,7 +122,27 @@ def replay_command(replay_all: bool, account_id: int | None, callback_ids: tuple
 
 def _replay(app: Flask, state: VoxState, record: FailedCallback) -> str:
     callback = build_callback(record.item, record.callback_id, record.account_id, record.type)
-    return handle(app, state, callback)
+    return handle_batch(app, state, [callback], take_queued=True)[0]
+
+
+@voxcallbacks_cli.command("worker")
+@click.option("--burst", is_flag=True, help="Run the queued jobs, then stop.")
+def worker_command(burst: bool) -> None:
+    """Run the jobs of the RQ queue (VOXCALLBACKS_QUEUE=rq://...) in this application: its
+    configuration, store and signal receivers. Start one or more on any host."""
+    queue = get_state(current_app).queue
+    if queue is None or not queue.description.startswith("rq://"):
+        raise click.ClickException(
+            "VOXCALLBACKS_QUEUE is not an rq:// URL: this command runs RQ jobs. With Celery, start"
+            " the application's Celery worker (celery -A ... worker)."
+        )
+    from .queue.rq import RQQueue
+
+    assert isinstance(queue, RQQueue)
+    until = " until none is left" if burst else ""
+    click.echo(f"Running the jobs of {queue.description}{until}")
+    # Retries after a delay are scheduled jobs: the worker's scheduler enqueues them when due.
+    queue.worker().work(burst=burst, with_scheduler=True, logging_level="INFO")
 
 
 @voxcallbacks_cli.command("prune")
@@ -164,10 +215,11 @@ def send_command(type_name: str, url: str | None, count: int, fields: tuple[str,
     text = printable(body.decode(errors="replace").strip(), limit=500)
     click.echo(f"{status} {text}")
     summary = _summary_of(body)
-    if status != 200 or summary.get("accepted") != count:
+    # In queue mode the samples are queued: accepted for handling by the workers.
+    taken = summary.get("accepted", 0) + summary.get("queued", 0)
+    if status != 200 or taken != count:
         raise click.ClickException(
-            f"{summary.get('accepted', 0)} of {count} sample(s) accepted; "
-            + _what_went_wrong(status, summary)
+            f"{taken} of {count} sample(s) accepted; " + _what_went_wrong(status, summary)
         )
 
 
@@ -231,7 +283,10 @@ def check_command() -> None:
     except Exception as error:
         reason = printable(f"{type(error).__name__}: {error}", limit=300)
         raise click.ClickException(f"the store {store_url} cannot be read: {reason}") from None
-    click.echo(f"Failed callbacks waiting for a replay: {pending}")
+    click.echo(f"Failed or queued callbacks: {pending}")
+    if state.queue is not None:
+        click.echo(f"Queue: {state.queue.description}")
+        warnings += state.queue.warnings(current_app)
     for warning in warnings:
         click.echo(f"Warning: {warning}")
     click.echo(f"OK, with {len(warnings)} warning(s)" if warnings else "OK")

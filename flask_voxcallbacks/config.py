@@ -77,6 +77,18 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         300,
         "Seconds a claim lasts before another worker may take over a callback whose worker died.",
     ),
+    ConfigKey(
+        "VOXCALLBACKS_QUEUE",
+        "",
+        'Run the handlers on workers: ``"celery"`` (the Celery app in '
+        '``app.extensions["celery"]``) or ``rq://host:port/db?queue=name``; '
+        '``""`` runs them in the request.',
+    ),
+    ConfigKey(
+        "VOXCALLBACKS_QUEUE_RETRIES",
+        3,
+        "Times a job whose handlers failed is retried by its queue (after 10 s, 40 s, 160 s, ...).",
+    ),
 )
 DEFAULTS = {key.name: key.default for key in CONFIG_KEYS}
 
@@ -94,11 +106,14 @@ class Settings:
     dedup_ttl: int
     failure_retention: int
     lease_seconds: int
+    queue_url: str = ""
+    queue_retries: int = 3
 
     def __repr__(self) -> str:
         return (
             f"Settings(account_id={self.account_id}, path={self.path!r}, "
-            f"accounts={sorted(self.accounts)}, store_url={redact_url(self.store_url)!r})"
+            f"accounts={sorted(self.accounts)}, store_url={redact_url(self.store_url)!r},"
+            f" queue_url={redact_url(self.queue_url)!r})"
         )
 
 
@@ -186,6 +201,21 @@ def _store_url(value: Any, name: str) -> str:
     return value
 
 
+def _queue_url(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not (value in ("", "celery") or value.startswith("rq://")):
+        raise ConfigurationError(
+            f'{name} must be "celery", an RQ URL such as rq://localhost:6379/0?queue=name,'
+            ' or "" to run the handlers in the request.'
+        )
+    return value
+
+
+def _count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(f"{name} must be a whole number, 0 or more.")
+    return value
+
+
 PREFIX = "VOXCALLBACKS_"
 
 
@@ -234,4 +264,6 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         dedup_ttl=read("VOXCALLBACKS_DEDUP_TTL", _positive_int),
         failure_retention=read("VOXCALLBACKS_FAILURE_RETENTION", _positive_int),
         lease_seconds=read("VOXCALLBACKS_LEASE_SECONDS", _positive_int),
+        queue_url=read("VOXCALLBACKS_QUEUE", _queue_url),
+        queue_retries=read("VOXCALLBACKS_QUEUE_RETRIES", _count),
     )

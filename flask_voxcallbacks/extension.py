@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Flask, request
 
 from .cli import voxcallbacks_cli
-from .config import load_settings
+from .config import ConfigurationError, load_settings
+from .queue import open_queue
 from .state import EXTENSION_NAME, VoxState
 from .store import open_store
 from .views import make_blueprint
@@ -29,8 +30,15 @@ class VoxCallbacks:
                 "flask_voxcallbacks is already set up on this application; call init_app once."
             )
         settings = load_settings(app.config)
+        if settings.queue_url and settings.store_url.startswith("memory:") and not app.testing:
+            raise ConfigurationError(
+                "VOXCALLBACKS_QUEUE needs a store its workers share: set VOXCALLBACKS_STORE to"
+                " sqlite:///path/to/file.db (one host) or redis://host:port/db; memory:// lives"
+                " in one process (it is accepted with a queue only when the app is TESTING)"
+            )
+        queue = open_queue(settings.queue_url, app)
         store = open_store(settings.store_url, app.instance_path)
-        app.extensions[EXTENSION_NAME] = VoxState(settings, store)
+        app.extensions[EXTENSION_NAME] = VoxState(settings, store, queue)
         blueprint = make_blueprint(settings.path)
         app.register_blueprint(blueprint)
         _exempt_from_csrf(app, blueprint)

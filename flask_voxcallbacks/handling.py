@@ -1,5 +1,6 @@
-"""Claim -> dispatch -> record for the authentic callbacks of a batch; shared by the view and
-the CLI."""
+"""Claim -> dispatch -> record for the authentic callbacks of a batch, shared by the view, the
+CLI and the jobs of queue mode; and claim -> keep as queued -> enqueue, for the view in queue
+mode."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from typing import Any, Mapping
 from flask import Flask
 
 from .auth import BODY_MISMATCH, Rejection
-from .callbacks import Callback, RejectedCallback, body_digest
+from .callbacks import Callback, RejectedCallback, body_digest, build_callback
 from .dispatch import dispatch, send
 from .payloads import Payload
 from .safe_text import printable
 from .signals import callback_duplicate, callback_rejected
-from .state import VoxState
+from .state import VoxState, get_state
 from .store import BUSY, DONE, MISMATCH
+from .store import QUEUED as WAITING_FOR_JOB
 
 logger = logging.getLogger("flask_voxcallbacks")
 
@@ -25,7 +27,9 @@ DUPLICATE = "duplicate"
 IN_PROGRESS = "in_progress"
 FAILED = "failed"
 REJECTED = "rejected"
-OUTCOMES = (ACCEPTED, REJECTED, DUPLICATE, IN_PROGRESS, FAILED)
+#: Kept in the store and handed to the queue (queue mode).
+QUEUED = "queued"
+OUTCOMES = (ACCEPTED, REJECTED, DUPLICATE, IN_PROGRESS, FAILED, QUEUED)
 
 
 def handle(app: Flask, state: VoxState, callback: Callback[Payload]) -> str:
@@ -33,9 +37,14 @@ def handle(app: Flask, state: VoxState, callback: Callback[Payload]) -> str:
     return handle_batch(app, state, [callback])[0]
 
 
-def handle_batch(app: Flask, state: VoxState, callbacks: list[Callback[Payload]]) -> list[str]:
+def handle_batch(
+    app: Flask, state: VoxState, callbacks: list[Callback[Payload]], take_queued: bool = False
+) -> list[str]:
     """Claim the callbacks of a batch in one store call, run the handlers of those claimed, in
     order, and record the outcomes; return one outcome per callback.
+
+    A callback waiting for its job (queue mode) counts as a duplicate, unless ``take_queued`` is
+    set: jobs and replays set it to run such callbacks.
 
     The claim pins each callback id to its body: an arrival whose body differs from the first one
     is rejected (``body_mismatch``), never dispatched. A failure is recorded as soon as it happens;
@@ -46,7 +55,7 @@ def handle_batch(app: Flask, state: VoxState, callbacks: list[Callback[Payload]]
     settings = state.settings
     store = state.store
     keys = [(c.account_id, c.callback_id, body_digest(c.raw)) for c in callbacks]
-    claims = store.claim_many(keys, settings.lease_seconds, settings.dedup_ttl)
+    claims = store.claim_many(keys, settings.lease_seconds, settings.dedup_ttl, take_queued)
     outcomes: list[str] = []
     completed: list[tuple[int, int, str]] = []
     first_outcome: dict[tuple[int, int], str] = {}
@@ -57,7 +66,7 @@ def handle_batch(app: Flask, state: VoxState, callbacks: list[Callback[Payload]]
                 reject(app, callback.raw, Rejection(BODY_MISMATCH, *key))
                 outcomes.append(REJECTED)
                 continue
-            if claim.status == DONE or first_outcome.get(key) == ACCEPTED:
+            if claim.status in (DONE, WAITING_FOR_JOB) or first_outcome.get(key) == ACCEPTED:
                 outcome = DUPLICATE
                 send(callback_duplicate, app, callback=callback)
             elif claim.status == BUSY:
@@ -76,6 +85,76 @@ def handle_batch(app: Flask, state: VoxState, callbacks: list[Callback[Payload]]
         if outcome != REJECTED:
             log_outcome(callback.callback_id, callback.type, callback.account_id, outcome)
     return outcomes
+
+
+def enqueue_batch(app: Flask, state: VoxState, callbacks: list[Callback[Payload]]) -> list[str]:
+    """Queue mode: claim the callbacks of a batch, keep those claimed as queued (with their
+    items) and enqueue one job for each; return one outcome per callback.
+
+    A callback already queued or handled is a duplicate. When the jobs cannot be enqueued, the
+    callbacks are forgotten as queued and FAILED, so that the sender redelivers them.
+    """
+    settings = state.settings
+    store = state.store
+    assert state.queue is not None
+    keys = [(c.account_id, c.callback_id, body_digest(c.raw)) for c in callbacks]
+    claims = store.claim_many(keys, settings.lease_seconds, settings.dedup_ttl)
+    outcomes: list[str] = []
+    queued: list[tuple[int, int, str, Mapping[str, Any]]] = []
+    seen: set[tuple[int, int]] = set()
+    for callback, claim in zip(callbacks, claims):
+        key = (callback.account_id, callback.callback_id)
+        if claim.status == MISMATCH:
+            reject(app, callback.raw, Rejection(BODY_MISMATCH, *key))
+            outcomes.append(REJECTED)
+        elif claim.status in (DONE, WAITING_FOR_JOB) or key in seen:
+            send(callback_duplicate, app, callback=callback)
+            outcomes.append(DUPLICATE)
+        elif claim.status == BUSY:
+            outcomes.append(IN_PROGRESS)
+        else:
+            seen.add(key)
+            queued.append((*key, claim.token, callback.raw))
+            outcomes.append(QUEUED)
+    if queued:
+        store.queue_many(queued, settings.failure_retention)
+        jobs = [(account_id, callback_id) for account_id, callback_id, _, _ in queued]
+        try:
+            state.queue.enqueue(app, jobs, settings.queue_retries)
+        except Exception as error:
+            logger.error(
+                "could not enqueue %d callback(s) on %s (%s): answering 500 so that the sender"
+                " redelivers them",
+                len(jobs),
+                state.queue.description,
+                printable(str(error), limit=300),
+            )
+            store.unqueue_many(jobs)
+            outcomes = [FAILED if outcome == QUEUED else outcome for outcome in outcomes]
+    for callback, outcome in zip(callbacks, outcomes):
+        if outcome != REJECTED:
+            log_outcome(callback.callback_id, callback.type, callback.account_id, outcome)
+    return outcomes
+
+
+def run_job(app: Flask, account_id: int, callback_id: int) -> str:
+    """The job of a queued callback: load its item from the store and handle it as inline
+    handling would (claim, dispatch, record); return the outcome.
+
+    A job that runs again after a success finds the callback done and dispatches nothing; a job
+    whose callback is being run elsewhere returns IN_PROGRESS.
+    """
+    state = get_state(app)
+    record = state.store.pending(account_id, callback_id)
+    if record is None:
+        logger.info(
+            "job for callback %s account=%s: nothing queued (handled already, or pruned)",
+            callback_id,
+            account_id,
+        )
+        return DUPLICATE
+    callback = build_callback(record.item, callback_id, account_id, record.type)
+    return handle_batch(app, state, [callback], take_queued=True)[0]
 
 
 def _run(app: Flask, state: VoxState, callback: Callback[Payload], token: str) -> str:
@@ -120,6 +199,7 @@ def reject(app: Flask, item: Mapping[str, Any], rejection: Rejection) -> None:
 #: so that a flood of forged items cannot flood the log.
 _LEVELS = {
     ACCEPTED: logging.INFO,
+    QUEUED: logging.INFO,
     DUPLICATE: logging.INFO,
     REJECTED: logging.DEBUG,
     IN_PROGRESS: logging.WARNING,

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from flask import Flask
 
 from .config import Settings
 from .store import Store
+
+if TYPE_CHECKING:
+    from .queue import Queue
 
 EXTENSION_NAME = "voxcallbacks"
 
@@ -18,6 +22,8 @@ class VoxState:
 
     settings: Settings
     store: Store
+    #: Where jobs go in queue mode; None when the handlers run in the request.
+    queue: Queue | None = None
 
 
 def get_state(app: Flask) -> VoxState:
@@ -38,4 +44,4 @@ def use_memory_store(app: Flask) -> None:
     state = get_state(app)
     state.store.close()
     settings = replace(state.settings, store_url="memory://")
-    app.extensions[EXTENSION_NAME] = VoxState(settings, MemoryStore())
+    app.extensions[EXTENSION_NAME] = VoxState(settings, MemoryStore(), state.queue)

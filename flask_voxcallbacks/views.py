@@ -1,4 +1,4 @@
-"""The callback endpoint: request -> parse -> authenticate -> handle -> response."""
+"""The callback endpoint: request -> parse -> authenticate -> handle (or enqueue) -> response."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from .handling import (
     FAILED,
     IN_PROGRESS,
     OUTCOMES,
+    QUEUED,
     REJECTED,
+    enqueue_batch,
     handle_batch,
     reject,
 )
@@ -69,7 +71,7 @@ def receive() -> Response | tuple[Response, int]:
             counts[REJECTED],
             ", ".join(f"{reason}={n}" for reason, n in sorted(reasons.items())),
         )
-    return _summary(counts, len(items))
+    return _summary(counts, len(items), queue_mode=state.queue is not None)
 
 
 def _read_body(cap: int) -> bytes:
@@ -131,7 +133,10 @@ def _handle_chunk(
     if not callbacks:
         return
     try:
-        outcomes = handle_batch(app, state, callbacks)
+        if state.queue is None:
+            outcomes = handle_batch(app, state, callbacks)
+        else:
+            outcomes = enqueue_batch(app, state, callbacks)
     except Exception:
         # The store is unreachable: what was not recorded is redelivered by the sender.
         logger.exception("store error while handling a batch of %d callbacks", len(callbacks))
@@ -143,16 +148,18 @@ def _handle_chunk(
             reasons[BODY_MISMATCH] = reasons.get(BODY_MISMATCH, 0) + 1
 
 
-def _summary(counts: dict[str, int], total: int) -> Response:
-    """The counts as JSON, with the status the response policy gives them.
+def _summary(counts: dict[str, int], total: int, queue_mode: bool) -> Response:
+    """The counts as JSON (with ``queued`` in queue mode), with the status the response policy
+    gives them.
 
-    Written directly rather than through ``jsonify``: the body is five counters, and building
+    Written directly rather than through ``jsonify``: the body is a few counters, and building
     it is a measurable part of answering a one-callback batch.
     """
+    queued = f', "queued": {counts[QUEUED]}' if queue_mode else ""
     body = (
         f'{{"accepted": {counts[ACCEPTED]}, "rejected": {counts[REJECTED]}, '
         f'"duplicates": {counts[DUPLICATE]}, "in_progress": {counts[IN_PROGRESS]}, '
-        f'"failed": {counts[FAILED]}}}\n'
+        f'"failed": {counts[FAILED]}{queued}}}\n'
     )
     if counts[FAILED]:
         status = 500

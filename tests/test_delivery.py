@@ -92,7 +92,7 @@ def test_cli_lists_and_replays_failures(app) -> None:
         for item in items:
             assert str(item["callback_id"]) in listing.output
         assert "crm unreachable" in listing.output and "attempts=1" in listing.output
-        assert "2 failed callback(s)" in listing.output
+        assert "2 failed callback(s), 0 queued." in listing.output
 
         still = runner.invoke(args=["voxcallbacks", "replay", str(items[0]["callback_id"])])
         assert still.exit_code == 1 and "1 still failing" in still.output
@@ -105,7 +105,7 @@ def test_cli_lists_and_replays_failures(app) -> None:
         again = runner.invoke(args=["voxcallbacks", "replay", "--all"])
         assert "0 replayed" in again.output
     assert flaky.handled == [item["callback_id"] for item in items]
-    assert "No failed callbacks." in runner.invoke(args=["voxcallbacks", "failed"]).output
+    assert "No failed or queued callbacks." in runner.invoke(args=["voxcallbacks", "failed"]).output
 
 
 def test_cli_replay_arguments_are_checked(app) -> None:

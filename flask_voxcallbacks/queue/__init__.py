@@ -1,0 +1,104 @@
+"""Queue mode, chosen by ``VOXCALLBACKS_QUEUE``: the request keeps each authentic callback as
+queued in the store and enqueues a job naming it; the job, on a worker, runs it through the same
+claim -> dispatch -> record path as inline handling (:func:`~flask_voxcallbacks.handling.run_job`).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Sequence
+from urllib.parse import parse_qs, urlsplit
+
+from flask import Flask
+
+from ..config import ConfigurationError, redact_url
+
+__all__ = [
+    "CELERY",
+    "DEFAULT_RQ_QUEUE",
+    "TASK_NAME",
+    "JobFailed",
+    "Queue",
+    "QueueError",
+    "open_queue",
+]
+
+KEY = "VOXCALLBACKS_QUEUE"
+CELERY = "celery"
+#: The name of the Celery task and the RQ job function.
+TASK_NAME = "flask_voxcallbacks.run_callback"
+DEFAULT_RQ_QUEUE = "voxcallbacks"
+
+
+class QueueError(RuntimeError):
+    """A job could not be enqueued; the message says why (never with a password)."""
+
+
+class JobFailed(RuntimeError):
+    """Raised by a job whose handlers failed, so that its queue retries it (or marks it failed);
+    the failure itself is recorded in the store, as inline."""
+
+    def __init__(self, account_id: int, callback_id: int) -> None:
+        super().__init__(
+            f"handlers of callback {callback_id} (account {account_id}) failed;"
+            " see `flask voxcallbacks failed`"
+        )
+
+
+class Queue(abc.ABC):
+    """Where the jobs of queued callbacks go."""
+
+    #: What the queue is, fit to show (``celery``, ``rq://host:port/db?queue=name``).
+    description: str
+
+    @abc.abstractmethod
+    def enqueue(self, app: Flask, keys: Sequence[tuple[int, int]], retries: int) -> None:
+        """Enqueue one job per ``(account_id, callback_id)``, each retried up to ``retries``
+        times with back-off when its handlers fail; raise :class:`QueueError` when the jobs
+        cannot all be enqueued."""
+
+    def warnings(self, app: Flask) -> list[str]:
+        """Set-up problems (shown by ``flask voxcallbacks check``)."""
+        return []
+
+    def close(self) -> None:  # noqa: B027 - a no-op is right for queues without connections
+        """Release connections."""
+
+
+def retry_delays(retries: int) -> list[int]:
+    """Seconds to wait before each retry of a failed job: 10 s, then four times longer each
+    time, at most an hour."""
+    return [min(10 * 4**attempt, 3600) for attempt in range(retries)]
+
+
+def open_queue(url: str, app: Flask) -> Queue | None:
+    """The queue a ``VOXCALLBACKS_QUEUE`` value names, or None for inline handling."""
+    if not url:
+        return None
+    if url == CELERY:
+        try:
+            from .celery import CeleryQueue
+        except ImportError:
+            raise ConfigurationError(
+                f"{KEY}={CELERY!r} needs the celery package:"
+                " pip install 'flask-voxcallbacks[celery]'"
+            ) from None
+        return CeleryQueue(app)
+    parts = urlsplit(url)
+    if parts.scheme != "rq":
+        raise ConfigurationError(
+            f"{KEY} must be {CELERY!r} or an RQ URL such as rq://localhost:6379/0?queue=name,"
+            f" not {redact_url(url)!r}"
+        )
+    names = parse_qs(parts.query).get("queue", [DEFAULT_RQ_QUEUE])
+    try:
+        from .rq import RQQueue
+    except ImportError:
+        raise ConfigurationError(
+            f"{KEY}={redact_url(url)} needs the rq package: pip install 'flask-voxcallbacks[rq]'"
+        ) from None
+    redis_url = parts._replace(scheme="redis", query="").geturl()
+    try:
+        return RQQueue(redis_url, names[-1], url)
+    except ValueError as error:
+        raise ConfigurationError(f"{KEY}={redact_url(url)} is not a valid URL: {error}") from None

@@ -1,0 +1,98 @@
+"""The Celery engine of queue mode: each job is a task of the Celery app that Flask's Celery
+pattern keeps in ``app.extensions["celery"]``, run by the application's ordinary
+``celery -A ... worker``."""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, Sequence
+
+from celery import Celery, Task, shared_task  # type: ignore[import-untyped]
+from flask import Flask, current_app, has_app_context
+
+from ..handling import FAILED, run_job
+from ..state import EXTENSION_NAME
+from . import CELERY, TASK_NAME, JobFailed, Queue, QueueError, retry_delays
+
+#: The applications set up with this engine, to find the one a worker's task belongs to.
+_apps: weakref.WeakSet[Flask] = weakref.WeakSet()
+
+#: A broker that does not answer fails the request after about a second, not after minutes:
+#: the sender redelivers the callbacks.
+_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
+
+
+class CeleryQueue(Queue):
+    description = CELERY
+
+    def __init__(self, app: Flask) -> None:
+        _apps.add(app)
+
+    def enqueue(self, app: Flask, keys: Sequence[tuple[int, int]], retries: int) -> None:
+        celery = _celery_of(app)
+        try:
+            with celery.producer_or_acquire() as producer:
+                for account_id, callback_id in keys:
+                    celery.send_task(
+                        TASK_NAME,
+                        args=(account_id, callback_id),
+                        kwargs={"retries": retries},
+                        producer=producer,
+                        retry=True,
+                        retry_policy=_PUBLISH_RETRY,
+                    )
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"
+            raise QueueError(f"the Celery broker took no job: {reason}") from None
+
+    def warnings(self, app: Flask) -> list[str]:
+        try:
+            _celery_of(app)
+        except QueueError as error:
+            return [str(error)]
+        return []
+
+
+def _celery_of(app: Flask) -> Celery:
+    celery = app.extensions.get("celery")
+    if not isinstance(celery, Celery):
+        raise QueueError(
+            'VOXCALLBACKS_QUEUE is "celery" but app.extensions["celery"] holds no Celery app:'
+            " set it up as in Flask's Celery pattern (celery_init_app)"
+        )
+    return celery
+
+
+@shared_task(  # type: ignore[untyped-decorator]
+    name=TASK_NAME, bind=True, ignore_result=True, acks_late=True, reject_on_worker_lost=True
+)
+def run_callback(task: Task, account_id: int, callback_id: int, retries: int = 0) -> str:
+    """Handle a queued callback in the application's context; a failure is retried ``retries``
+    times with back-off, then left to ``flask voxcallbacks replay``."""
+    app = _flask_app(task.app)
+    with app.app_context():
+        outcome = run_job(app, account_id, callback_id)
+    if outcome == FAILED:
+        attempt = task.request.retries
+        if attempt < retries:
+            raise task.retry(countdown=retry_delays(retries)[attempt], max_retries=retries)
+        raise JobFailed(account_id, callback_id)
+    return outcome
+
+
+def _flask_app(celery: Any) -> Flask:
+    """The application a task runs for: the current one (Flask's Celery pattern runs tasks in
+    its context), else the one whose ``extensions["celery"]`` is the task's Celery app."""
+    if has_app_context() and EXTENSION_NAME in current_app.extensions:
+        app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        return app
+    apps = list(_apps)
+    matching = [app for app in apps if app.extensions.get("celery") is celery]
+    if len(matching) == 1:
+        return matching[0]
+    if not matching and len(apps) == 1:
+        return apps[0]
+    raise RuntimeError(
+        f"cannot tell which of {len(apps)} Flask applications runs the task {TASK_NAME}:"
+        ' keep each Celery app in its application\'s extensions["celery"]'
+    )

@@ -1,0 +1,65 @@
+"""The RQ engine of queue mode: jobs go to an RQ queue on a Redis server and are run by
+``flask voxcallbacks worker``, inside the application."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import redis
+from flask import Flask, current_app
+from rq import Queue as RQ
+from rq import Retry, Worker
+
+from ..config import redact_url
+from ..handling import FAILED, run_job
+from . import JobFailed, Queue, QueueError, retry_delays
+
+#: The job function, by name: the worker imports it.
+JOB = "flask_voxcallbacks.queue.rq.run_callback"
+
+
+class RQQueue(Queue):
+    def __init__(self, redis_url: str, name: str, url: str) -> None:
+        self.connection = redis.Redis.from_url(redis_url)
+        self.queue = RQ(name, connection=self.connection)
+        self.description = redact_url(url)
+
+    def enqueue(self, app: Flask, keys: Sequence[tuple[int, int]], retries: int) -> None:
+        retry = Retry(max=retries, interval=retry_delays(retries)) if retries else None
+        jobs = [
+            RQ.prepare_data(
+                JOB,
+                args=(account_id, callback_id),
+                result_ttl=0,
+                retry=retry,
+                description=f"voximplant callback {callback_id} of account {account_id}",
+            )
+            for account_id, callback_id in keys
+        ]
+        try:
+            self.queue.enqueue_many(jobs)
+        except redis.RedisError as error:
+            raise QueueError(f"the RQ queue's Redis server took no job: {error}") from None
+
+    def worker(self) -> Worker:
+        return Worker([self.queue], connection=self.connection)
+
+    def warnings(self, app: Flask) -> list[str]:
+        try:
+            self.connection.ping()
+        except redis.RedisError as error:
+            return [f"the RQ queue's Redis server does not answer: {error}"]
+        return []
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def run_callback(account_id: int, callback_id: int) -> str:
+    """Handle a queued callback; run by ``flask voxcallbacks worker`` in the application's
+    context. A failure raises, so that RQ retries the job as its ``Retry`` says."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    outcome = run_job(app, account_id, callback_id)
+    if outcome == FAILED:
+        raise JobFailed(account_id, callback_id)
+    return outcome
