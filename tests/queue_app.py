@@ -1,0 +1,105 @@
+"""A host application in queue mode, set up from the environment, for test_queue.py.
+
+``VOXCALLBACKS_STORE`` and ``VOXCALLBACKS_QUEUE`` choose the store and the engine; with
+``VOXCALLBACKS_QUEUE=celery`` the Celery app of Flask's Celery pattern uses ``VOX_BROKER``. Every
+handler run is written to the SQLite ledger ``VOX_LEDGER``. The handlers of ``sms_inbound``
+sleep ``VOX_SLEEP`` seconds; the first attempt of a ``js_fail`` callback hangs (so that a test
+can kill its worker in the middle of it); the first attempt of a ``call_history_report`` fails.
+
+Run it as the Flask CLI's app (``--app queue_app:create_app``), under gunicorn
+(``queue_app:create_app()``) or as a Celery worker (``celery -A queue_app:celery_app worker``).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from typing import Any
+
+from flask import Flask
+
+from flask_voxcallbacks import Callback, VoxCallbacks, callback_received
+from flask_voxcallbacks.testing import DEFAULT_ACCOUNT_ID, DEFAULT_API_KEY, DEFAULT_SALT
+
+HANG_SECONDS = 60
+
+
+def ledger() -> sqlite3.Connection:
+    db = sqlite3.connect(os.environ["VOX_LEDGER"], timeout=60, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS attempts (callback_id INTEGER, pid INTEGER, outcome TEXT)"
+    )
+    return db
+
+
+def record(sender: Flask, callback: Callback[Any], **extra: Any) -> None:
+    db = ledger()
+    try:
+        cid = callback.callback_id
+        (prior,) = db.execute(
+            "SELECT COUNT(*) FROM attempts WHERE callback_id = ?", (cid,)
+        ).fetchone()
+        if callback.type == "sms_inbound":
+            time.sleep(float(os.environ.get("VOX_SLEEP", "0")))
+        if prior == 0 and callback.type == "js_fail":
+            db.execute("INSERT INTO attempts VALUES (?, ?, 'started')", (cid, os.getpid()))
+            time.sleep(HANG_SECONDS)
+        if prior == 0 and callback.type == "call_history_report":
+            db.execute("INSERT INTO attempts VALUES (?, ?, 'failed')", (cid, os.getpid()))
+            raise RuntimeError(f"first attempt of {cid} fails")
+        db.execute("INSERT INTO attempts VALUES (?, ?, 'succeeded')", (cid, os.getpid()))
+    finally:
+        db.close()
+
+
+def celery_init_app(app: Flask) -> Any:
+    """Flask's Celery pattern."""
+    from celery import Celery, Task
+
+    class FlaskTask(Task):  # type: ignore[misc]
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.config_from_object(app.config["CELERY"])
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app
+
+
+def create_app() -> Flask:
+    app = Flask(__name__)
+    app.config.update(
+        VOXCALLBACKS_ACCOUNT_ID=DEFAULT_ACCOUNT_ID,
+        VOXCALLBACKS_API_KEY=DEFAULT_API_KEY,
+        VOXCALLBACKS_SALT=DEFAULT_SALT,
+        VOXCALLBACKS_STORE=os.environ["VOXCALLBACKS_STORE"],
+        VOXCALLBACKS_QUEUE=os.environ["VOXCALLBACKS_QUEUE"],
+        VOXCALLBACKS_LEASE_SECONDS=int(os.environ.get("VOX_LEASE_SECONDS", "300")),
+        VOXCALLBACKS_QUEUE_RETRIES=int(os.environ.get("VOX_RETRIES", "0")),
+        CELERY={
+            "broker_url": os.environ.get("VOX_BROKER", ""),
+            "task_ignore_result": True,
+            "broker_connection_retry_on_startup": True,
+            "worker_prefetch_multiplier": 1,
+            "broker_transport_options": {
+                "visibility_timeout": int(os.environ.get("VOX_VISIBILITY", "3600"))
+            },
+        },
+    )
+    if app.config["VOXCALLBACKS_QUEUE"] == "celery":
+        celery_init_app(app)
+    VoxCallbacks(app)
+    callback_received.connect(record, sender=app)
+    return app
+
+
+def _celery_app() -> Any:
+    return create_app().extensions["celery"] if os.environ.get("VOX_CELERY") else None
+
+
+#: For ``celery -A queue_app:celery_app worker`` (the worker's environment sets VOX_CELERY=1).
+celery_app = _celery_app()
