@@ -1,0 +1,234 @@
+"""Queue mode in one process: set-up errors, the answer, the store's queued state and RQ jobs
+run by an in-process RQ worker (test_queue.py runs real worker processes)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import pytest
+from conftest import ENDPOINT, make_app
+
+from flask_voxcallbacks import ConfigurationError, callback_duplicate, callback_received
+from flask_voxcallbacks.handling import run_job
+from flask_voxcallbacks.state import get_state
+from flask_voxcallbacks.testing import make_batch, make_callback
+
+
+@pytest.fixture
+def rq_url(redis_url: str) -> str:
+    return "rq://" + redis_url[len("redis://") :].rsplit("/", 1)[0] + "/1?queue=vox-tests"
+
+
+@pytest.fixture
+def app(redis_url: str, rq_url: str):
+    return make_app(VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE=rq_url)
+
+
+def run_jobs(app) -> int:
+    """Run every queued RQ job in this process; return how many ran."""
+    from rq import SimpleWorker
+
+    queue = get_state(app).queue
+    waiting = queue.queue.count  # type: ignore[union-attr]
+    with app.app_context():
+        worker = SimpleWorker([queue.queue], connection=queue.connection)  # type: ignore[union-attr]
+        worker.work(burst=True)
+    assert queue.queue.count == 0  # type: ignore[union-attr]
+    return int(waiting)
+
+
+def received(app) -> list[Any]:
+    seen: list[Any] = []
+    callback_received.connect(lambda s, callback: seen.append(callback), app, weak=False)
+    return seen
+
+
+def test_the_answer_counts_queued_callbacks_and_the_jobs_run_them_once(app) -> None:
+    seen = received(app)
+    first, second = make_callback("min_balance"), make_callback("sms_inbound")
+    forged = {**make_callback("min_balance"), "hash": "0" * 32}
+    client = app.test_client()
+    response = client.post(ENDPOINT, json=make_batch(first, second, first, forged))
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "accepted": 0,
+        "rejected": 1,
+        "duplicates": 1,
+        "in_progress": 0,
+        "failed": 0,
+        "queued": 2,
+    }
+    assert seen == []
+    queued = get_state(app).store.failed()
+    assert sorted((r.callback_id, r.queued) for r in queued) == sorted(
+        [(first["callback_id"], True), (second["callback_id"], True)]
+    )
+    assert run_jobs(app) == 2
+    assert [c.callback_id for c in seen] == [first["callback_id"], second["callback_id"]]
+    assert seen[1].payload.sms_body == second["sms_inbound"]["sms_inbound"]["sms_body"]
+    assert get_state(app).store.failed() == []
+    # A job that runs again, or a redelivery, dispatches nothing.
+    assert run_job(app, first["account_id"], first["callback_id"]) == "duplicate"
+    again = client.post(ENDPOINT, json=make_batch(first))
+    assert again.get_json()["duplicates"] == 1 and run_jobs(app) == 0
+    assert len(seen) == 2
+
+
+def test_a_redelivery_of_a_queued_callback_is_a_duplicate_and_a_forgery_is_refused(app) -> None:
+    item = make_callback("min_balance")
+    duplicates: list[Any] = []
+    callback_duplicate.connect(lambda s, callback: duplicates.append(callback), app, weak=False)
+    client = app.test_client()
+    assert client.post(ENDPOINT, json=make_batch(item)).get_json()["queued"] == 1
+    again = client.post(ENDPOINT, json=make_batch(item))
+    assert again.status_code == 200 and again.get_json()["duplicates"] == 1
+    assert [c.callback_id for c in duplicates] == [item["callback_id"]]
+    forged = client.post(ENDPOINT, json=make_batch({**item, "balance": 10**6}))
+    assert forged.status_code == 403 and forged.get_json()["rejected"] == 1
+    assert run_jobs(app) == 1  # one job: the redelivery enqueued nothing
+
+
+def test_a_failed_enqueue_forgets_the_callbacks_and_answers_500(app, monkeypatch, vox_log) -> None:
+    from flask_voxcallbacks.queue import QueueError
+
+    queue = get_state(app).queue
+
+    def refuse(*args: Any) -> None:
+        raise QueueError("broker unreachable (password=hunter2 never shown here)")
+
+    items = [make_callback("min_balance"), make_callback("min_balance")]
+    monkeypatch.setattr(queue, "enqueue", refuse)
+    response = app.test_client().post(ENDPOINT, json=make_batch(*items))
+    assert response.status_code == 500 and response.get_json()["failed"] == 2
+    assert response.get_json()["queued"] == 0
+    assert get_state(app).store.failed() == []
+    assert "could not enqueue 2 callback(s)" in vox_log.text
+    monkeypatch.undo()
+    again = app.test_client().post(ENDPOINT, json=make_batch(*items))
+    assert again.status_code == 200 and again.get_json()["queued"] == 2
+    assert run_jobs(app) == 2
+
+
+def test_a_job_whose_handler_fails_records_the_failure_and_raises(app) -> None:
+    from flask_voxcallbacks.queue import JobFailed
+    from flask_voxcallbacks.queue.rq import run_callback
+
+    def fail(sender: Any, callback: Any) -> None:
+        raise ConnectionError("crm down")
+
+    callback_received.connect(fail, app, weak=False)
+    item = make_callback("min_balance")
+    app.test_client().post(ENDPOINT, json=make_batch(item))
+    with app.app_context(), pytest.raises(JobFailed, match=str(item["callback_id"])):
+        run_callback(item["account_id"], item["callback_id"])
+    (record,) = get_state(app).store.failed()
+    assert (record.queued, record.attempts) == (False, 1)
+    assert "ConnectionError: crm down" in record.error
+
+
+def test_jobs_carry_the_retries_of_the_configuration(redis_url: str, rq_url: str) -> None:
+    from rq import Queue
+
+    app = make_app(
+        VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE=rq_url, VOXCALLBACKS_QUEUE_RETRIES=2
+    )
+    app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
+    queue: Queue = get_state(app).queue.queue  # type: ignore[union-attr]
+    (job,) = queue.get_jobs()
+    assert job.func_name == "flask_voxcallbacks.queue.rq.run_callback"
+    assert (job.retries_left, job.retry_intervals) == (2, [10, 40])
+    assert job.result_ttl == 0
+
+
+def test_retry_delays_grow_fourfold_up_to_an_hour() -> None:
+    from flask_voxcallbacks.queue import retry_delays
+
+    assert retry_delays(0) == []
+    assert retry_delays(6) == [10, 40, 160, 640, 2560, 3600]
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"VOXCALLBACKS_QUEUE": "kafka"}, 'VOXCALLBACKS_QUEUE must be "celery", an RQ URL'),
+        ({"VOXCALLBACKS_QUEUE": 1}, 'VOXCALLBACKS_QUEUE must be "celery"'),
+        ({"VOXCALLBACKS_QUEUE_RETRIES": -1}, "VOXCALLBACKS_QUEUE_RETRIES must be a whole number"),
+        ({"VOXCALLBACKS_QUEUE_RETRIES": True}, "VOXCALLBACKS_QUEUE_RETRIES must be a whole number"),
+        ({"VOXCALLBACKS_QUEUE": "rq://localhost/0"}, "needs a store its workers share"),
+        ({"VOXCALLBACKS_QUEUE": "celery"}, "VOXCALLBACKS_QUEUE needs a store its workers share"),
+    ],
+)
+def test_bad_queue_settings_are_named(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        make_app(TESTING=False, **config)
+
+
+def test_the_memory_store_with_a_queue_is_accepted_when_testing(rq_url: str) -> None:
+    app = make_app(TESTING=True, VOXCALLBACKS_QUEUE=rq_url)
+    assert get_state(app).queue is not None
+    assert get_state(app).queue.description == rq_url  # type: ignore[union-attr]
+    make_app(VOXCALLBACKS_QUEUE_RETRIES=0)
+
+
+@pytest.mark.parametrize(("queue", "package"), [("celery", "celery"), ("rq://h:1/0", "rq")])
+def test_a_missing_engine_package_is_named(queue: str, package: str, monkeypatch) -> None:
+    for name in list(sys.modules):
+        if name == package or name.startswith(f"{package}.") or name.startswith(
+            "flask_voxcallbacks.queue."
+        ):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, package, None)
+    with pytest.raises(ConfigurationError, match=rf"pip install 'flask-voxcallbacks\[{package}\]'"):
+        make_app(TESTING=True, VOXCALLBACKS_QUEUE=queue)
+
+
+def test_celery_mode_without_a_celery_app_fails_the_request_and_warns(redis_url: str) -> None:
+    app = make_app(VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE="celery")
+    response = app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
+    assert response.status_code == 500
+    check = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
+    assert "Queue: celery" in check.output
+    assert 'app.extensions["celery"] holds no Celery app' in check.output
+
+
+def test_the_task_finds_its_application(redis_url: str) -> None:
+    from celery import Celery
+
+    from flask_voxcallbacks.queue.celery import _flask_app
+
+    first = make_app(VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE="celery")
+    second = make_app(VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE="celery")
+    celery_a, celery_b = Celery("a"), Celery("b")
+    first.extensions["celery"], second.extensions["celery"] = celery_a, celery_b
+    assert _flask_app(celery_b) is second and _flask_app(celery_a) is first
+    with second.app_context():
+        assert _flask_app(celery_a) is second, "the pattern's app context wins"
+    with pytest.raises(RuntimeError, match="cannot tell which of"):
+        _flask_app(Celery("c"))
+
+
+def test_the_worker_command_runs_rq_jobs_only(app, redis_url: str) -> None:
+    inline = make_app(VOXCALLBACKS_STORE=redis_url)
+    result = inline.test_cli_runner().invoke(args=["voxcallbacks", "worker", "--burst"])
+    assert result.exit_code == 1 and "is not an rq:// URL" in result.output
+    from flask_voxcallbacks.callbacks import body_digest
+    from flask_voxcallbacks.store import DONE
+
+    item = make_callback("min_balance")
+    app.test_client().post(ENDPOINT, json=make_batch(item))
+    result = app.test_cli_runner().invoke(args=["voxcallbacks", "worker", "--burst"])
+    assert result.exit_code == 0, result.output
+    assert "until none is left" in result.output
+    # The job ran in the worker's forked process: the store says it is done.
+    store = get_state(app).store
+    assert store.failed() == []
+    claim = store.claim(item["account_id"], item["callback_id"], body_digest(item), 60, 60)
+    assert claim.status == DONE
+
+
+def test_send_counts_queued_samples_as_accepted(app) -> None:
+    from flask_voxcallbacks.cli import _summary_of
+
+    body = app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance"))).data
+    assert _summary_of(body)["queued"] == 1
