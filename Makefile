@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck docs bench bench-deps fuzz fuzz-smoke mutation system-deps clean
+.PHONY: run run-queue test lint typecheck docs bench bench-deps fuzz fuzz-smoke mutation system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,16 @@ $(VENV)/.test-installed: $(BIN)/python setup.cfg pyproject.toml
 
 run: $(VENV)/.run-installed
 	$(BIN)/flask --app example_app run --port $${PORT:-5000}
+
+# The example app in queue mode: QUEUE=rq (default) or QUEUE=celery; a private Redis server,
+# one worker and the app, stopped together by Ctrl-C.
+QUEUE ?= rq
+$(VENV)/.queue-installed: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/pip install --quiet -e '.[redis,celery,rq]'
+	touch $@ $(VENV)/.run-installed
+
+run-queue: system-deps $(VENV)/.queue-installed
+	$(BIN)/python -m example_app.run_queue --engine $(QUEUE)
 
 # redis-server is needed by the Redis store tests; installed from the system packages if missing.
 system-deps:

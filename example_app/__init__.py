@@ -3,6 +3,10 @@
 It starts with built-in demo credentials (those of the protocol's test vectors), so it works with
 no set-up; set ``VOXCALLBACKS_ACCOUNT_ID``, ``VOXCALLBACKS_API_KEY``, ``VOXCALLBACKS_SALT`` (and
 optionally ``VOXCALLBACKS_STORE``, ``VOXCALLBACKS_PATH``) in the environment to use your own.
+
+With ``VOXCALLBACKS_QUEUE`` set (``celery`` with ``CELERY_BROKER_URL``, or ``rq://...``) the
+handlers run on workers: ``QUEUE=rq make run-queue`` (or ``QUEUE=celery``) starts a private
+Redis server, a worker and the app (see ``example_app/run_queue.py``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ ENVIRONMENT_KEYS = (
     "VOXCALLBACKS_SALT",
     "VOXCALLBACKS_PATH",
     "VOXCALLBACKS_STORE",
+    "VOXCALLBACKS_QUEUE",
 )
 
 vox = VoxCallbacks()
@@ -45,6 +50,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(DEMO_CONFIG)
     app.config.update({key: os.environ[key] for key in ENVIRONMENT_KEYS if key in os.environ})
     app.config.update(config or {})
+    if app.config.get("VOXCALLBACKS_QUEUE") == "celery":
+        from .celery_setup import celery_init_app
+
+        celery_init_app(app, os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/1"))
     vox.init_app(app)
     min_balance_reached.connect(on_low_balance, sender=app)
     sms_received.connect(on_sms, sender=app)

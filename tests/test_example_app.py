@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from servers import BIN, ROOT, free_port, post, start, stop, voxcallbacks_cli
+from servers import BIN, ROOT, free_port, post, start, stop, voxcallbacks_cli, wait_for_port
 
 pytestmark = pytest.mark.subprocess
 
@@ -100,3 +102,39 @@ def test_chunked_body_over_the_cap_gets_413(example_server) -> None:
         pytest.fail("the server closed the connection instead of answering 413")
     finally:
         connection.close()
+
+
+@pytest.mark.parametrize("engine", ["rq", "celery"])
+def test_run_queue_answers_at_once_and_the_worker_runs_the_handler(
+    engine: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    log = tmp_path / "run-queue.log"
+    with log.open("wb") as out:
+        runner = subprocess.Popen(
+            [str(BIN / "python"), "-m", "example_app.run_queue", "--engine", engine],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+        )
+    try:
+        wait_for_port(port, runner)
+        sent = voxcallbacks_cli(
+            "example_app", "send", "min_balance", "--url", f"http://127.0.0.1:{port}"
+        )
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert '"queued": 1' in sent.stdout
+        deadline = time.monotonic() + 60
+        while "Low balance on account 1234567" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+    finally:
+        runner.send_signal(signal.SIGINT)
+        try:
+            runner.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(runner.pid, signal.SIGKILL)
+            runner.wait()
+    assert runner.returncode == 0, log.read_text()[-3000:]
