@@ -4,8 +4,9 @@
 else the factory or object named by the ``vox_app`` ini option (``"yourapp:create_app"``), else a
 bare application with the test kit's default credentials. An application built from the ini
 option gets ``TESTING = True`` and a fresh memory store for each test, whatever store its factory
-configured, so that tests never touch a production-like store nor its leftovers; set the ini
-option ``vox_store = app`` to keep the factory's store. ``vox_client`` is a
+configured, so that tests never touch a production-like store nor its leftovers, and it
+handles callbacks inline even when it sets a queue (``VOXCALLBACKS_QUEUE``); set the ini option
+``vox_store = app`` to keep the factory's store and queue. ``vox_client`` is a
 :class:`~flask_voxcallbacks.testing.VoxCallbacksClient` for it and ``vox_recorder`` the list of
 callbacks its handlers were given during the test.
 """

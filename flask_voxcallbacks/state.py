@@ -38,10 +38,11 @@ def get_state(app: Flask) -> VoxState:
 
 
 def use_memory_store(app: Flask) -> None:
-    """Give ``app`` a fresh memory store in place of the one it was configured with (tests)."""
+    """Give ``app`` a fresh memory store in place of the one it was configured with, and handle
+    callbacks inline even when it sets a queue: its workers could not see this store (tests)."""
     from .store.memory import MemoryStore
 
     state = get_state(app)
     state.store.close()
     settings = replace(state.settings, store_url="memory://")
-    app.extensions[EXTENSION_NAME] = VoxState(settings, MemoryStore(), state.queue)
+    app.extensions[EXTENSION_NAME] = VoxState(settings, MemoryStore())

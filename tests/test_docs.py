@@ -92,3 +92,79 @@ def test_rejection_reasons_are_documented_where_signals_are() -> None:
     for path in (DOCS / "signals.rst", ROOT / "README.rst"):
         text = path.read_text()
         assert all(f"``{reason}``" in text for reason in REASONS), path.name
+
+
+@pytest.mark.parametrize("engine", ["celery", "rq"])
+def test_the_queue_mode_project_works_as_the_page_says(
+    engine: str, redis_url: str, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import time
+
+    from servers import BIN, free_port, wait_for_port
+
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "docs" / "examples" / "queue_project", project)
+    page = (ROOT / "docs" / "queue.rst").read_text()
+    base = redis_url.rsplit("/", 1)[0]
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": str(project),
+        "REDIS_URL": base,
+        "VOXCALLBACKS_ACCOUNT_ID": "1234567",
+        "VOXCALLBACKS_API_KEY": "key-of-the-docs",
+        "VOXCALLBACKS_SALT": "salt-of-the-docs",
+    }
+    if engine == "celery":
+        assert "$ celery -A make_celery worker --loglevel INFO" in page
+        worker = [str(BIN / "celery"), "-A", "make_celery", "worker", "--loglevel", "INFO"]
+    else:
+        assert "$ export VOXCALLBACKS_QUEUE=rq://localhost:6379/2" in page
+        assert "$ flask --app yourapp voxcallbacks worker" in page
+        env["VOXCALLBACKS_QUEUE"] = f"rq://{base[len('redis://'):]}/2"
+        worker = [str(BIN / "flask"), "--app", "yourapp", "voxcallbacks", "worker"]
+    port = free_port()
+    web = [str(BIN / "flask"), "--app", "yourapp", "run", "--port", str(port)]
+    log = tmp_path / "processes.log"
+    processes = []
+    try:
+        with log.open("wb") as out:
+            for command in (worker, web):
+                processes.append(
+                    subprocess.Popen(
+                        command,
+                        cwd=project,
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+        wait_for_port(port, processes[1])
+        assert "$ flask --app yourapp voxcallbacks send min_balance" in page
+        send = ["voxcallbacks", "send", "min_balance", "--url", f"http://127.0.0.1:{port}"]
+        sent = subprocess.run(
+            [str(BIN / "flask"), "--app", "yourapp", *send],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert '"queued": 1' in sent.stdout
+        deadline = time.monotonic() + 60
+        while "Low balance on 1234567: 4.5231 USD" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()

@@ -232,3 +232,19 @@ def test_send_counts_queued_samples_as_accepted(app) -> None:
 
     body = app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance"))).data
     assert _summary_of(body)["queued"] == 1
+
+
+def test_the_plugins_memory_store_handles_callbacks_inline(app) -> None:
+    from flask_voxcallbacks.state import use_memory_store
+
+    use_memory_store(app)
+    seen = received(app)
+    response = app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
+    assert response.get_json() == {
+        "accepted": 1,
+        "rejected": 0,
+        "duplicates": 0,
+        "in_progress": 0,
+        "failed": 0,
+    }
+    assert len(seen) == 1 and get_state(app).queue is None
