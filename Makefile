@@ -92,4 +92,5 @@ bench: bench-deps $(VENV)/.test-installed
 	$(BIN)/python benchmarks/inprocess.py || status=1; \
 	$(BIN)/python benchmarks/over_http.py || status=1; \
 	$(BIN)/python benchmarks/hostile.py || status=1; \
+	$(BIN)/python benchmarks/queue_latency.py || status=1; \
 	exit $$status
