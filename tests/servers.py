@@ -112,6 +112,24 @@ class RedisServer:
             raise RuntimeError("redis-server is not installed; `make test` installs it")
         with (self.directory / "redis.log").open("ab") as log:
             self.process = self._start(binary, log)
+        self._wait_until_loaded()
+
+    def _wait_until_loaded(self, seconds: float = 60) -> None:
+        """A restarted server answers LOADING while it reads its append-only file back."""
+        import time
+
+        import redis
+
+        deadline = time.monotonic() + seconds
+        with redis.Redis.from_url(self.url) as client:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.BusyLoadingError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
 
     def _start(self, binary: str, log: IO[bytes]) -> subprocess.Popen[bytes]:
         return start(
