@@ -138,3 +138,39 @@ def test_run_queue_answers_at_once_and_the_worker_runs_the_handler(
             os.killpg(runner.pid, signal.SIGKILL)
             runner.wait()
     assert runner.returncode == 0, log.read_text()[-3000:]
+
+
+def test_the_example_under_gunicorn_in_queue_mode(redis_url: str, tmp_path: Path) -> None:
+    base = redis_url.rsplit("/", 1)[0]
+    env = {
+        "VOXCALLBACKS_STORE": f"{base}/0",
+        "VOXCALLBACKS_QUEUE": f"rq://{base[len('redis://') :]}/1",
+    }
+    port = free_port()
+    with (tmp_path / "gunicorn.log").open("wb") as log:
+        server = start(
+            [
+                str(BIN / "gunicorn"),
+                "-w",
+                "2",
+                "-b",
+                f"127.0.0.1:{port}",
+                "example_app:create_app()",
+            ],
+            port,
+            log,
+            env,
+        )
+    try:
+        args = readme_curl()
+        args[-1] = args[-1].replace("127.0.0.1:5000", f"127.0.0.1:{port}")
+        result = subprocess.run(
+            [*args, "--silent", "--show-error"], capture_output=True, text=True, timeout=30
+        )
+        assert json.loads(result.stdout)["queued"] == 1, result.stdout + result.stderr
+    finally:
+        stop(server)
+    assert "Low balance" not in (tmp_path / "gunicorn.log").read_text()
+    worker = voxcallbacks_cli("example_app", "worker", "--burst", env=env)
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+    assert "Low balance on account 1234567: 4.5231 USD" in worker.stdout + worker.stderr
