@@ -151,10 +151,11 @@ def worker_command(burst: bool) -> None:
     "days",
     type=click.FloatRange(min=0),
     required=True,
-    help="Remove failure records older than this many days.",
+    help="Remove failure records and queued callbacks older than this many days.",
 )
 def prune_command(days: float) -> None:
-    """Remove failure records older than DAYS days (and expired done markers)."""
+    """Remove failure records and queued callbacks older than DAYS days (and expired done
+    markers)."""
     removed = get_state(current_app).store.prune(days * 86400)
     click.echo(f"Removed {removed} failed callback(s) older than {days:g} day(s).")
 
