@@ -55,11 +55,12 @@ class FieldSpec:
 
     kind: str
     doc: str
-    convert: Converter
+    #: The converter of a list or nested field, which reports the paths of invalid elements.
+    convert: Converter | None
     example: Any
     choices: tuple[str, ...] = ()
     item_type: type[Record] | None = None
-    #: The plain converter of a scalar field, called without building its path.
+    #: The converter of a scalar field: value in, converted value out (or ``Invalid``).
     scalar: Callable[[Any], Any] | None = None
 
 
@@ -172,6 +173,7 @@ def _compile_converter(
                 f"            invalid.append(path + {name!r})",
             ]
         else:
+            assert spec.convert is not None, f"{name} declares no converter"
             namespace[f"convert{index}"] = spec.convert
             lines += [
                 f"    if {value} is not None:",
@@ -194,7 +196,7 @@ def _compile_converter(
 
 def _declare(
     kind: str,
-    convert: Converter,
+    convert: Converter | None,
     doc: str,
     example: Any,
     choices: Sequence[str] = (),
@@ -208,7 +210,7 @@ def _declare(
 def _scalar(
     kind: str, convert: Callable[[Any], Any], doc: str, example: Any, choices: Sequence[str] = ()
 ) -> Any:
-    return _declare(kind, _plain(convert), doc, example, choices, scalar=convert)
+    return _declare(kind, None, doc, example, choices, scalar=convert)
 
 
 def _plain(convert: Callable[[Any], Any]) -> Converter:

@@ -17,7 +17,7 @@ from .payloads import Payload
 from .safe_text import printable
 from .signals import callback_duplicate, callback_rejected
 from .state import VoxState, get_state
-from .store import BUSY, DONE, MISMATCH
+from .store import BUSY, DONE, MISMATCH, Claim
 from .store import QUEUED as WAITING_FOR_JOB
 
 logger = logging.getLogger("flask_voxcallbacks")
@@ -30,11 +30,6 @@ REJECTED = "rejected"
 #: Kept in the store and handed to the queue (queue mode).
 QUEUED = "queued"
 OUTCOMES = (ACCEPTED, REJECTED, DUPLICATE, IN_PROGRESS, FAILED, QUEUED)
-
-
-def handle(app: Flask, state: VoxState, callback: Callback[Payload]) -> str:
-    """Handle one callback (``replay`` uses it); see :func:`handle_batch`."""
-    return handle_batch(app, state, [callback])[0]
 
 
 def handle_batch(
@@ -62,16 +57,8 @@ def handle_batch(
     try:
         for callback, claim in zip(callbacks, claims):
             key = (callback.account_id, callback.callback_id)
-            if claim.status == MISMATCH:
-                reject(app, callback.raw, Rejection(BODY_MISMATCH, *key))
-                outcomes.append(REJECTED)
-                continue
-            if claim.status in (DONE, WAITING_FOR_JOB) or first_outcome.get(key) == ACCEPTED:
-                outcome = DUPLICATE
-                send(callback_duplicate, app, callback=callback)
-            elif claim.status == BUSY:
-                outcome = first_outcome.get(key, IN_PROGRESS)
-            else:
+            outcome = _not_run(app, callback, claim, first_outcome.get(key))
+            if outcome is None:
                 outcome = _run(app, state, callback, claim.token)
                 if outcome == ACCEPTED:
                     completed.append((*key, claim.token))
@@ -101,21 +88,14 @@ def enqueue_batch(app: Flask, state: VoxState, callbacks: list[Callback[Payload]
     claims = store.claim_many(keys, settings.lease_seconds, settings.dedup_ttl)
     outcomes: list[str] = []
     queued: list[tuple[int, int, str, Mapping[str, Any]]] = []
-    seen: set[tuple[int, int]] = set()
+    first_outcome: dict[tuple[int, int], str] = {}
     for callback, claim in zip(callbacks, claims):
         key = (callback.account_id, callback.callback_id)
-        if claim.status == MISMATCH:
-            reject(app, callback.raw, Rejection(BODY_MISMATCH, *key))
-            outcomes.append(REJECTED)
-        elif claim.status in (DONE, WAITING_FOR_JOB) or key in seen:
-            send(callback_duplicate, app, callback=callback)
-            outcomes.append(DUPLICATE)
-        elif claim.status == BUSY:
-            outcomes.append(IN_PROGRESS)
-        else:
-            seen.add(key)
+        outcome = _not_run(app, callback, claim, first_outcome.get(key))
+        if outcome is None:
+            outcome = first_outcome[key] = QUEUED
             queued.append((*key, claim.token, callback.raw))
-            outcomes.append(QUEUED)
+        outcomes.append(outcome)
     if queued:
         store.queue_many(queued, settings.failure_retention)
         jobs = [(account_id, callback_id) for account_id, callback_id, _, _ in queued]
@@ -155,6 +135,29 @@ def run_job(app: Flask, account_id: int, callback_id: int) -> str:
         return DUPLICATE
     callback = build_callback(record.item, callback_id, account_id, record.type)
     return handle_batch(app, state, [callback], take_queued=True)[0]
+
+
+def _not_run(
+    app: Flask, callback: Callback[Payload], claim: Claim, earlier: str | None
+) -> str | None:
+    """The outcome of a callback whose claim says it must not run now, or None when it must.
+
+    ``earlier`` is the outcome of the same callback earlier in the batch, if it came twice.
+    Another body is REJECTED; a callback done, waiting for its job, or handled (or queued)
+    earlier in the batch is a DUPLICATE; one claimed elsewhere is IN_PROGRESS (or shares the
+    outcome of its earlier copy, FAILED).
+    """
+    if claim.status == MISMATCH:
+        reject(
+            app, callback.raw, Rejection(BODY_MISMATCH, callback.account_id, callback.callback_id)
+        )
+        return REJECTED
+    if claim.status in (DONE, WAITING_FOR_JOB) or earlier in (ACCEPTED, QUEUED):
+        send(callback_duplicate, app, callback=callback)
+        return DUPLICATE
+    if claim.status == BUSY:
+        return earlier or IN_PROGRESS
+    return None
 
 
 def _run(app: Flask, state: VoxState, callback: Callback[Payload], token: str) -> str:
