@@ -248,3 +248,17 @@ def test_the_plugins_memory_store_handles_callbacks_inline(app) -> None:
         "failed": 0,
     }
     assert len(seen) == 1 and get_state(app).queue is None
+
+
+def test_check_names_the_queue_and_warns_when_its_broker_does_not_answer(
+    app, redis_url: str
+) -> None:
+    from servers import free_port
+
+    check = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
+    assert "Queue: rq://" in check.output and "does not answer" not in check.output
+    dead = make_app(
+        VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE=f"rq://127.0.0.1:{free_port()}/1"
+    )
+    check = dead.test_cli_runner().invoke(args=["voxcallbacks", "check"])
+    assert "Warning: the RQ queue's Redis server does not answer" in check.output
