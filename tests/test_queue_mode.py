@@ -3,6 +3,7 @@ run by an in-process RQ worker (test_queue.py runs real worker processes)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -120,8 +121,13 @@ def test_a_job_whose_handler_fails_records_the_failure_and_raises(app) -> None:
     callback_received.connect(fail, app, weak=False)
     item = make_callback("min_balance")
     app.test_client().post(ENDPOINT, json=make_batch(item))
-    with app.app_context(), pytest.raises(JobFailed, match=str(item["callback_id"])):
+    with app.app_context(), pytest.raises(JobFailed, match=str(item["callback_id"])) as raised:
         run_callback(item["account_id"], item["callback_id"])
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(raised.value))
+    assert type(copy) is JobFailed and str(copy) == str(raised.value)
+    assert (copy.account_id, copy.callback_id) == (item["account_id"], item["callback_id"])
     (record,) = get_state(app).store.failed()
     assert (record.queued, record.attempts) == (False, 1)
     assert "ConnectionError: crm down" in record.error
@@ -189,7 +195,10 @@ def test_celery_mode_without_a_celery_app_fails_the_request_and_warns(redis_url:
     assert response.status_code == 500
     check = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
     assert "Queue: celery" in check.output
-    assert 'app.extensions["celery"] holds no Celery app' in check.output
+    assert (
+        'Warning: VOXCALLBACKS_QUEUE is "celery" but app.extensions["celery"] holds no Celery'
+        " app: set it up as in Flask's Celery pattern (celery_init_app)\n" in check.output
+    )
 
 
 def test_the_task_finds_its_application(redis_url: str) -> None:
@@ -262,3 +271,102 @@ def test_check_names_the_queue_and_warns_when_its_broker_does_not_answer(
     )
     check = dead.test_cli_runner().invoke(args=["voxcallbacks", "check"])
     assert "Warning: the RQ queue's Redis server does not answer" in check.output
+
+
+def celery_app_for(app, broker: str) -> Any:
+    from celery import Celery
+
+    celery = Celery(app.name)
+    celery.conf.update(broker_url=broker, task_ignore_result=True)
+    app.extensions["celery"] = celery
+    return celery
+
+
+def test_celery_tasks_name_the_callback_and_run_it_in_its_application(redis_url: str) -> None:
+    import base64
+
+    import redis
+
+    from flask_voxcallbacks.queue import TASK_NAME
+
+    broker = redis_url.rsplit("/", 1)[0] + "/1"
+    app = make_app(
+        VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE="celery", VOXCALLBACKS_QUEUE_RETRIES=2
+    )
+    celery = celery_app_for(app, broker)
+    seen = received(app)
+    items = [make_callback("min_balance"), make_callback("sms_inbound")]
+    response = app.test_client().post(ENDPOINT, json=make_batch(*items))
+    assert response.status_code == 200 and response.get_json()["queued"] == 2
+    with redis.Redis.from_url(broker) as client:
+        messages = [json.loads(raw) for raw in reversed(client.lrange("celery", 0, -1))]
+    sent = []
+    for message in messages:
+        args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+        sent.append((message["headers"]["task"], args, kwargs))
+    assert sent == [
+        (TASK_NAME, [item["account_id"], item["callback_id"]], {"retries": 2}) for item in items
+    ]
+    assert seen == []
+    task = celery.tasks[TASK_NAME]
+    for _, args, kwargs in sent:
+        assert task.apply(args=args, kwargs=kwargs).get() == "accepted"
+    assert [c.callback_id for c in seen] == [item["callback_id"] for item in items]
+    assert task.apply(args=sent[0][1], kwargs=sent[0][2]).get() == "duplicate"
+    assert len(seen) == 2
+
+
+def test_a_failing_celery_task_is_retried_then_raises(redis_url: str) -> None:
+    from flask_voxcallbacks.queue import TASK_NAME, JobFailed
+
+    app = make_app(VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE="celery")
+    celery = celery_app_for(app, redis_url.rsplit("/", 1)[0] + "/1")
+    attempts: list[int] = []
+
+    def fail(sender: Any, callback: Any) -> None:
+        attempts.append(callback.callback_id)
+        raise ConnectionError("crm down")
+
+    callback_received.connect(fail, app, weak=False)
+    item = make_callback("min_balance")
+    app.test_client().post(ENDPOINT, json=make_batch(item))
+    task = celery.tasks[TASK_NAME]
+    args = (item["account_id"], item["callback_id"])
+    # Run eagerly, a retry runs at once: two retries make three attempts, then the task raises.
+    result = task.apply(args=args, kwargs={"retries": 2}, throw=False)
+    assert isinstance(result.result, JobFailed)
+    assert len(attempts) == 3
+    assert get_state(app).store.failed()[0].attempts == 3
+    callback_received.disconnect(fail, app)
+    assert task.apply(args=args, kwargs={"retries": 0}).get() == "accepted"
+
+
+def test_a_celery_broker_that_does_not_answer_fails_the_request_at_once(redis_url: str) -> None:
+    import time
+
+    from servers import free_port
+
+    app = make_app(VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE="celery")
+    celery_app_for(app, f"redis://127.0.0.1:{free_port()}/1")
+    started = time.perf_counter()
+    response = app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
+    assert response.status_code == 500 and response.get_json()["failed"] == 1
+    assert time.perf_counter() - started < 3
+    assert get_state(app).store.failed() == []
+
+
+def test_the_task_falls_back_to_the_only_application(redis_url: str, monkeypatch) -> None:
+    import weakref
+
+    from celery import Celery
+
+    from flask_voxcallbacks.queue import celery as engine
+
+    monkeypatch.setattr(engine, "_apps", weakref.WeakSet())
+    app = make_app(VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE="celery")
+    assert engine._flask_app(Celery("elsewhere")) is app
+    other = make_app(VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE="celery")
+    with pytest.raises(RuntimeError, match="cannot tell which of 2 Flask applications"):
+        engine._flask_app(Celery("elsewhere"))
+    other.extensions["celery"] = mine = Celery("mine")
+    assert engine._flask_app(mine) is other

@@ -638,3 +638,26 @@ def test_sqlite_file_without_the_queued_flag_is_upgraded(tmp_path: Path) -> None
     store.queue_many([(1, 7, claim.token, ITEM)], retention=DAY)
     assert store.claim(1, 7, BODY, lease_seconds=60, ttl=DAY).status == QUEUED
     store.close()
+
+
+def test_queued_items_without_a_type_and_unknown_keys(store: Store) -> None:
+    claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    untyped = {"callback_id": 5, "account_id": 1}
+    store.queue_many([(1, 5, claim.token, untyped)], retention=DAY)
+    (record,) = store.failed()
+    assert (record.type, record.item) == ("", untyped)
+    assert store.pending(1, 99) is None and store.pending(99, 5) is None
+
+
+def test_an_sqlite_queue_batch_that_fails_leaves_no_transaction_open(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/vox.db")
+    first = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    second = store.claim(1, 6, BODY, lease_seconds=60, ttl=DAY)
+    with pytest.raises(TypeError):
+        store.queue_many(
+            [(1, 5, first.token, ITEM), (1, 6, second.token, {"type": {1, 2}, "x": {3}})], DAY
+        )
+    assert store.failed() == []
+    store.queue_many([(1, 5, first.token, ITEM)], retention=DAY)
+    assert [r.callback_id for r in store.failed()] == [5]
+    store.close()

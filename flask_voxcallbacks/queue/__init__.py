@@ -43,6 +43,12 @@ class JobFailed(RuntimeError):
             f"handlers of callback {callback_id} (account {account_id}) failed;"
             " see `flask voxcallbacks failed`"
         )
+        self.account_id = account_id
+        self.callback_id = callback_id
+
+    def __reduce__(self) -> tuple[type[JobFailed], tuple[int, int]]:
+        # Queues pickle the exception of a failed job; rebuild it from the ids.
+        return type(self), (self.account_id, self.callback_id)
 
 
 class Queue(abc.ABC):

@@ -17,10 +17,6 @@ from . import CELERY, TASK_NAME, JobFailed, Queue, QueueError, retry_delays
 #: The applications set up with this engine, to find the one a worker's task belongs to.
 _apps: weakref.WeakSet[Flask] = weakref.WeakSet()
 
-#: A broker that does not answer fails the request after about a second, not after minutes:
-#: the sender redelivers the callbacks.
-_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
-
 
 class CeleryQueue(Queue):
     description = CELERY
@@ -31,15 +27,17 @@ class CeleryQueue(Queue):
     def enqueue(self, app: Flask, keys: Sequence[tuple[int, int]], retries: int) -> None:
         celery = _celery_of(app)
         try:
-            with celery.producer_or_acquire() as producer:
+            with celery.connection_for_write() as connection:
+                # One quick attempt: a broker that does not answer fails the request at once (the
+                # sender redelivers the callbacks) rather than after Celery's minutes of retries.
+                connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
                 for account_id, callback_id in keys:
                     celery.send_task(
                         TASK_NAME,
                         args=(account_id, callback_id),
                         kwargs={"retries": retries},
-                        producer=producer,
-                        retry=True,
-                        retry_policy=_PUBLISH_RETRY,
+                        connection=connection,
+                        retry=False,
                     )
         except Exception as error:
             reason = f"{type(error).__name__}: {error}"
