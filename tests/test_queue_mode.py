@@ -90,25 +90,56 @@ def test_a_redelivery_of_a_queued_callback_is_a_duplicate_and_a_forgery_is_refus
     assert run_jobs(app) == 1  # one job: the redelivery enqueued nothing
 
 
-def test_a_failed_enqueue_forgets_the_callbacks_and_answers_500(app, monkeypatch, vox_log) -> None:
+def test_a_failed_enqueue_forgets_the_callbacks_and_answers_500(
+    app, rq_url: str, monkeypatch, vox_log
+) -> None:
     from flask_voxcallbacks.queue import QueueError
 
     queue = get_state(app).queue
+    reason = "broker unreachable\n" + "x" * 400
 
     def refuse(*args: Any) -> None:
-        raise QueueError("broker unreachable (password=hunter2 never shown here)")
+        raise QueueError(reason)
 
+    done = make_callback("min_balance")
+    app.test_client().post(ENDPOINT, json=make_batch(done))
+    run_jobs(app)
     items = [make_callback("min_balance"), make_callback("min_balance")]
     monkeypatch.setattr(queue, "enqueue", refuse)
-    response = app.test_client().post(ENDPOINT, json=make_batch(*items))
-    assert response.status_code == 500 and response.get_json()["failed"] == 2
-    assert response.get_json()["queued"] == 0
+    response = app.test_client().post(ENDPOINT, json=make_batch(*items, done))
+    assert response.status_code == 500
+    assert response.get_json() == {
+        "accepted": 0,
+        "rejected": 0,
+        "duplicates": 1,
+        "in_progress": 0,
+        "failed": 2,
+        "queued": 0,
+    }
     assert get_state(app).store.failed() == []
-    assert "could not enqueue 2 callback(s)" in vox_log.text
+    shown = ("broker unreachable?" + "x" * 400)[:300]
+    assert (
+        f"could not enqueue 2 callback(s) on {rq_url} ({shown}): answering 500 so that the"
+        " sender redelivers them"
+    ) in vox_log.messages
+    for item in items:
+        line = f"callback {item['callback_id']} type=min_balance account=1234567 failed"
+        assert line in vox_log.messages
     monkeypatch.undo()
     again = app.test_client().post(ENDPOINT, json=make_batch(*items))
     assert again.status_code == 200 and again.get_json()["queued"] == 2
+    for item in items:
+        line = f"callback {item['callback_id']} type=min_balance account=1234567 queued"
+        assert line in vox_log.messages
     assert run_jobs(app) == 2
+
+
+def test_a_job_with_nothing_queued_says_so(app, vox_log) -> None:
+    assert run_job(app, 1234567, 42) == "duplicate"
+    assert (
+        "job for callback 42 account=1234567: nothing queued (handled already, or pruned)"
+        in vox_log.messages
+    )
 
 
 def test_a_job_whose_handler_fails_records_the_failure_and_raises(app) -> None:
@@ -125,6 +156,10 @@ def test_a_job_whose_handler_fails_records_the_failure_and_raises(app) -> None:
         run_callback(item["account_id"], item["callback_id"])
     import pickle
 
+    assert str(raised.value) == (
+        f"handlers of callback {item['callback_id']} (account {item['account_id']}) failed;"
+        " see `flask voxcallbacks failed`"
+    )
     copy = pickle.loads(pickle.dumps(raised.value))
     assert type(copy) is JobFailed and str(copy) == str(raised.value)
     assert (copy.account_id, copy.callback_id) == (item["account_id"], item["callback_id"])
@@ -141,10 +176,31 @@ def test_jobs_carry_the_retries_of_the_configuration(redis_url: str, rq_url: str
     )
     app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
     queue: Queue = get_state(app).queue.queue  # type: ignore[union-attr]
+    assert queue.name == "vox-tests"
     (job,) = queue.get_jobs()
     assert job.func_name == "flask_voxcallbacks.queue.rq.run_callback"
     assert (job.retries_left, job.retry_intervals) == (2, [10, 40])
     assert job.result_ttl == 0
+    assert job.description == f"voximplant callback {job.args[1]} of account {job.args[0]}"
+    no_retries = make_app(
+        VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE=rq_url, VOXCALLBACKS_QUEUE_RETRIES=0
+    )
+    no_retries.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
+    assert [job.retries_left for job in queue.get_jobs()] == [2, None]
+
+
+def test_an_rq_queue_that_does_not_answer_fails_the_request(redis_url: str, vox_log) -> None:
+    from servers import free_port
+
+    port = free_port()
+    app = make_app(VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE=f"rq://127.0.0.1:{port}/1")
+    response = app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
+    assert response.status_code == 500
+    assert (
+        f"(the RQ queue's Redis server took no job: Error 111 connecting to 127.0.0.1:{port}."
+        " Connection refused.)" in vox_log.text
+    )
+    assert "rq://127.0.0.1:" in vox_log.text and get_state(app).store.failed() == []
 
 
 def test_retry_delays_grow_fourfold_up_to_an_hour() -> None:

@@ -565,6 +565,9 @@ def test_a_failed_job_turns_the_queued_callback_into_a_failure(store: Store) -> 
     (record,) = store.failed()
     assert (record.queued, record.error, record.attempts) == (False, "crm down", 1)
     assert store.pending(1, 5) == record
+    again = store.claim_many([(1, 5, BODY)], 60, DAY, take_queued=True)[0]
+    store.fail(1, 5, again.token, "crm still down", ITEM, retention=DAY)
+    assert store.pending(1, 5).attempts == 2  # type: ignore[union-attr]
     # A failure is claimable by a redelivery again, as inline.
     assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
     assert QUEUED not in [c.status for c in store.claim_many([(1, 6, BODY)], 60, DAY)]

@@ -280,7 +280,7 @@ def _failed(field: str, values: Sequence[Any]) -> FailedCallback | None:
         record["type"],
         record["error"],
         record["failed_at"],
-        int(attempts or (0 if queued else 1)),
+        int(attempts or 0),
         record["item"],
         queued is not None,
     )
