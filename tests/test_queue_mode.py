@@ -397,18 +397,25 @@ def test_a_failing_celery_task_is_retried_then_raises(redis_url: str) -> None:
     assert task.apply(args=args, kwargs={"retries": 0}).get() == "accepted"
 
 
-def test_a_celery_broker_that_does_not_answer_fails_the_request_at_once(redis_url: str) -> None:
+def test_a_celery_broker_that_does_not_answer_fails_the_request_at_once(
+    redis_url: str, vox_log
+) -> None:
     import time
 
     from servers import free_port
 
+    port = free_port()
     app = make_app(VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE="celery")
-    celery_app_for(app, f"redis://127.0.0.1:{free_port()}/1")
+    celery_app_for(app, f"redis://127.0.0.1:{port}/1")
     started = time.perf_counter()
     response = app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
     assert response.status_code == 500 and response.get_json()["failed"] == 1
     assert time.perf_counter() - started < 3
     assert get_state(app).store.failed() == []
+    assert (
+        "on celery (the Celery broker took no job: OperationalError: Error 111 connecting to"
+        f" 127.0.0.1:{port}. Connection refused.)" in vox_log.text
+    )
 
 
 def test_the_task_falls_back_to_the_only_application(redis_url: str, monkeypatch) -> None:
@@ -422,7 +429,11 @@ def test_the_task_falls_back_to_the_only_application(redis_url: str, monkeypatch
     app = make_app(VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE="celery")
     assert engine._flask_app(Celery("elsewhere")) is app
     other = make_app(VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE="celery")
-    with pytest.raises(RuntimeError, match="cannot tell which of 2 Flask applications"):
+    with pytest.raises(RuntimeError) as raised:
         engine._flask_app(Celery("elsewhere"))
+    assert str(raised.value) == (
+        "cannot tell which of 2 Flask applications runs the task flask_voxcallbacks.run_callback:"
+        ' keep each Celery app in its application\'s extensions["celery"]'
+    )
     other.extensions["celery"] = mine = Celery("mine")
     assert engine._flask_app(mine) is other
