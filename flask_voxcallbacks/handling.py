@@ -49,8 +49,7 @@ def handle_batch(
     """
     settings = state.settings
     store = state.store
-    keys = [(c.account_id, c.callback_id, body_digest(c.raw)) for c in callbacks]
-    claims = store.claim_many(keys, settings.lease_seconds, settings.dedup_ttl, take_queued)
+    claims = _claim(state, callbacks, take_queued)
     outcomes: list[str] = []
     completed: list[tuple[int, int, str]] = []
     first_outcome: dict[tuple[int, int], str] = {}
@@ -84,8 +83,7 @@ def enqueue_batch(app: Flask, state: VoxState, callbacks: list[Callback[Payload]
     settings = state.settings
     store = state.store
     assert state.queue is not None
-    keys = [(c.account_id, c.callback_id, body_digest(c.raw)) for c in callbacks]
-    claims = store.claim_many(keys, settings.lease_seconds, settings.dedup_ttl)
+    claims = _claim(state, callbacks, take_queued=False)
     outcomes: list[str] = []
     queued: list[tuple[int, int, str, Mapping[str, Any]]] = []
     first_outcome: dict[tuple[int, int], str] = {}
@@ -135,6 +133,13 @@ def run_job(app: Flask, account_id: int, callback_id: int) -> str:
         return DUPLICATE
     callback = build_callback(record.item, callback_id, account_id, record.type)
     return handle_batch(app, state, [callback], take_queued=True)[0]
+
+
+def _claim(state: VoxState, callbacks: list[Callback[Payload]], take_queued: bool) -> list[Claim]:
+    """Claim every callback in one store call, each pinned to the digest of its body."""
+    keys = [(c.account_id, c.callback_id, body_digest(c.raw)) for c in callbacks]
+    settings = state.settings
+    return state.store.claim_many(keys, settings.lease_seconds, settings.dedup_ttl, take_queued)
 
 
 def _not_run(

@@ -74,6 +74,15 @@ WHERE lease_until <= :now
                               AND (queued = 0 OR :take_queued)))
 """
 
+# Failed and queued rows (``error`` is set until the callback is handled), oldest first; of
+# every key, or of one.
+_FAILED_ROWS = """
+SELECT account_id, callback_id, type, error, failed_at, attempts, item, queued
+FROM voxcallbacks WHERE error IS NOT NULL AND expires_at > ?
+"""
+_FAILED = _FAILED_ROWS + "ORDER BY failed_at"
+_PENDING = _FAILED_ROWS + "AND account_id = ? AND callback_id = ?"
+
 _SWEEP_EVERY = 1000
 
 
@@ -290,35 +299,15 @@ class SQLiteStore(Store):
             )
 
     def pending(self, account_id: int, callback_id: int) -> FailedCallback | None:
-        with self._lock:
-            row = (
-                self._connection()
-                .execute(
-                    """SELECT account_id, callback_id, type, error, failed_at, attempts, item,
-                              queued
-                       FROM voxcallbacks
-                       WHERE account_id = ? AND callback_id = ? AND error IS NOT NULL
-                         AND done_until = 0 AND expires_at > ?""",
-                    (account_id, callback_id, self.now()),
-                )
-                .fetchone()
-            )
-        return None if row is None else _failed(row)
+        rows = self._failed_rows(_PENDING, (self.now(), account_id, callback_id))
+        return _failed(rows[0]) if rows else None
 
     def failed(self) -> list[FailedCallback]:
+        return [_failed(row) for row in self._failed_rows(_FAILED, (self.now(),))]
+
+    def _failed_rows(self, sql: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self._lock:
-            rows = (
-                self._connection()
-                .execute(
-                    """SELECT account_id, callback_id, type, error, failed_at, attempts, item,
-                              queued
-                       FROM voxcallbacks WHERE error IS NOT NULL AND expires_at > ?
-                        ORDER BY failed_at""",
-                    (self.now(),),
-                )
-                .fetchall()
-            )
-        return [_failed(row) for row in rows]
+            return self._connection().execute(sql, parameters).fetchall()
 
     def prune(self, older_than: float) -> int:
         now = self.now()
