@@ -27,11 +27,11 @@ sys.path[:0] = [str(ROOT / "benchmarks")]
 
 from apps import PATH, _bare, _guide, extension  # noqa: E402
 from flask import Flask  # noqa: E402
+from results import save  # noqa: E402
 
 from flask_voxcallbacks.store.memory import MemoryStore  # noqa: E402
 from flask_voxcallbacks.testing import make_batch, make_callback  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results.json"
 TYPES = ["min_balance", "sms_inbound", "renewed_subscriptions", "account_is_frozen", "card_payment"]
 #: (batch size, batches per round); about 2,000 callbacks a round above batch 1.
 SIZES = [(1, 1000), (10, 200), (100, 20), (1000, 2), (10000, 1)]
@@ -147,15 +147,16 @@ def main() -> int:
         ok = measured[name] <= limit
         failed += not ok
         print(f"{name:32s} {measured[name]:9.2f} {limit:6.2f}  {'PASS' if ok else 'FAIL'}")
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["inprocess"] = {
-        "us_per_callback": rows,
-        "memory_store_us": {"1k": small * 1e6, "1M": large * 1e6},
-        "peak_rss": rss,
-        "ratios": measured,
-        "targets": TARGETS,
-    }
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    save(
+        "inprocess",
+        {
+            "us_per_callback": rows,
+            "memory_store_us": {"1k": small * 1e6, "1M": large * 1e6},
+            "peak_rss": rss,
+            "ratios": measured,
+            "targets": TARGETS,
+        },
+    )
     return 1 if failed else 0
 
 

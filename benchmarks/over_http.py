@@ -27,11 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
+from results import save  # noqa: E402
 from servers import BIN, RedisServer, free_port, post, start, stop  # noqa: E402
 
 from flask_voxcallbacks.testing import make_batch, make_callback  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results.json"
 SECONDS = 4
 ROUNDS = 2
 THREADS, CONNECTIONS = 2, 16
@@ -150,9 +150,7 @@ def main() -> int:
         failed += not ok
         verdict = "PASS" if ok else "FAIL"
         print(f"{name + ' / guide':28s} {ratios[name]:9.0%} {limit:6.0%}  {verdict}")
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["http"] = {"callbacks_per_second": best, "share_of_guide": ratios, "targets": TARGETS}
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    save("http", {"callbacks_per_second": best, "share_of_guide": ratios, "targets": TARGETS})
     return 1 if failed else 0
 
 

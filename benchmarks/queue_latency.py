@@ -10,7 +10,6 @@ below, and writes the ``queue_latency`` entry of ``benchmarks/results.json``.
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import tempfile
@@ -23,6 +22,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
 from celery import Celery  # noqa: E402
 from flask import Flask  # noqa: E402
+from results import save  # noqa: E402
 from servers import RedisServer  # noqa: E402
 
 from flask_voxcallbacks import VoxCallbacks, sms_received  # noqa: E402
@@ -34,7 +34,6 @@ from flask_voxcallbacks.testing import (  # noqa: E402
     make_callback,
 )
 
-RESULTS = ROOT / "benchmarks" / "results.json"
 BATCH, HANDLER_SECONDS, ROUNDS = 20, 0.1, 5
 #: Longest acceptable answer to the batch in queue mode, in seconds.
 QUEUED_TARGET = 0.5
@@ -101,14 +100,15 @@ def main() -> int:
         ok = seconds[name] <= QUEUED_TARGET
         failed += not ok
         print(f"queued ({name}) <= {QUEUED_TARGET} s: {'PASS' if ok else 'FAIL'}")
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["queue_latency"] = {
-        "batch": BATCH,
-        "handler_seconds": HANDLER_SECONDS,
-        "answer_seconds": seconds,
-        "target_queued_seconds": QUEUED_TARGET,
-    }
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    save(
+        "queue_latency",
+        {
+            "batch": BATCH,
+            "handler_seconds": HANDLER_SECONDS,
+            "answer_seconds": seconds,
+            "target_queued_seconds": QUEUED_TARGET,
+        },
+    )
     return 1 if failed else 0
 
 

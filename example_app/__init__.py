@@ -53,7 +53,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if app.config.get("VOXCALLBACKS_QUEUE") == "celery":
         from .celery_setup import celery_init_app
 
-        celery_init_app(app, os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/1"))
+        app.config.setdefault(
+            "CELERY",
+            {
+                "broker_url": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/1"),
+                "task_ignore_result": True,
+                "broker_connection_retry_on_startup": True,
+            },
+        )
+        celery_init_app(app)
     vox.init_app(app)
     min_balance_reached.connect(on_low_balance, sender=app)
     sms_received.connect(on_sms, sender=app)

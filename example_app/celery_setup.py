@@ -8,18 +8,16 @@ from celery import Celery, Task  # type: ignore[import-untyped]
 from flask import Flask
 
 
-def celery_init_app(app: Flask, broker_url: str) -> Celery:
+def celery_init_app(app: Flask) -> Celery:
+    """Set up the Celery app from ``app.config["CELERY"]``."""
+
     class FlaskTask(Task):  # type: ignore[misc]
         def __call__(self, *args: object, **kwargs: object) -> object:
             with app.app_context():
                 return self.run(*args, **kwargs)
 
     celery_app = Celery(app.name, task_cls=FlaskTask)
-    celery_app.conf.update(
-        broker_url=broker_url,
-        task_ignore_result=True,
-        broker_connection_retry_on_startup=True,
-    )
+    celery_app.config_from_object(app.config["CELERY"])
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     return celery_app

@@ -13,25 +13,17 @@ Run it as the Flask CLI's app (``--app queue_app:create_app``), under gunicorn
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from typing import Any
 
 from flask import Flask
+from multiproc_app import ledger
 
+from example_app.celery_setup import celery_init_app
 from flask_voxcallbacks import Callback, VoxCallbacks, callback_received
 from flask_voxcallbacks.testing import DEFAULT_ACCOUNT_ID, DEFAULT_API_KEY, DEFAULT_SALT
 
 HANG_SECONDS = 60
-
-
-def ledger() -> sqlite3.Connection:
-    db = sqlite3.connect(os.environ["VOX_LEDGER"], timeout=60, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS attempts (callback_id INTEGER, pid INTEGER, outcome TEXT)"
-    )
-    return db
 
 
 def record(sender: Flask, callback: Callback[Any], **extra: Any) -> None:
@@ -52,22 +44,6 @@ def record(sender: Flask, callback: Callback[Any], **extra: Any) -> None:
         db.execute("INSERT INTO attempts VALUES (?, ?, 'succeeded')", (cid, os.getpid()))
     finally:
         db.close()
-
-
-def celery_init_app(app: Flask) -> Any:
-    """Flask's Celery pattern."""
-    from celery import Celery, Task
-
-    class FlaskTask(Task):  # type: ignore[misc]
-        def __call__(self, *args: object, **kwargs: object) -> object:
-            with app.app_context():
-                return self.run(*args, **kwargs)
-
-    celery_app = Celery(app.name, task_cls=FlaskTask)
-    celery_app.config_from_object(app.config["CELERY"])
-    celery_app.set_default()
-    app.extensions["celery"] = celery_app
-    return celery_app
 
 
 def create_app() -> Flask:

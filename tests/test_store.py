@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flask_voxcallbacks.store import BUSY, CLAIMED, DONE, MISMATCH, open_store
+from flask_voxcallbacks.store import BUSY, CLAIMED, DONE, MISMATCH, QUEUED, open_store
 from flask_voxcallbacks.store.base import Store
 
 ITEM = {"callback_id": 5, "account_id": 1, "type": "min_balance"}
@@ -176,11 +176,16 @@ def test_failures_and_done_markers_survive_a_restart(backend: str, tmp_path: Pat
     store.fail(1, 5, claim.token, "boom", ITEM, retention=DAY)
     done = store.claim(1, 6, BODY, lease_seconds=60, ttl=DAY)
     store.complete(1, 6, done.token, ttl=3600)
+    waiting = store.claim(1, 7, BODY, lease_seconds=60, ttl=DAY)
+    store.queue_many([(1, 7, waiting.token, ITEM)], retention=DAY)
     store.close()
     restart()
     reopened = open_store(url)
-    assert [f.callback_id for f in reopened.failed()] == [5]
+    assert [(f.callback_id, f.queued) for f in reopened.failed()] == [(5, False), (7, True)]
     assert reopened.claim(1, 6, BODY, lease_seconds=60, ttl=DAY).status == DONE
+    assert reopened.claim(1, 7, BODY, lease_seconds=60, ttl=DAY).status == QUEUED
+    job = reopened.claim_many([(1, 7, BODY)], 60, DAY, take_queued=True)[0]
+    assert job.status == CLAIMED and reopened.pending(1, 7).item == ITEM  # type: ignore[union-attr]
     reopened.close()
 
 
