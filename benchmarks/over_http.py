@@ -30,7 +30,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 from results import save  # noqa: E402
 from servers import BIN, RedisServer, free_port, post, start, stop  # noqa: E402
 
-from flask_voxcallbacks.testing import make_batch, make_callback  # noqa: E402
+from flask_voxcallbacks.testing import make_batch, make_callback, new_callback_id  # noqa: E402
 
 SECONDS = 4
 ROUNDS = 2
@@ -55,9 +55,15 @@ BODIES = {1: 50_000, 10: 20_000}
 
 
 def write_bodies(path: Path, batch: int, count: int) -> None:
+    """Bodies of ``batch`` callbacks with consecutive ids, as Voximplant numbers its callbacks (a
+    sequence per account), from a random start so that no run meets the ids of another."""
+    first = new_callback_id() % 2**62
     with path.open("w") as out:
         for n in range(count):
-            items = [make_callback(TYPES[(n + i) % len(TYPES)]) for i in range(batch)]
+            items = [
+                make_callback(TYPES[(n + i) % len(TYPES)], callback_id=first + n * batch + i)
+                for i in range(batch)
+            ]
             out.write(json.dumps(make_batch(*items)) + "\n")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import stat
 import threading
 import time
 from pathlib import Path
@@ -668,4 +669,86 @@ def test_an_sqlite_queue_batch_that_fails_leaves_no_transaction_open(tmp_path: P
     assert store.failed() == []
     store.queue_many([(1, 5, first.token, ITEM)], retention=DAY)
     assert [r.callback_id for r in store.failed()] == [5]
+    store.close()
+
+
+def test_sqlite_file_with_the_earlier_indexes_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    from flask_voxcallbacks.store.sqlite import _SCHEMA
+
+    path = tmp_path / "indexed.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            _SCHEMA.split("CREATE INDEX")[0]
+            + "CREATE INDEX voxcallbacks_failed_at ON voxcallbacks (failed_at);"
+            " CREATE INDEX voxcallbacks_expires_at ON voxcallbacks (expires_at);"
+        )
+        db.execute(
+            "INSERT INTO voxcallbacks (account_id, callback_id, error, item, failed_at, attempts,"
+            " digest, expires_at) VALUES (1, 6, 'boom', '{}', ?, 1, ?, ?)",
+            (time.time(), BODY, time.time() + DAY),
+        )
+    store = open_store(f"sqlite:///{path}")
+    db = store._connection()  # type: ignore[attr-defined]
+    indexes = {row[1] for row in db.execute("PRAGMA index_list(voxcallbacks)")}
+    assert indexes - {"sqlite_autoindex_voxcallbacks_1"} == {"voxcallbacks_failed"}
+    plan = " ".join(str(row) for row in db.execute("EXPLAIN QUERY PLAN " + _FAILED_QUERY))
+    assert "voxcallbacks_failed" in plan, "the failed rows are read through their own index"
+    assert [f.callback_id for f in store.failed()] == [6]
+    store.close()
+
+
+_FAILED_QUERY = "SELECT * FROM voxcallbacks WHERE error IS NOT NULL ORDER BY failed_at"
+
+
+def test_sqlite_writers_take_turns_through_the_lock_file(tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    store = open_store(f"sqlite:///{tmp_path}/vox.db")
+    other = os.open(tmp_path / "vox.db-lock", os.O_RDWR)
+    assert stat.S_IMODE(os.fstat(other).st_mode) == 0o600
+    fcntl.flock(other, fcntl.LOCK_EX)  # another process writing
+    claimed = threading.Event()
+    writer = threading.Thread(
+        target=lambda: store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY) and claimed.set()
+    )
+    writer.start()
+    assert not claimed.wait(0.5), "the claim waits for the writer before it"
+    fcntl.flock(other, fcntl.LOCK_UN)
+    assert claimed.wait(5), "and goes on as soon as the lock is released"
+    writer.join()
+    # A failed transaction releases the lock too.
+    with pytest.raises(TypeError):
+        store.fail(1, 5, "token", "boom", {"type": {1}}, retention=DAY)
+    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    fcntl.flock(other, fcntl.LOCK_UN)
+    os.close(other)
+    store.close()
+
+
+def test_the_sqlite_sweep_walks_the_whole_table_a_slice_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_voxcallbacks.store import sqlite
+
+    monkeypatch.setattr(sqlite, "_SWEEP_EVERY", 10)
+    monkeypatch.setattr(sqlite, "_SWEEP_ROWS", 50)
+    store = open_store(f"sqlite:///{tmp_path}/vox.db")
+    clock = Clock(store)
+    # Rows 1-200 live for a second, rows 201-300 for a day. The sweeps of these two calls look
+    # at rows 1-50 and 51-100 while all of them are alive.
+    store.claim_many([(1, i, BODY) for i in range(200)], lease_seconds=1, ttl=1)
+    store.claim_many([(2, i, BODY) for i in range(100)], lease_seconds=60, ttl=DAY)
+    clock.advance(2)
+    sizes = []
+    for i in range(9):  # each call adds 10 rows and sweeps the next 50
+        store.claim_many([(3, 10 * i + j, BODY) for j in range(10)], lease_seconds=60, ttl=DAY)
+        sizes.append(stored_keys(store))
+    # Rows 101-150 and 151-200 go, 201-300 and 301-350 stay, the end of the table is reached
+    # (351-360), then the walk starts again: rows 1-50 and 51-100 go.
+    assert sizes == [260, 220, 230, 240, 250, 260, 220, 180, 190]
+    assert stored_keys(store) == 190, "every expired row is gone, every live one is kept"
+    assert store.claim(2, 50, BODY, lease_seconds=60, ttl=DAY).status == BUSY
     store.close()

@@ -9,7 +9,14 @@ import sqlite3
 import threading
 import weakref
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
+
+try:
+    from fcntl import LOCK_EX as _LOCK_EX
+    from fcntl import LOCK_UN as _LOCK_UN
+    from fcntl import flock as _flock
+except ImportError:  # Windows: SQLite's busy handler alone orders the writers.
+    _flock = None  # type: ignore[assignment]
 
 from .base import BUSY, CLAIMED, DONE, MISMATCH, QUEUED, Claim, FailedCallback, Store
 
@@ -34,8 +41,14 @@ CREATE TABLE IF NOT EXISTS voxcallbacks (
     queued INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (account_id, callback_id)
 );
-CREATE INDEX IF NOT EXISTS voxcallbacks_failed_at ON voxcallbacks (failed_at);
-CREATE INDEX IF NOT EXISTS voxcallbacks_expires_at ON voxcallbacks (expires_at);
+CREATE INDEX IF NOT EXISTS voxcallbacks_failed ON voxcallbacks (failed_at) WHERE error IS NOT NULL;
+"""
+
+# Indexes of earlier versions. Every claim and completion had to update them; the failed rows now
+# have a partial index of their own, and the sweep walks the table in rowid order instead.
+_DROP_OLD_INDEXES = """
+DROP INDEX IF EXISTS voxcallbacks_failed_at;
+DROP INDEX IF EXISTS voxcallbacks_expires_at;
 """
 
 # Files written by version 0.1.0 lack the pin and the expiry: rows keep no pin (the next claim
@@ -83,7 +96,12 @@ FROM voxcallbacks WHERE error IS NOT NULL AND expires_at > ?
 _FAILED = _FAILED_ROWS + "ORDER BY failed_at"
 _PENDING = _FAILED_ROWS + "AND account_id = ? AND callback_id = ?"
 
+#: Every _SWEEP_EVERY claims, a process looks at the next _SWEEP_ROWS rows of the table (in rowid
+#: order, going round) and forgets those expired: the sweep costs the same whatever the size of
+#: the table, and reaches every row while the table grows by at most a fifth of its rows.
 _SWEEP_EVERY = 1000
+_SWEEP_ROWS = 5 * _SWEEP_EVERY
+_MAX_ROWID = 2**63 - 1
 
 
 class SQLiteStore(Store):
@@ -97,9 +115,12 @@ class SQLiteStore(Store):
         self.path = path
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
-        self._finalizer: weakref.finalize[[], SQLiteStore] | None = None
+        self._writers = -1
+        self._finalizer: weakref.finalize[[sqlite3.Connection, int], SQLiteStore] | None = None
         self._pid = 0
         self._claims = 0
+        #: The last rowid the sweep looked at in this process.
+        self._swept = 0
         with self._lock:
             db = self._connection()
             columns = {row[1] for row in db.execute("PRAGMA table_info(voxcallbacks)")}
@@ -107,6 +128,9 @@ class SQLiteStore(Store):
                 db.executescript(_UPGRADE)
             if columns and "queued" not in columns:
                 db.executescript(_ADD_QUEUED)
+            indexes = {row[1] for row in db.execute("PRAGMA index_list(voxcallbacks)")}
+            if indexes & {"voxcallbacks_failed_at", "voxcallbacks_expires_at"}:
+                db.executescript(_DROP_OLD_INDEXES)
             db.executescript(_SCHEMA)
 
     def _connection(self) -> sqlite3.Connection:
@@ -120,10 +144,35 @@ class SQLiteStore(Store):
             )
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            writers = os.open(f"{self.path}-lock", os.O_RDWR | os.O_CREAT, 0o600)
             # Closed with the store, or when it is garbage-collected, or at exit.
-            self._finalizer = weakref.finalize(self, db.close)
-            self._db, self._pid = db, os.getpid()
+            self._finalizer = weakref.finalize(self, _close, db, writers)
+            self._db, self._writers, self._pid = db, writers, os.getpid()
         return self._db
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, committed when the block ends (rolled back if it raises).
+
+        The processes sharing the file take turns through an exclusive lock on ``<path>-lock``
+        first: the kernel wakes the next writer as soon as the lock is released, where SQLite's
+        own busy handler would sleep a millisecond or more between tries.
+        """
+        with self._lock:
+            db = self._connection()
+            if _flock is not None:
+                _flock(self._writers, _LOCK_EX)
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            finally:
+                if _flock is not None:
+                    _flock(self._writers, _LOCK_UN)
 
     def claim_many(
         self,
@@ -133,30 +182,16 @@ class SQLiteStore(Store):
         take_queued: bool = False,
     ) -> list[Claim]:
         now = self.now()
-        claims = []
-        with self._lock:
-            db = self._connection()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for account_id, callback_id, digest in keys:
-                    claims.append(
-                        self._claim(
-                            db,
-                            account_id,
-                            callback_id,
-                            digest,
-                            now,
-                            lease_seconds,
-                            ttl,
-                            take_queued,
-                        )
-                    )
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            if any(claim.status == CLAIMED for claim in claims):
-                self._maybe_sweep(db, now)
+        with self._writing() as db:
+            claims = [
+                self._claim(
+                    db, account_id, callback_id, digest, now, lease_seconds, ttl, take_queued
+                )
+                for account_id, callback_id, digest in keys
+            ]
+            claimed = sum(claim.status == CLAIMED for claim in claims)
+            if claimed:
+                self._maybe_sweep(db, now, claimed)
         return claims
 
     def _claim(
@@ -203,29 +238,18 @@ class SQLiteStore(Store):
 
     def complete_many(self, claimed: Sequence[tuple[int, int, str]], ttl: int) -> None:
         until = self.now() + ttl
-        with self._lock:
-            db = self._connection()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany(
-                    """UPDATE voxcallbacks
-                       SET done_until = :until, expires_at = :until, queued = 0,
-                           type = NULL, error = NULL, item = NULL, failed_at = NULL,
-                           lease_until = CASE WHEN token = :token THEN 0 ELSE lease_until END
-                       WHERE account_id = :account_id AND callback_id = :callback_id""",
-                    [
-                        {"until": until, "token": t, "account_id": a, "callback_id": c}
-                        for a, c, t in claimed
-                    ],
-                )
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-
-    def _execute(self, sql: str, parameters: Mapping[str, Any]) -> int:
-        with self._lock:
-            return self._connection().execute(sql, parameters).rowcount
+        with self._writing() as db:
+            db.executemany(
+                """UPDATE voxcallbacks
+                   SET done_until = :until, expires_at = :until, queued = 0,
+                       type = NULL, error = NULL, item = NULL, failed_at = NULL,
+                       lease_until = CASE WHEN token = :token THEN 0 ELSE lease_until END
+                   WHERE account_id = :account_id AND callback_id = :callback_id""",
+                [
+                    {"until": until, "token": t, "account_id": a, "callback_id": c}
+                    for a, c, t in claimed
+                ],
+            )
 
     def fail(
         self,
@@ -237,61 +261,55 @@ class SQLiteStore(Store):
         retention: int,
     ) -> None:
         now = self.now()
-        self._execute(
-            """UPDATE voxcallbacks
-               SET type = :type, error = :error, item = :item, failed_at = :now,
-                   attempts = attempts + 1, expires_at = :expires_at, queued = 0,
-                   lease_until = CASE WHEN token = :token THEN 0 ELSE lease_until END
-               WHERE account_id = :account_id AND callback_id = :callback_id
-                 AND done_until = 0""",
-            {
-                "type": str(item.get("type", "")),
-                "error": error,
-                "item": json.dumps(item),
-                "now": now,
-                "expires_at": now + retention,
-                "token": token,
-                "account_id": account_id,
-                "callback_id": callback_id,
-            },
-        )
+        with self._writing() as db:
+            db.execute(
+                """UPDATE voxcallbacks
+                   SET type = :type, error = :error, item = :item, failed_at = :now,
+                       attempts = attempts + 1, expires_at = :expires_at, queued = 0,
+                       lease_until = CASE WHEN token = :token THEN 0 ELSE lease_until END
+                   WHERE account_id = :account_id AND callback_id = :callback_id
+                     AND done_until = 0""",
+                {
+                    "type": str(item.get("type", "")),
+                    "error": error,
+                    "item": json.dumps(item),
+                    "now": now,
+                    "expires_at": now + retention,
+                    "token": token,
+                    "account_id": account_id,
+                    "callback_id": callback_id,
+                },
+            )
 
     def queue_many(
         self, queued: Sequence[tuple[int, int, str, Mapping[str, Any]]], retention: int
     ) -> None:
         now = self.now()
-        with self._lock:
-            db = self._connection()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany(
-                    """UPDATE voxcallbacks
-                       SET type = :type, error = '', item = :item, failed_at = :now, queued = 1,
-                           expires_at = MAX(expires_at, :expires_at),
-                           lease_until = CASE WHEN token = :token THEN 0 ELSE lease_until END
-                       WHERE account_id = :account_id AND callback_id = :callback_id
-                         AND done_until = 0""",
-                    [
-                        {
-                            "type": str(item.get("type", "")),
-                            "item": json.dumps(item),
-                            "now": now,
-                            "expires_at": now + retention,
-                            "token": token,
-                            "account_id": account_id,
-                            "callback_id": callback_id,
-                        }
-                        for account_id, callback_id, token, item in queued
-                    ],
-                )
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        with self._writing() as db:
+            db.executemany(
+                """UPDATE voxcallbacks
+                   SET type = :type, error = '', item = :item, failed_at = :now, queued = 1,
+                       expires_at = MAX(expires_at, :expires_at),
+                       lease_until = CASE WHEN token = :token THEN 0 ELSE lease_until END
+                   WHERE account_id = :account_id AND callback_id = :callback_id
+                     AND done_until = 0""",
+                [
+                    {
+                        "type": str(item.get("type", "")),
+                        "item": json.dumps(item),
+                        "now": now,
+                        "expires_at": now + retention,
+                        "token": token,
+                        "account_id": account_id,
+                        "callback_id": callback_id,
+                    }
+                    for account_id, callback_id, token, item in queued
+                ],
+            )
 
     def unqueue_many(self, keys: Sequence[tuple[int, int]]) -> None:
-        with self._lock:
-            self._connection().executemany(
+        with self._writing() as db:
+            db.executemany(
                 """UPDATE voxcallbacks
                    SET queued = 0, type = NULL, error = NULL, item = NULL, failed_at = NULL
                    WHERE account_id = ? AND callback_id = ? AND queued = 1""",
@@ -311,8 +329,7 @@ class SQLiteStore(Store):
 
     def prune(self, older_than: float) -> int:
         now = self.now()
-        with self._lock:
-            db = self._connection()
+        with self._writing() as db:
             cursor = db.execute(
                 """UPDATE voxcallbacks
                    SET type = NULL, error = NULL, item = NULL, failed_at = NULL, queued = 0
@@ -322,14 +339,25 @@ class SQLiteStore(Store):
             self._sweep(db, now)
             return cursor.rowcount
 
-    def _maybe_sweep(self, db: sqlite3.Connection, now: float) -> None:
-        self._claims += 1
-        if self._claims % _SWEEP_EVERY == 0:
-            self._sweep(db, now)
+    def _maybe_sweep(self, db: sqlite3.Connection, now: float, claimed: int) -> None:
+        self._claims += claimed
+        if self._claims >= _SWEEP_EVERY:
+            self._claims = 0
+            end = db.execute(
+                "SELECT rowid FROM voxcallbacks WHERE rowid > ? ORDER BY rowid LIMIT 1 OFFSET ?",
+                (self._swept, _SWEEP_ROWS - 1),
+            ).fetchone()
+            last = _MAX_ROWID if end is None else end[0]
+            db.execute(
+                """DELETE FROM voxcallbacks WHERE rowid > ? AND rowid <= ?
+                   AND expires_at <= ? AND lease_until <= ?""",
+                (self._swept, last, now, now),
+            )
+            self._swept = 0 if end is None else last
 
     @staticmethod
     def _sweep(db: sqlite3.Connection, now: float) -> None:
-        """Forget expired rows, so the table stays bounded."""
+        """Forget every expired row (a scan of the whole table)."""
         db.execute(
             "DELETE FROM voxcallbacks WHERE expires_at <= ? AND lease_until <= ?", (now, now)
         )
@@ -353,6 +381,11 @@ class SQLiteStore(Store):
             if self._finalizer is not None:
                 self._finalizer()
             self._db = self._finalizer = None
+
+
+def _close(db: sqlite3.Connection, writers: int) -> None:
+    db.close()
+    os.close(writers)
 
 
 def _failed(row: tuple[Any, ...]) -> FailedCallback:
