@@ -9,102 +9,112 @@ import redis
 
 from .base import BUSY, CLAIMED, DONE, MISMATCH, QUEUED, Claim, FailedCallback, Store
 
-# Keys per callback (field = "account_id:callback_id"): ``rec:`` a hash with the pinned
-# ``digest`` and ``done``, expiring with the record; ``claim:`` the lease token (PX lease);
-# ``failure:`` a hash with the failure ``record`` (JSON) and ``attempts``, and ``queued`` while
-# the callback waits for its job in queue mode, expiring with the retention. ``failed`` is a
-# sorted set of the failed (and queued) fields by time.
+# One hash per callback, ``cb:account_id:callback_id``, expiring with its record: ``digest`` pins
+# the body of the first claim; ``token`` and ``lease`` (the end of the lease, in ms of the
+# server's clock) while a worker holds the claim; ``done`` once handled; ``record`` (JSON) and
+# ``attempts`` while its last attempt failed, with ``queued`` instead while it waits for its job in
+# queue mode. ``failed`` is a sorted set of the failed (and queued) callbacks, named
+# ``account_id:callback_id``, by time.
 
-# One call claims every key of a batch, in order. KEYS: rec, claim, failure for each key.
-# ARGV: lease ms, ttl s, take queued ("1" or "0"), then digest, token for each key. Returns one
-# status per key.
+# One call claims every key of a batch, in order. KEYS: the hash of each callback. ARGV: lease
+# ms, ttl s, take queued ("1" or "0"), the token prefix, then the digest of each callback; the
+# token of callback i is the prefix followed by i. Returns one status per callback.
 _CLAIM = """
+local time = redis.call('TIME')
+local now = time[1] * 1000 + math.floor(time[2] / 1000)
+local lease = tonumber(ARGV[1])
 local statuses = {}
-for i = 1, #KEYS / 3 do
-  local rec, claim, failure = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-  local digest, token = ARGV[2 * i + 2], ARGV[2 * i + 3]
-  local fields = redis.call('HMGET', rec, 'digest', 'done')
+for i = 1, #KEYS do
+  local key, digest = KEYS[i], ARGV[4 + i]
+  local fields = redis.call('HMGET', key, 'digest', 'done', 'queued', 'lease')
   local pinned = fields[1]
   if pinned and pinned ~= digest then
     statuses[i] = 'mismatch'
   elseif fields[2] then
     statuses[i] = 'done'
-  elseif ARGV[3] ~= '1' and redis.call('HEXISTS', failure, 'queued') == 1 then
+  elseif fields[3] and ARGV[3] ~= '1' then
     statuses[i] = 'queued'
-  elseif not redis.call('SET', claim, token, 'NX', 'PX', ARGV[1]) then
+  elseif fields[4] and tonumber(fields[4]) > now then
     statuses[i] = 'busy'
   else
+    redis.call('HSET', key, 'digest', digest, 'token', ARGV[4] .. i, 'lease', now + lease)
     if not pinned then
-      redis.call('HSET', rec, 'digest', digest)
-      redis.call('EXPIRE', rec, ARGV[2])
-    elseif redis.call('PTTL', rec) < tonumber(ARGV[1]) then
-      redis.call('PEXPIRE', rec, ARGV[1])
+      redis.call('EXPIRE', key, ARGV[2])
+    elseif redis.call('PTTL', key) < lease then
+      redis.call('PEXPIRE', key, lease)
     end
     statuses[i] = 'claimed'
   end
 end
 return statuses
 """
-# One call completes every callback of a batch. KEYS: failed index, then rec, claim, failure
-# for each callback. ARGV: ttl s, then token, field for each callback.
+# One call completes every callback of a batch. KEYS: the failed index, then the hash of each
+# callback. ARGV: ttl s, then the length of the hashes' prefix (a hash's name without it names
+# the callback in the failed index). Whoever holds the claim, it goes: a done callback is never
+# claimed again.
 _COMPLETE = """
-for i = 1, (#KEYS - 1) / 3 do
-  local rec, claim, failure = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
-  local token, field = ARGV[2 * i], ARGV[2 * i + 1]
-  redis.call('HSET', rec, 'done', '1')
-  redis.call('EXPIRE', rec, ARGV[1])
-  if redis.call('GET', claim) == token then redis.call('DEL', claim) end
-  redis.call('DEL', failure)
-  redis.call('ZREM', KEYS[1], field)
+for i = 2, #KEYS do
+  local key = KEYS[i]
+  redis.call('HSET', key, 'done', '1')
+  redis.call('HDEL', key, 'token', 'lease')
+  if redis.call('HDEL', key, 'record', 'attempts', 'queued') > 0 then
+    redis.call('ZREM', KEYS[1], string.sub(key, ARGV[2] + 1))
+  end
+  redis.call('EXPIRE', key, ARGV[1])
 end
 return 1
 """
-# One call keeps the items of a batch as queued. KEYS: failed index, then rec, claim, failure
-# for each callback. ARGV: retention s, queued at, then token, field, record for each callback.
+# One call keeps the items of a batch as queued and releases their claims. KEYS: the failed
+# index, then the hash of each callback. ARGV: retention s, queued at, then token, name in the
+# failed index, record for each callback.
 _QUEUE = """
-for i = 1, (#KEYS - 1) / 3 do
-  local rec, claim, failure = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
-  local token, field, record = ARGV[3 * i], ARGV[3 * i + 1], ARGV[3 * i + 2]
-  if not redis.call('HGET', rec, 'done') then
-    redis.call('HSET', failure, 'record', record, 'queued', '1')
-    redis.call('EXPIRE', failure, ARGV[1])
-    redis.call('ZADD', KEYS[1], ARGV[2], field)
-    if redis.call('TTL', rec) < tonumber(ARGV[1]) then redis.call('EXPIRE', rec, ARGV[1]) end
-    if redis.call('GET', claim) == token then redis.call('DEL', claim) end
+for i = 2, #KEYS do
+  local key = KEYS[i]
+  local token, name, record = ARGV[3 * i - 3], ARGV[3 * i - 2], ARGV[3 * i - 1]
+  local fields = redis.call('HMGET', key, 'done', 'token')
+  if not fields[1] then
+    redis.call('HSET', key, 'record', record, 'queued', '1')
+    redis.call('EXPIRE', key, ARGV[1])
+    redis.call('ZADD', KEYS[1], ARGV[2], name)
+    if fields[2] == token then redis.call('HDEL', key, 'token', 'lease') end
   end
 end
 return 1
 """
-# KEYS: failed index, then failure for each callback. ARGV: field for each callback.
+# KEYS: the failed index, then the hash of each callback. ARGV: the name of each callback in the
+# failed index.
 _UNQUEUE = """
 for i = 2, #KEYS do
-  if redis.call('HEXISTS', KEYS[i], 'queued') == 1 then
-    redis.call('DEL', KEYS[i])
+  if redis.call('HDEL', KEYS[i], 'queued') == 1 then
+    redis.call('HDEL', KEYS[i], 'record', 'attempts')
     redis.call('ZREM', KEYS[1], ARGV[i - 1])
   end
 end
 return 1
 """
-# KEYS: rec, claim, failure, failed index. ARGV: token, field, record, failed_at, retention s.
+# KEYS: the hash of the callback, the failed index. ARGV: token, name in the failed index,
+# record, failed at, retention s.
 _FAIL = """
-if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then
+  redis.call('HDEL', KEYS[1], 'token', 'lease')
+end
 if redis.call('HGET', KEYS[1], 'done') then return 0 end
-redis.call('HDEL', KEYS[3], 'queued')
-redis.call('HSET', KEYS[3], 'record', ARGV[3])
-redis.call('HINCRBY', KEYS[3], 'attempts', 1)
-redis.call('EXPIRE', KEYS[3], ARGV[5])
-redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2])
+redis.call('HDEL', KEYS[1], 'queued')
+redis.call('HSET', KEYS[1], 'record', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2])
 return 1
 """
 
 
 class RedisStore(Store):
-    """Claims as ``SET NX PX`` keys, records and failures as hashes with a TTL."""
+    """One hash per callback with a TTL, claimed and updated by Lua scripts."""
 
     def __init__(self, client: redis.Redis, prefix: str = "voxcallbacks:") -> None:
         self.client = client
         self.prefix = prefix
+        self._hash_prefix = f"{prefix}cb:"
         self._failed_key = f"{prefix}failed"
         self._claim = client.register_script(_CLAIM)
         self._complete = client.register_script(_COMPLETE)
@@ -116,11 +126,9 @@ class RedisStore(Store):
     def from_url(cls, url: str) -> RedisStore:
         return cls(redis.Redis.from_url(url))
 
-    def _keys(self, account_id: int, callback_id: int) -> tuple[str, str, str, str]:
-        """The record, claim and failure keys of a callback, and its field name."""
-        field = f"{account_id}:{callback_id}"
-        p = self.prefix
-        return f"{p}rec:{field}", f"{p}claim:{field}", f"{p}failure:{field}", field
+    def _hash(self, account_id: int, callback_id: int) -> str:
+        """The name of a callback's hash; without the prefix, its name in the failed index."""
+        return f"{self._hash_prefix}{account_id}:{callback_id}"
 
     def claim_many(
         self,
@@ -131,19 +139,16 @@ class RedisStore(Store):
     ) -> list[Claim]:
         if not keys:
             return []
-        tokens = [self.new_token() for _ in keys]
-        names: list[str] = []
-        args: list[Any] = [lease_seconds * 1000, ttl, "1" if take_queued else "0"]
-        for (account_id, callback_id, digest), token in zip(keys, tokens):
-            rec, claim, failure, _ = self._keys(account_id, callback_id)
-            names += [rec, claim, failure]
-            args += [digest, token]
+        prefix = f"{self.new_token()}."
+        names = [self._hash(account_id, callback_id) for account_id, callback_id, _ in keys]
+        args: list[Any] = [lease_seconds * 1000, ttl, "1" if take_queued else "0", prefix]
+        args += [digest for _, _, digest in keys]
         statuses = self._claim(keys=names, args=args)
         return [
-            Claim(CLAIMED, token)
+            Claim(CLAIMED, f"{prefix}{i}")
             if (status := _text(raw)) == "claimed"
             else Claim(_STATUSES.get(status, BUSY))
-            for raw, token in zip(statuses, tokens)
+            for i, raw in enumerate(statuses, 1)
         ]
 
     def queue_many(
@@ -155,37 +160,27 @@ class RedisStore(Store):
         names = [self._failed_key]
         args: list[Any] = [retention, now]
         for account_id, callback_id, token, item in queued:
-            rec, claim, failure, field = self._keys(account_id, callback_id)
-            names += [rec, claim, failure]
-            args += [token, field, _record(item, "", now)]
+            names.append(self._hash(account_id, callback_id))
+            args += [token, f"{account_id}:{callback_id}", _record(item, "", now)]
         self._queue(keys=names, args=args)
 
     def unqueue_many(self, keys: Sequence[tuple[int, int]]) -> None:
         if not keys:
             return
-        names = [self._failed_key]
-        fields = []
-        for account_id, callback_id in keys:
-            _, _, failure, field = self._keys(account_id, callback_id)
-            names.append(failure)
-            fields.append(field)
-        self._unqueue(keys=names, args=fields)
+        names = [self._failed_key, *(self._hash(a, c) for a, c in keys)]
+        self._unqueue(keys=names, args=[f"{a}:{c}" for a, c in keys])
 
     def pending(self, account_id: int, callback_id: int) -> FailedCallback | None:
-        _, _, failure, field = self._keys(account_id, callback_id)
-        values = self.client.hmget(failure, ["record", "attempts", "queued"])
-        return _failed(field, values)
+        values = self.client.hmget(
+            self._hash(account_id, callback_id), ["record", "attempts", "queued"]
+        )
+        return _failed(f"{account_id}:{callback_id}", values)
 
     def complete_many(self, claimed: Sequence[tuple[int, int, str]], ttl: int) -> None:
         if not claimed:
             return
-        names = [self._failed_key]
-        args: list[Any] = [ttl]
-        for account_id, callback_id, token in claimed:
-            rec, claim, failure, field = self._keys(account_id, callback_id)
-            names += [rec, claim, failure]
-            args += [token, field]
-        self._complete(keys=names, args=args)
+        names = [self._failed_key, *(self._hash(a, c) for a, c, _ in claimed)]
+        self._complete(keys=names, args=[ttl, len(self._hash_prefix)])
 
     def fail(
         self,
@@ -196,19 +191,17 @@ class RedisStore(Store):
         item: Mapping[str, Any],
         retention: int,
     ) -> None:
-        rec, claim, failure, field = self._keys(account_id, callback_id)
         now = self.now()
-        record = _record(item, error, now)
         self._fail(
-            keys=[rec, claim, failure, self._failed_key],
-            args=[token, field, record, now, retention],
+            keys=[self._hash(account_id, callback_id), self._failed_key],
+            args=[token, f"{account_id}:{callback_id}", _record(item, error, now), now, retention],
         )
 
     def failed(self) -> list[FailedCallback]:
         fields = [_text(f) for f in self.client.zrange(self._failed_key, 0, -1)]
         pipeline = self.client.pipeline(transaction=False)
         for field in fields:
-            pipeline.hmget(f"{self.prefix}failure:{field}", ["record", "attempts", "queued"])
+            pipeline.hmget(f"{self._hash_prefix}{field}", ["record", "attempts", "queued"])
         result, expired = [], []
         for field, values in zip(fields, pipeline.execute()):
             found = _failed(field, values)
@@ -224,9 +217,14 @@ class RedisStore(Store):
         cutoff = self.now() - older_than
         old = [f for f in self.failed() if f.failed_at < cutoff]
         if old:
-            fields = [f"{f.account_id}:{f.callback_id}" for f in old]
-            self.client.delete(*(f"{self.prefix}failure:{field}" for field in fields))
-            self.client.zrem(self._failed_key, *fields)
+            # The failure goes; the pin stays until the hash expires.
+            pipeline = self.client.pipeline(transaction=False)
+            for f in old:
+                pipeline.hdel(
+                    self._hash(f.account_id, f.callback_id), "record", "attempts", "queued"
+                )
+            pipeline.zrem(self._failed_key, *(f"{f.account_id}:{f.callback_id}" for f in old))
+            pipeline.execute()
         return len(old)
 
     def warnings(self) -> list[str]:
