@@ -72,7 +72,7 @@ def payload_data(item: Mapping[str, Any], spec: CallbackType) -> tuple[Mapping[s
     missing: a payload that is not a mapping (for a type with fields), a nested payload given as
     a list of several items, or a mapping none of whose keys is a field of the type.
     """
-    declared = spec.payload.wire_fields()
+    declared = spec.wire_names
     value = item.get(spec.name)
     if value is None:
         return {}, True
@@ -89,7 +89,7 @@ def payload_data(item: Mapping[str, Any], spec: CallbackType) -> tuple[Mapping[s
         data = inner
     if spec.older_shape is not None:
         data = spec.older_shape(data)
-    readable = not data or not declared or any(name in data for name, _ in declared)
+    readable = not data or not declared or not declared.isdisjoint(data)
     return data, readable
 
 
@@ -106,7 +106,7 @@ def build_callback(
         data, valid = payload_data(item, spec)
         if not valid:
             invalid.append(type_name)
-        payload, nested = spec.payload.from_wire(data, f"{type_name}.")
+        payload, nested = spec.payload.from_wire(data, spec.path)
         invalid.extend(nested)
     common["callback_id"] = callback_id
     common["type"] = type_name

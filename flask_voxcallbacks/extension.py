@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask
 
 from .cli import voxcallbacks_cli
 from .config import ConfigurationError, load_settings
@@ -55,11 +55,15 @@ def _exempt_from_csrf(app: Flask, blueprint: object) -> None:
         csrf.exempt(blueprint)
         return
 
-    # CSRFProtect may be set up after this extension; its check runs after this hook, which was
-    # registered first, so exempting here still takes effect for the current request. Without
-    # CSRFProtect the hook costs one dictionary look-up.
+    # CSRFProtect may be set up after this extension, until the application handles its first
+    # request (Flask refuses any set-up after that). This hook, registered before CSRFProtect's,
+    # runs once, on that first request: it exempts the blueprint if CSRFProtect has arrived, then
+    # takes itself out of the list (rebinding it, so that the loop running the hooks is not
+    # disturbed).
     @app.before_request
     def exempt_when_csrf_arrives() -> None:
         late = app.extensions.get("csrf")
-        if late is not None and request.blueprint == EXTENSION_NAME:
+        if late is not None:
             late.exempt(blueprint)
+        hooks = app.before_request_funcs
+        hooks[None] = [hook for hook in hooks[None] if hook is not exempt_when_csrf_arrives]

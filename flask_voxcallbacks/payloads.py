@@ -8,6 +8,8 @@ carry the wire names, so ``callback.payload.is_min_credit`` reads as the protoco
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -133,6 +135,16 @@ class CallbackType:
     @property
     def summary(self) -> str:
         return (self.payload.__doc__ or "").strip()
+
+    @functools.cached_property
+    def wire_names(self) -> frozenset[str]:
+        """The names of the payload's wire fields."""
+        return frozenset(name for name, _ in self.payload.wire_fields())
+
+    @functools.cached_property
+    def path(self) -> str:
+        """The prefix of the payload fields' paths in ``invalid_fields``."""
+        return f"{self.name}."
 
 
 CALLBACK_TYPES: dict[str, CallbackType] = {}

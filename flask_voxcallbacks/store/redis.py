@@ -18,7 +18,8 @@ from .base import BUSY, CLAIMED, DONE, MISMATCH, QUEUED, Claim, FailedCallback, 
 
 # One call claims every key of a batch, in order. KEYS: the hash of each callback. ARGV: lease
 # ms, ttl s, take queued ("1" or "0"), the token prefix, then the digest of each callback; the
-# token of callback i is the prefix followed by i. Returns one status per callback.
+# token of callback i is the prefix followed by i. Returns one letter per callback, its status:
+# c(laimed), m(ismatch), d(one), q(ueued) or b(usy); one string is read faster than a list.
 _CLAIM = """
 local time = redis.call('TIME')
 local now = time[1] * 1000 + math.floor(time[2] / 1000)
@@ -29,13 +30,13 @@ for i = 1, #KEYS do
   local fields = redis.call('HMGET', key, 'digest', 'done', 'queued', 'lease')
   local pinned = fields[1]
   if pinned and pinned ~= digest then
-    statuses[i] = 'mismatch'
+    statuses[i] = 'm'
   elseif fields[2] then
-    statuses[i] = 'done'
+    statuses[i] = 'd'
   elseif fields[3] and ARGV[3] ~= '1' then
-    statuses[i] = 'queued'
+    statuses[i] = 'q'
   elseif fields[4] and tonumber(fields[4]) > now then
-    statuses[i] = 'busy'
+    statuses[i] = 'b'
   else
     redis.call('HSET', key, 'digest', digest, 'token', ARGV[4] .. i, 'lease', now + lease)
     if not pinned then
@@ -43,10 +44,10 @@ for i = 1, #KEYS do
     elseif redis.call('PTTL', key) < lease then
       redis.call('PEXPIRE', key, lease)
     end
-    statuses[i] = 'claimed'
+    statuses[i] = 'c'
   end
 end
-return statuses
+return table.concat(statuses)
 """
 # One call completes every callback of a batch. KEYS: the failed index, then the hash of each
 # callback. ARGV: ttl s, then the length of the hashes' prefix (a hash's name without it names
@@ -143,12 +144,10 @@ class RedisStore(Store):
         names = [self._hash(account_id, callback_id) for account_id, callback_id, _ in keys]
         args: list[Any] = [lease_seconds * 1000, ttl, "1" if take_queued else "0", prefix]
         args += [digest for _, _, digest in keys]
-        statuses = self._claim(keys=names, args=args)
+        statuses = _text(self._claim(keys=names, args=args))
         return [
-            Claim(CLAIMED, f"{prefix}{i}")
-            if (status := _text(raw)) == "claimed"
-            else Claim(_STATUSES.get(status, BUSY))
-            for i, raw in enumerate(statuses, 1)
+            Claim(CLAIMED, f"{prefix}{i}") if status == "c" else Claim(_STATUSES[status])
+            for i, status in enumerate(statuses, 1)
         ]
 
     def queue_many(
@@ -255,7 +254,7 @@ class RedisStore(Store):
         self.client.close()
 
 
-_STATUSES = {"done": DONE, "mismatch": MISMATCH, "queued": QUEUED}
+_STATUSES = {"b": BUSY, "d": DONE, "m": MISMATCH, "q": QUEUED}
 
 
 def _record(item: Mapping[str, Any], error: str, at: float) -> str:
