@@ -1,9 +1,11 @@
 """The extension against the hand-written route of Voximplant's guide, in one process.
 
 Run with ``make bench`` (or ``python benchmarks/inprocess.py``). Three applications answer the
-same bodies through Flask's test client, measured interleaved (each round runs all three, the best
-of the rounds counts): the extension with the memory store and one receiver, the guide's route
-(parse, md5, compare) and a bare route that only parses the JSON. Bodies mix five callback types.
+same bodies, measured interleaved (each round runs all three, the best of the rounds counts): the
+extension with the memory store and one receiver, the guide's route (parse, md5, compare) and a
+bare route that only parses the JSON. Bodies mix five callback types. Each is measured through
+Flask's test client, as a test suite calls it, and by a direct WSGI call, without the client's
+work of building each request; the targets are checked on the test client's figures.
 It also times the memory store's claim + complete with 1,000 and 1,000,000 remembered ids.
 
 Prints a table with PASS or FAIL per target and writes ``benchmarks/results.json`` (the
@@ -28,6 +30,7 @@ sys.path[:0] = [str(ROOT / "benchmarks")]
 from apps import PATH, _bare, _guide, extension  # noqa: E402
 from flask import Flask  # noqa: E402
 from results import save  # noqa: E402
+from werkzeug.test import EnvironBuilder  # noqa: E402
 
 from flask_voxcallbacks.store.memory import MemoryStore  # noqa: E402
 from flask_voxcallbacks.testing import make_batch, make_callback  # noqa: E402
@@ -57,6 +60,7 @@ def bodies(batch: int, count: int) -> list[bytes]:
 
 
 def timed(app: Flask, payloads: list[bytes]) -> float:
+    """Seconds to post every payload through the test client."""
     client = app.test_client()
     gc.collect()
     started = time.perf_counter()
@@ -65,15 +69,42 @@ def timed(app: Flask, payloads: list[bytes]) -> float:
     return time.perf_counter() - started
 
 
-def per_callback(batch: int, count: int) -> dict[str, float]:
-    """Best seconds per callback of each route over interleaved rounds (fresh ids each round)."""
+def timed_wsgi(app: Flask, payloads: list[bytes]) -> float:
+    """Seconds for the application to answer every payload, called as a WSGI server would (the
+    environ of each request is built beforehand)."""
+    environs = [
+        EnvironBuilder(path=PATH, method="POST", data=payload).get_environ() for payload in payloads
+    ]
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: object, exc_info: object = None) -> None:
+        statuses.append(status)
+
+    gc.collect()
+    started = time.perf_counter()
+    for environ in environs:
+        body = app.wsgi_app(environ, start_response)
+        for _chunk in body:
+            pass
+        getattr(body, "close", lambda: None)()
+    elapsed = time.perf_counter() - started
+    assert statuses == ["200 OK"] * len(payloads), set(statuses)
+    return elapsed
+
+
+def per_callback(batch: int, count: int) -> dict[str, dict[str, float]]:
+    """Best seconds per callback of each route, through the test client and by a direct WSGI
+    call, over interleaved rounds (fresh ids each time)."""
     apps: dict[str, Callable[[], Flask]] = {"extension": extension, "guide": _guide, "bare": _bare}
-    best = {name: float("inf") for name in apps}
+    ways = {"client": timed, "wsgi": timed_wsgi}
+    best = {way: {name: float("inf") for name in apps} for way in ways}
     for _ in range(ROUNDS):
-        for name, build in apps.items():
-            app = build()
-            timed(app, bodies(batch, 2))  # warm up
-            best[name] = min(best[name], timed(app, bodies(batch, count)) / (batch * count))
+        for way, measure in ways.items():
+            for name, build in apps.items():
+                app = build()
+                measure(app, bodies(batch, 2))  # warm up
+                seconds = measure(app, bodies(batch, count)) / (batch * count)
+                best[way][name] = min(best[way][name], seconds)
     return best
 
 
@@ -118,13 +149,23 @@ def peak_rss(name: str) -> dict[str, float]:
 
 def main() -> int:
     rows: dict[str, dict[str, float]] = {}
-    print(f"{'batch':>6} {'extension us':>13} {'guide us':>9} {'bare us':>8} {'ext/guide':>9}")
+    wsgi_rows: dict[str, dict[str, float]] = {}
+    print("us per callback: test client | direct WSGI call")
+    print(
+        f"{'batch':>6} {'extension':>10} {'guide':>7} {'bare':>7} {'ext/guide':>9}"
+        f" | {'extension':>10} {'guide':>7} {'bare':>7} {'ext/guide':>9}"
+    )
     for batch, count in SIZES:
         best = per_callback(batch, count)
-        rows[str(batch)] = {name: seconds * 1e6 for name, seconds in best.items()}
+        rows[str(batch)] = {name: seconds * 1e6 for name, seconds in best["client"].items()}
+        wsgi_rows[str(batch)] = {name: seconds * 1e6 for name, seconds in best["wsgi"].items()}
         print(
-            f"{batch:6d} {best['extension'] * 1e6:13.1f} {best['guide'] * 1e6:9.1f}"
-            f" {best['bare'] * 1e6:8.1f} {best['extension'] / best['guide']:9.2f}"
+            f"{batch:6d}"
+            + " |".join(
+                f" {figures['extension']:10.1f} {figures['guide']:7.1f} {figures['bare']:7.1f}"
+                f" {figures['extension'] / figures['guide']:9.2f}"
+                for figures in (rows[str(batch)], wsgi_rows[str(batch)])
+            )
         )
     small, large = memory_store_cost(1_000), memory_store_cost(1_000_000)
     print(f"memory store claim + complete: {small * 1e6:.1f} us at 1k, {large * 1e6:.1f} us at 1M")
@@ -151,6 +192,7 @@ def main() -> int:
         "inprocess",
         {
             "us_per_callback": rows,
+            "us_per_callback_wsgi": wsgi_rows,
             "memory_store_us": {"1k": small * 1e6, "1M": large * 1e6},
             "peak_rss": rss,
             "ratios": measured,

@@ -5,10 +5,10 @@ Run with ``make bench`` (which installs wrk from the system packages when missin
 up, and lets ``wrk -t2 -c16`` post for a few seconds; every request carries new callback ids (see
 ``post_bodies.lua``). Cases run interleaved, twice, and the better run counts:
 
-* the guide's route and the extension with the memory store, batches of 1;
-* the guide's route, and the extension with SQLite and with Redis, batches of 10. Both stores run
-  at the durability the docs recommend for production: SQLite in WAL mode with
-  ``synchronous=NORMAL``, Redis with ``appendonly yes`` and ``appendfsync everysec``.
+* the guide's route, and the extension with each store (memory, SQLite, Redis), in batches of 1
+  and of 10. SQLite and Redis run at the durability the docs recommend for production: SQLite in
+  WAL mode with ``synchronous=NORMAL``, Redis with ``appendonly yes`` and ``appendfsync
+  everysec``.
 
 Prints a table with PASS or FAIL per target and writes the ``http`` entry of
 ``benchmarks/results.json``.
@@ -40,7 +40,10 @@ TYPES = ["min_balance", "sms_inbound", "renewed_subscriptions", "account_is_froz
 CASES = [
     ("guide, batch 1", "apps:guide", "", 1),
     ("memory, batch 1", "apps:extension()", "memory", 1),
+    ("sqlite, batch 1", "apps:extension()", "sqlite", 1),
+    ("redis, batch 1", "apps:extension()", "redis", 1),
     ("guide, batch 10", "apps:guide", "", 10),
+    ("memory, batch 10", "apps:extension()", "memory", 10),
     ("sqlite, batch 10", "apps:extension()", "sqlite", 10),
     ("redis, batch 10", "apps:extension()", "redis", 10),
 ]
@@ -132,7 +135,7 @@ def main() -> int:
             for round_ in range(ROUNDS):
                 for name, target, store, batch in CASES:
                     if store == "sqlite":
-                        url = f"sqlite:///{directory}/bench-{round_}.db"
+                        url = f"sqlite:///{directory}/bench-{round_}-{batch}.db"
                     elif store == "redis":
                         redis.flush()
                         url = redis.url

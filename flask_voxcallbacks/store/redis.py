@@ -17,16 +17,18 @@ from .base import BUSY, CLAIMED, DONE, MISMATCH, QUEUED, Claim, FailedCallback, 
 # ``account_id:callback_id``, by time.
 
 # One call claims every key of a batch, in order. KEYS: the hash of each callback. ARGV: lease
-# ms, ttl s, take queued ("1" or "0"), the token prefix, then the digest of each callback; the
-# token of callback i is the prefix followed by i. Returns one letter per callback, its status:
+# ms, ttl s, take queued ("1" or "0"), the token prefix, and the digests of the callbacks as a
+# JSON array (one argument costs the client less to send than one per callback); the token of
+# callback i is the prefix followed by i. Returns one letter per callback, its status:
 # c(laimed), m(ismatch), d(one), q(ueued) or b(usy); one string is read faster than a list.
 _CLAIM = """
 local time = redis.call('TIME')
 local now = time[1] * 1000 + math.floor(time[2] / 1000)
 local lease = tonumber(ARGV[1])
+local digests = cjson.decode(ARGV[5])
 local statuses = {}
 for i = 1, #KEYS do
-  local key, digest = KEYS[i], ARGV[4 + i]
+  local key, digest = KEYS[i], digests[i]
   local fields = redis.call('HMGET', key, 'digest', 'done', 'queued', 'lease')
   local pinned = fields[1]
   if pinned and pinned ~= digest then
@@ -142,8 +144,8 @@ class RedisStore(Store):
             return []
         prefix = f"{self.new_token()}."
         names = [self._hash(account_id, callback_id) for account_id, callback_id, _ in keys]
-        args: list[Any] = [lease_seconds * 1000, ttl, "1" if take_queued else "0", prefix]
-        args += [digest for _, _, digest in keys]
+        digests = json.dumps([digest for _, _, digest in keys])
+        args = [lease_seconds * 1000, ttl, "1" if take_queued else "0", prefix, digests]
         statuses = _text(self._claim(keys=names, args=args))
         return [
             Claim(CLAIMED, f"{prefix}{i}") if status == "c" else Claim(_STATUSES[status])
