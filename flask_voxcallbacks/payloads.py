@@ -9,7 +9,6 @@ carry the wire names, so ``callback.payload.is_min_credit`` reads as the protoco
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
