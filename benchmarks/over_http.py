@@ -111,6 +111,11 @@ def measure(target: str, store_url: str, batch: int, bodies: Path, log: Path) ->
             status, _ = post(f"http://127.0.0.1:{port}/voximplant/callbacks", warm.encode())
             assert status == 200, status
         result = run_wrk(port, bodies)
+    except RuntimeError:
+        stop(process)
+        tail = log.read_text(errors="replace").splitlines()[-30:]
+        print(f"{target} with {store_url or 'no store'}, gunicorn's log:", *tail, sep="\n")
+        raise
     finally:
         stop(process)
     if result["requests"] > BODIES[batch]:
