@@ -33,12 +33,29 @@ BASE_CONFIG: dict[str, Any] = {
 }
 
 
+#: Applications made by make_app during the current test, whose stores close after it.
+_made: list[Flask] = []
+
+
 def make_app(**config: Any) -> Flask:
     app = Flask(__name__)
     app.config.update(BASE_CONFIG)
     app.config.update(config)
     VoxCallbacks(app)
+    _made.append(app)
     return app
+
+
+@pytest.fixture(autouse=True)
+def _close_stores() -> Iterator[None]:
+    """Close the stores a test opened, so that no connection of theirs is left for the garbage
+    collector to find (and warn about) during a later test. A store closed this way reopens its
+    connection if it is used again."""
+    yield
+    while _made:
+        state = _made.pop().extensions.get("voxcallbacks")
+        if state is not None:
+            state.store.close()
 
 
 @pytest.fixture
