@@ -752,3 +752,16 @@ def test_the_sqlite_sweep_walks_the_whole_table_a_slice_at_a_time(
     assert stored_keys(store) == 190, "every expired row is gone, every live one is kept"
     assert store.claim(2, 50, BODY, lease_seconds=60, ttl=DAY).status == BUSY
     store.close()
+
+
+def test_a_failure_after_prune_counts_its_attempts_afresh(store: Store) -> None:
+    for error in ("boom", "again"):
+        claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+        store.fail(1, 5, claim.token, error, ITEM, retention=DAY)
+    assert [f.attempts for f in store.failed()] == [2]
+    assert store.prune(older_than=-1) == 1 and store.failed() == []
+    claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    assert claim.status == CLAIMED
+    store.fail(1, 5, claim.token, "once more", ITEM, retention=DAY)
+    assert [(f.error, f.attempts) for f in store.failed()] == [("once more", 1)]
+    assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH

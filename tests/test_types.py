@@ -205,6 +205,21 @@ def test_payload_of_wrong_shape_is_flagged(client, seen) -> None:
     assert callback.invalid_fields == ("min_balance",)
 
 
+@pytest.mark.parametrize(
+    ("type_name", "payload"),
+    [
+        ("min_balance", {}),  # a type with fields, none of them sent
+        ("account_is_frozen", {"note": "kept in raw"}),  # a type without fields, keys sent anyway
+    ],
+)
+def test_payloads_that_can_be_read_are_not_flagged(type_name: str, payload: Any) -> None:
+    item = make_callback(type_name)
+    item[type_name] = payload
+    callback = build_callback(item, 5, 6, type_name)
+    assert callback.invalid_fields == ()
+    assert callback.raw[type_name] == payload
+
+
 def test_callbacks_are_immutable(client, seen) -> None:
     client.post(ENDPOINT, json=make_batch(make_callback("sms_inbound")))
     (callback,) = seen.received

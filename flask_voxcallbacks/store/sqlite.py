@@ -332,7 +332,8 @@ class SQLiteStore(Store):
         with self._writing() as db:
             cursor = db.execute(
                 """UPDATE voxcallbacks
-                   SET type = NULL, error = NULL, item = NULL, failed_at = NULL, queued = 0
+                   SET type = NULL, error = NULL, item = NULL, failed_at = NULL, queued = 0,
+                       attempts = 0
                    WHERE error IS NOT NULL AND failed_at < ?""",
                 (now - older_than,),
             )
