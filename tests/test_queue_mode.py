@@ -172,7 +172,10 @@ def test_jobs_carry_the_retries_of_the_configuration(redis_url: str, rq_url: str
     from rq import Queue
 
     app = make_app(
-        VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE=rq_url, VOXCALLBACKS_QUEUE_RETRIES=2
+        VOXCALLBACKS_STORE=redis_url,
+        VOXCALLBACKS_QUEUE=rq_url,
+        VOXCALLBACKS_QUEUE_RETRIES=2,
+        VOXCALLBACKS_LEASE_SECONDS=420,
     )
     app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
     queue: Queue = get_state(app).queue.queue  # type: ignore[union-attr]
@@ -181,6 +184,7 @@ def test_jobs_carry_the_retries_of_the_configuration(redis_url: str, rq_url: str
     assert job.func_name == "flask_voxcallbacks.queue.rq.run_callback"
     assert (job.retries_left, job.retry_intervals) == (2, [10, 40])
     assert job.result_ttl == 0
+    assert job.timeout == 420, "a job may run as long as its lease"
     assert job.description == f"voximplant callback {job.args[1]} of account {job.args[0]}"
     no_retries = make_app(
         VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE=rq_url, VOXCALLBACKS_QUEUE_RETRIES=0

@@ -12,6 +12,7 @@ from rq import Retry, Worker
 
 from ..config import redact_url
 from ..handling import FAILED, run_job
+from ..state import get_state
 from . import JobFailed, Queue, QueueError, retry_delays
 
 #: The job function, by name: the worker imports it.
@@ -26,10 +27,14 @@ class RQQueue(Queue):
 
     def enqueue(self, app: Flask, keys: Sequence[tuple[int, int]], retries: int) -> None:
         retry = Retry(max=retries, interval=retry_delays(retries)) if retries else None
+        # A job may run as long as its claim's lease: the handlers would be stopped, and the
+        # callback left claimed, if RQ's own timeout (180 s by default) ended the job earlier.
+        timeout = get_state(app).settings.lease_seconds
         jobs = [
             RQ.prepare_data(
                 JOB,
                 args=(account_id, callback_id),
+                timeout=timeout,
                 result_ttl=0,
                 retry=retry,
                 description=f"voximplant callback {callback_id} of account {account_id}",
