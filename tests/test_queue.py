@@ -175,7 +175,9 @@ def test_a_job_killed_with_its_worker_is_recovered_by_replay_and_runs_once(
     engine: Engine,
 ) -> None:
     env = {"VOX_LEASE_SECONDS": "2", "VOX_VISIBILITY": "4"}
-    app = engine.app(**env)
+    # The web application keeps the default lease, which RQ takes as the job's timeout; the
+    # worker's claim lasts the 2 s lease that the test waits out.
+    app = engine.app(VOX_VISIBILITY="4")
     item = make_callback("js_fail")
     assert app.test_client().post(ENDPOINT, json=make_batch(item)).get_json()["queued"] == 1
     worker = engine.start_worker(**env)
