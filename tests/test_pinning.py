@@ -200,7 +200,12 @@ BODIES = [
 ]
 
 
-@pytest.mark.parametrize("item", BODIES)
+#: An item whose canonical JSON the C encoder returns in several pieces (it joins its pieces
+#: every 100,000 or so).
+LARGE = {"callback_id": 1, "numbers": list(range(150_000)), "text": "x" * 1000}
+
+
+@pytest.mark.parametrize("item", [*BODIES, LARGE])
 def test_the_canonical_form_is_the_same_with_and_without_the_c_encoder(item, monkeypatch) -> None:
     from flask_voxcallbacks import callbacks
 

@@ -441,3 +441,18 @@ def test_the_task_falls_back_to_the_only_application(redis_url: str, monkeypatch
     )
     other.extensions["celery"] = mine = Celery("mine")
     assert engine._flask_app(mine) is other
+
+
+def test_a_callback_queued_before_a_switch_to_inline_handling_is_left_to_its_job(
+    app, redis_url: str
+) -> None:
+    item = make_callback("min_balance")
+    assert app.test_client().post(ENDPOINT, json=make_batch(item)).get_json()["queued"] == 1
+    inline = make_app(VOXCALLBACKS_STORE=redis_url)
+    ran: list[Any] = []
+    with callback_received.connected_to(lambda sender, callback: ran.append(callback), inline):
+        answer = inline.test_client().post(ENDPOINT, json=make_batch(item)).get_json()
+    assert (answer["accepted"], answer["duplicates"], ran) == (0, 1, [])
+    seen = received(app)
+    assert run_jobs(app) == 1
+    assert [callback.callback_id for callback in seen] == [item["callback_id"]]

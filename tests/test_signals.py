@@ -168,6 +168,22 @@ def test_no_warning_when_a_receiver_takes_it(app, client, vox_log) -> None:
     assert not [r for r in vox_log.records if r.levelname == "WARNING"]
 
 
+@pytest.mark.parametrize("catch_all", ["this app", "another app"])
+def test_no_warning_when_the_type_signal_takes_it(app, client, vox_log, catch_all: str) -> None:
+    """Receivers of the type's signal count with those of callback_received, whoever those
+    listen to."""
+    other = make_app()
+    sender = app if catch_all == "this app" else other
+    ran: list[str] = []
+    with (
+        min_balance_reached.connected_to(lambda sender, callback: ran.append("type"), app),
+        callback_received.connected_to(lambda sender, callback: ran.append("all"), sender),
+    ):
+        client.post(ENDPOINT, json=make_batch(make_callback("min_balance")))
+    assert ran == (["type", "all"] if catch_all == "this app" else ["type"])
+    assert not [r for r in vox_log.records if r.levelname == "WARNING"]
+
+
 def test_a_failing_receiver_does_not_stop_the_next_one_of_the_same_signal(app, client) -> None:
     calls: list[str] = []
 

@@ -765,3 +765,15 @@ def test_a_failure_after_prune_counts_its_attempts_afresh(store: Store) -> None:
     store.fail(1, 5, claim.token, "once more", ITEM, retention=DAY)
     assert [(f.error, f.attempts) for f in store.failed()] == [("once more", 1)]
     assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
+
+
+def test_queue_many_skips_unknown_and_done_keys_and_keeps_the_others(store: Store) -> None:
+    done = store.claim(1, 4, BODY, lease_seconds=60, ttl=DAY)
+    store.complete(1, 4, done.token, ttl=DAY)
+    claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    store.queue_many(
+        [(1, 404, "no-such-token", ITEM), (1, 4, done.token, ITEM), (1, 5, claim.token, ITEM)],
+        retention=DAY,
+    )
+    assert [(f.callback_id, f.queued) for f in store.failed()] == [(5, True)]
+    assert store.claim(1, 4, BODY, lease_seconds=60, ttl=DAY).status == DONE

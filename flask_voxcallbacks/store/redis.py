@@ -67,15 +67,16 @@ for i = 2, #KEYS do
 end
 return 1
 """
-# One call keeps the items of a batch as queued and releases their claims. KEYS: the failed
+# One call keeps the items of a batch as queued and releases their claims; a callback never
+# claimed (no pin) or done is left alone. KEYS: the failed
 # index, then the hash of each callback. ARGV: retention s, queued at, then token, name in the
 # failed index, record for each callback.
 _QUEUE = """
 for i = 2, #KEYS do
   local key = KEYS[i]
   local token, name, record = ARGV[3 * i - 3], ARGV[3 * i - 2], ARGV[3 * i - 1]
-  local fields = redis.call('HMGET', key, 'done', 'token')
-  if not fields[1] then
+  local fields = redis.call('HMGET', key, 'done', 'token', 'digest')
+  if fields[3] and not fields[1] then
     redis.call('HSET', key, 'record', record, 'queued', '1')
     redis.call('EXPIRE', key, ARGV[1])
     redis.call('ZADD', KEYS[1], ARGV[2], name)
