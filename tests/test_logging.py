@@ -98,3 +98,22 @@ def test_the_logging_recipe_shows_info_lines_on_flasks_handler(app, client, caps
         logger.setLevel(logging.NOTSET)
     err = capsys.readouterr().err
     assert f"callback {item['callback_id']} type=min_balance account=1234567 accepted" in err
+
+
+def test_handlers_slower_than_the_lease_are_reported(vox_log) -> None:
+    import re
+    import time
+
+    from conftest import make_app
+
+    app = make_app(VOXCALLBACKS_LEASE_SECONDS=1)
+    item = make_callback("min_balance")
+    with callback_received.connected_to(lambda sender, callback: time.sleep(1.6), app):
+        answer = app.test_client().post(ENDPOINT, json=make_batch(item)).get_json()
+    assert answer["accepted"] == 1
+    (warning,) = [r.getMessage() for r in vox_log.records if r.levelname == "WARNING"]
+    assert re.fullmatch(
+        rf"handlers of callback {item['callback_id']} took \d s, longer than"
+        " VOXCALLBACKS_LEASE_SECONDS=1: another worker may have run it too; raise the lease",
+        warning,
+    ), warning
