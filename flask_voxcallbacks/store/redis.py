@@ -51,10 +51,12 @@ for i = 1, #KEYS do
 end
 return table.concat(statuses)
 """
+# The failed index names a callback by its hash's name without the prefix; each script that
+# changes the index gets the prefix's length and cuts the name from the key.
+
 # One call completes every callback of a batch. KEYS: the failed index, then the hash of each
-# callback. ARGV: ttl s, then the length of the hashes' prefix (a hash's name without it names
-# the callback in the failed index). Whoever holds the claim, it goes: a done callback is never
-# claimed again.
+# callback. ARGV: ttl s, the prefix's length. Whoever holds the claim, it goes: a done callback
+# is never claimed again.
 _COMPLETE = """
 for i = 2, #KEYS do
   local key = KEYS[i]
@@ -68,46 +70,45 @@ end
 return 1
 """
 # One call keeps the items of a batch as queued and releases their claims; a callback never
-# claimed (no pin) or done is left alone. KEYS: the failed
-# index, then the hash of each callback. ARGV: retention s, queued at, then token, name in the
-# failed index, record for each callback.
+# claimed (no pin) or done is left alone. KEYS: the failed index, then the hash of each
+# callback. ARGV: retention s, queued at, the prefix's length, then token and record for each
+# callback.
 _QUEUE = """
 for i = 2, #KEYS do
   local key = KEYS[i]
-  local token, name, record = ARGV[3 * i - 3], ARGV[3 * i - 2], ARGV[3 * i - 1]
+  local token, record = ARGV[2 * i], ARGV[2 * i + 1]
   local fields = redis.call('HMGET', key, 'done', 'token', 'digest')
   if fields[3] and not fields[1] then
     redis.call('HSET', key, 'record', record, 'queued', '1')
     redis.call('EXPIRE', key, ARGV[1])
-    redis.call('ZADD', KEYS[1], ARGV[2], name)
+    redis.call('ZADD', KEYS[1], ARGV[2], string.sub(key, ARGV[3] + 1))
     if fields[2] == token then redis.call('HDEL', key, 'token', 'lease') end
   end
 end
 return 1
 """
-# KEYS: the failed index, then the hash of each callback. ARGV: the name of each callback in the
-# failed index.
+# KEYS: the failed index, then the hash of each callback. ARGV: the prefix's length.
 _UNQUEUE = """
 for i = 2, #KEYS do
   if redis.call('HDEL', KEYS[i], 'queued') == 1 then
     redis.call('HDEL', KEYS[i], 'record', 'attempts')
-    redis.call('ZREM', KEYS[1], ARGV[i - 1])
+    redis.call('ZREM', KEYS[1], string.sub(KEYS[i], ARGV[1] + 1))
   end
 end
 return 1
 """
-# KEYS: the hash of the callback, the failed index. ARGV: token, name in the failed index,
-# record, failed at, retention s.
+# KEYS: the hash of the callback, the failed index. ARGV: token, record, failed at, retention s,
+# the prefix's length.
 _FAIL = """
 if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then
   redis.call('HDEL', KEYS[1], 'token', 'lease')
 end
 if redis.call('HGET', KEYS[1], 'done') then return 0 end
 redis.call('HDEL', KEYS[1], 'queued')
-redis.call('HSET', KEYS[1], 'record', ARGV[3])
+redis.call('HSET', KEYS[1], 'record', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[3], string.sub(KEYS[1], ARGV[5] + 1))
 return 1
 """
 
@@ -132,7 +133,7 @@ class RedisStore(Store):
 
     def _hash(self, account_id: int, callback_id: int) -> str:
         """The name of a callback's hash; without the prefix, its name in the failed index."""
-        return f"{self._hash_prefix}{account_id}:{callback_id}"
+        return f"{self._hash_prefix}{_name(account_id, callback_id)}"
 
     def claim_many(
         self,
@@ -160,23 +161,23 @@ class RedisStore(Store):
             return
         now = self.now()
         names = [self._failed_key]
-        args: list[Any] = [retention, now]
+        args: list[Any] = [retention, now, len(self._hash_prefix)]
         for account_id, callback_id, token, item in queued:
             names.append(self._hash(account_id, callback_id))
-            args += [token, f"{account_id}:{callback_id}", _record(item, "", now)]
+            args += [token, _record(item, "", now)]
         self._queue(keys=names, args=args)
 
     def unqueue_many(self, keys: Sequence[tuple[int, int]]) -> None:
         if not keys:
             return
         names = [self._failed_key, *(self._hash(a, c) for a, c in keys)]
-        self._unqueue(keys=names, args=[f"{a}:{c}" for a, c in keys])
+        self._unqueue(keys=names, args=[len(self._hash_prefix)])
 
     def pending(self, account_id: int, callback_id: int) -> FailedCallback | None:
         values = self.client.hmget(
             self._hash(account_id, callback_id), ["record", "attempts", "queued"]
         )
-        return _failed(f"{account_id}:{callback_id}", values)
+        return _failed(_name(account_id, callback_id), values)
 
     def complete_many(self, claimed: Sequence[tuple[int, int, str]], ttl: int) -> None:
         if not claimed:
@@ -196,7 +197,7 @@ class RedisStore(Store):
         now = self.now()
         self._fail(
             keys=[self._hash(account_id, callback_id), self._failed_key],
-            args=[token, f"{account_id}:{callback_id}", _record(item, error, now), now, retention],
+            args=[token, _record(item, error, now), now, retention, len(self._hash_prefix)],
         )
 
     def failed(self) -> list[FailedCallback]:
@@ -225,7 +226,7 @@ class RedisStore(Store):
                 pipeline.hdel(
                     self._hash(f.account_id, f.callback_id), "record", "attempts", "queued"
                 )
-            pipeline.zrem(self._failed_key, *(f"{f.account_id}:{f.callback_id}" for f in old))
+            pipeline.zrem(self._failed_key, *(_name(f.account_id, f.callback_id) for f in old))
             pipeline.execute()
         return len(old)
 
@@ -255,6 +256,11 @@ class RedisStore(Store):
 
     def close(self) -> None:
         self.client.close()
+
+
+def _name(account_id: int, callback_id: int) -> str:
+    """How the failed index, and the hash's name after its prefix, name a callback."""
+    return f"{account_id}:{callback_id}"
 
 
 _STATUSES = {"b": BUSY, "d": DONE, "m": MISMATCH, "q": QUEUED}

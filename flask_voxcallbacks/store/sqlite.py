@@ -270,14 +270,8 @@ class SQLiteStore(Store):
                    WHERE account_id = :account_id AND callback_id = :callback_id
                      AND done_until = 0""",
                 {
-                    "type": str(item.get("type", "")),
+                    **_record(account_id, callback_id, token, item, now, retention),
                     "error": error,
-                    "item": json.dumps(item),
-                    "now": now,
-                    "expires_at": now + retention,
-                    "token": token,
-                    "account_id": account_id,
-                    "callback_id": callback_id,
                 },
             )
 
@@ -294,15 +288,7 @@ class SQLiteStore(Store):
                    WHERE account_id = :account_id AND callback_id = :callback_id
                      AND done_until = 0""",
                 [
-                    {
-                        "type": str(item.get("type", "")),
-                        "item": json.dumps(item),
-                        "now": now,
-                        "expires_at": now + retention,
-                        "token": token,
-                        "account_id": account_id,
-                        "callback_id": callback_id,
-                    }
+                    _record(account_id, callback_id, token, item, now, retention)
                     for account_id, callback_id, token, item in queued
                 ],
             )
@@ -382,6 +368,27 @@ class SQLiteStore(Store):
             if self._finalizer is not None:
                 self._finalizer()
             self._db = self._finalizer = None
+
+
+def _record(
+    account_id: int,
+    callback_id: int,
+    token: str,
+    item: Mapping[str, Any],
+    now: float,
+    retention: int,
+) -> dict[str, Any]:
+    """The parameters that keep a callback's item, failed or queued, for ``retention`` s and
+    release its claim if ``token`` holds it."""
+    return {
+        "type": str(item.get("type", "")),
+        "item": json.dumps(item),
+        "now": now,
+        "expires_at": now + retention,
+        "token": token,
+        "account_id": account_id,
+        "callback_id": callback_id,
+    }
 
 
 def _close(db: sqlite3.Connection, writers: int) -> None:
