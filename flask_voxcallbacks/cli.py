@@ -13,10 +13,10 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from .callbacks import Callback, build_callback
+from .callbacks import Callback
 from .config import ConfigurationError, load_settings, redact_url
 from .fields import wire_fields
-from .handling import ACCEPTED, DUPLICATE, handle_batch
+from .handling import ACCEPTED, DUPLICATE, Arrival, handle_batch
 from .payloads import CALLBACK_TYPES
 from .safe_text import printable
 from .signals import signal_names
@@ -121,8 +121,8 @@ def replay_command(replay_all: bool, account_id: int | None, callback_ids: tuple
 
 
 def _replay(app: Flask, state: VoxState, record: FailedCallback) -> str:
-    callback = build_callback(record.item, record.callback_id, record.account_id, record.type)
-    return handle_batch(app, state, [callback], take_queued=True)[0]
+    arrival = Arrival(record.item, record.account_id, record.callback_id, record.type)
+    return handle_batch(app, state, [arrival], take_queued=True)[0]
 
 
 @voxcallbacks_cli.command("worker")

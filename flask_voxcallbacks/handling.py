@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from flask import Flask
 
@@ -32,8 +32,26 @@ QUEUED = "queued"
 OUTCOMES = (ACCEPTED, REJECTED, DUPLICATE, IN_PROGRESS, FAILED, QUEUED)
 
 
+class Arrival(NamedTuple):
+    """An authentic item on its way to its handlers: its ids, its type and the item without its
+    ``hash`` (what is pinned and kept).
+
+    Its typed :class:`Callback` is built only when a receiver is to get it, and dropped once the
+    receivers have returned: a callback that is busy elsewhere, refused or queued is never built,
+    and a large batch does not hold every callback at once.
+    """
+
+    item: Mapping[str, Any]
+    account_id: int
+    callback_id: int
+    type: str
+
+    def callback(self) -> Callback[Payload]:
+        return build_callback(self.item, self.callback_id, self.account_id, self.type)
+
+
 def handle_batch(
-    app: Flask, state: VoxState, callbacks: list[Callback[Payload]], take_queued: bool = False
+    app: Flask, state: VoxState, arrivals: list[Arrival], take_queued: bool = False
 ) -> list[str]:
     """Claim the callbacks of a batch in one store call, run the handlers of those claimed, in
     order, and record the outcomes; return one outcome per callback.
@@ -49,16 +67,16 @@ def handle_batch(
     """
     settings = state.settings
     store = state.store
-    claims = _claim(state, callbacks, take_queued)
+    claims = _claim(state, arrivals, take_queued)
     outcomes: list[str] = []
     completed: list[tuple[int, int, str]] = []
     first_outcome: dict[tuple[int, int], str] = {}
     try:
-        for callback, claim in zip(callbacks, claims):
-            key = (callback.account_id, callback.callback_id)
-            outcome = _not_run(app, callback, claim, first_outcome.get(key))
+        for arrival, claim in zip(arrivals, claims):
+            key = (arrival.account_id, arrival.callback_id)
+            outcome = _not_run(app, arrival, claim, first_outcome.get(key))
             if outcome is None:
-                outcome = _run(app, state, callback, claim.token)
+                outcome = _run(app, state, arrival.callback(), claim.token)
                 if outcome == ACCEPTED:
                     completed.append((*key, claim.token))
                 first_outcome[key] = outcome
@@ -67,13 +85,11 @@ def handle_batch(
         # Even when recording a failure raised: what ran must not run again.
         if completed:
             store.complete_many(completed, settings.dedup_ttl)
-    for callback, outcome in zip(callbacks, outcomes):
-        if outcome != REJECTED:
-            log_outcome(callback.callback_id, callback.type, callback.account_id, outcome)
+    _log_outcomes(arrivals, outcomes)
     return outcomes
 
 
-def enqueue_batch(app: Flask, state: VoxState, callbacks: list[Callback[Payload]]) -> list[str]:
+def enqueue_batch(app: Flask, state: VoxState, arrivals: list[Arrival]) -> list[str]:
     """Queue mode: claim the callbacks of a batch, keep those claimed as queued (with their
     items) and enqueue one job for each; return one outcome per callback.
 
@@ -83,16 +99,16 @@ def enqueue_batch(app: Flask, state: VoxState, callbacks: list[Callback[Payload]
     settings = state.settings
     store = state.store
     assert state.queue is not None
-    claims = _claim(state, callbacks, take_queued=False)
+    claims = _claim(state, arrivals, take_queued=False)
     outcomes: list[str] = []
     queued: list[tuple[int, int, str, Mapping[str, Any]]] = []
     first_outcome: dict[tuple[int, int], str] = {}
-    for callback, claim in zip(callbacks, claims):
-        key = (callback.account_id, callback.callback_id)
-        outcome = _not_run(app, callback, claim, first_outcome.get(key))
+    for arrival, claim in zip(arrivals, claims):
+        key = (arrival.account_id, arrival.callback_id)
+        outcome = _not_run(app, arrival, claim, first_outcome.get(key))
         if outcome is None:
             outcome = first_outcome[key] = QUEUED
-            queued.append((*key, claim.token, callback.raw))
+            queued.append((*key, claim.token, arrival.item))
         outcomes.append(outcome)
     if queued:
         store.queue_many(queued, settings.failure_retention)
@@ -109,9 +125,7 @@ def enqueue_batch(app: Flask, state: VoxState, callbacks: list[Callback[Payload]
             )
             store.unqueue_many(jobs)
             outcomes = [FAILED if outcome == QUEUED else outcome for outcome in outcomes]
-    for callback, outcome in zip(callbacks, outcomes):
-        if outcome != REJECTED:
-            log_outcome(callback.callback_id, callback.type, callback.account_id, outcome)
+    _log_outcomes(arrivals, outcomes)
     return outcomes
 
 
@@ -131,20 +145,18 @@ def run_job(app: Flask, account_id: int, callback_id: int) -> str:
             account_id,
         )
         return DUPLICATE
-    callback = build_callback(record.item, callback_id, account_id, record.type)
-    return handle_batch(app, state, [callback], take_queued=True)[0]
+    arrival = Arrival(record.item, account_id, callback_id, record.type)
+    return handle_batch(app, state, [arrival], take_queued=True)[0]
 
 
-def _claim(state: VoxState, callbacks: list[Callback[Payload]], take_queued: bool) -> list[Claim]:
+def _claim(state: VoxState, arrivals: list[Arrival], take_queued: bool) -> list[Claim]:
     """Claim every callback in one store call, each pinned to the digest of its body."""
-    keys = [(c.account_id, c.callback_id, body_digest(c.raw)) for c in callbacks]
+    keys = [(a.account_id, a.callback_id, body_digest(a.item)) for a in arrivals]
     settings = state.settings
     return state.store.claim_many(keys, settings.lease_seconds, settings.dedup_ttl, take_queued)
 
 
-def _not_run(
-    app: Flask, callback: Callback[Payload], claim: Claim, earlier: str | None
-) -> str | None:
+def _not_run(app: Flask, arrival: Arrival, claim: Claim, earlier: str | None) -> str | None:
     """The outcome of a callback whose claim says it must not run now, or None when it must.
 
     ``earlier`` is the outcome of the same callback earlier in the batch, if it came twice.
@@ -153,12 +165,11 @@ def _not_run(
     outcome of its earlier copy, FAILED).
     """
     if claim.status == MISMATCH:
-        reject(
-            app, callback.raw, Rejection(BODY_MISMATCH, callback.account_id, callback.callback_id)
-        )
+        reject(app, arrival.item, Rejection(BODY_MISMATCH, arrival.account_id, arrival.callback_id))
         return REJECTED
     if claim.status in (DONE, WAITING_FOR_JOB) or earlier in (ACCEPTED, QUEUED):
-        send(callback_duplicate, app, callback=callback)
+        if callback_duplicate.receivers:
+            send(callback_duplicate, app, callback=arrival.callback())
         return DUPLICATE
     if claim.status == BUSY:
         return earlier or IN_PROGRESS
@@ -190,6 +201,12 @@ def _run(app: Flask, state: VoxState, callback: Callback[Payload], token: str) -
         settings.failure_retention,
     )
     return FAILED
+
+
+def _log_outcomes(arrivals: list[Arrival], outcomes: list[str]) -> None:
+    for arrival, outcome in zip(arrivals, outcomes):
+        if outcome != REJECTED:
+            log_outcome(arrival.callback_id, arrival.type, arrival.account_id, outcome)
 
 
 def reject(app: Flask, item: Mapping[str, Any], rejection: Rejection) -> None:

@@ -8,7 +8,6 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .auth import BODY_MISMATCH, Rejection, authenticate
-from .callbacks import build_callback
 from .handling import (
     ACCEPTED,
     DUPLICATE,
@@ -17,6 +16,7 @@ from .handling import (
     OUTCOMES,
     QUEUED,
     REJECTED,
+    Arrival,
     enqueue_batch,
     handle_batch,
     reject,
@@ -112,7 +112,7 @@ def _handle_chunk(
     counts: dict[str, int],
     reasons: dict[str, int],
 ) -> None:
-    callbacks = []
+    arrivals = []
     accounts = state.settings.accounts
     for item in items:
         verdict = authenticate(item, accounts)
@@ -122,25 +122,27 @@ def _handle_chunk(
             reasons[verdict.reason] = reasons.get(verdict.reason, 0) + 1
             continue
         type_name = item.get("type")
-        callbacks.append(
-            build_callback(
+        # The item is this request's own: its hash goes, so that nothing kept or shown holds it.
+        item.pop("hash", None)
+        arrivals.append(
+            Arrival(
                 item,
-                verdict.callback_id,
                 verdict.account_id,
+                verdict.callback_id,
                 type_name if isinstance(type_name, str) else "",
             )
         )
-    if not callbacks:
+    if not arrivals:
         return
     try:
         if state.queue is None:
-            outcomes = handle_batch(app, state, callbacks)
+            outcomes = handle_batch(app, state, arrivals)
         else:
-            outcomes = enqueue_batch(app, state, callbacks)
+            outcomes = enqueue_batch(app, state, arrivals)
     except Exception:
         # The store is unreachable: what was not recorded is redelivered by the sender.
-        logger.exception("store error while handling a batch of %d callbacks", len(callbacks))
-        outcomes = [FAILED] * len(callbacks)
+        logger.exception("store error while handling a batch of %d callbacks", len(arrivals))
+        outcomes = [FAILED] * len(arrivals)
     for outcome in outcomes:
         counts[outcome] += 1
         if outcome == REJECTED:
