@@ -15,11 +15,12 @@ _MISMATCH, _DONE, _BUSY, _QUEUED = Claim(MISMATCH), Claim(DONE), Claim(BUSY), Cl
 
 @dataclass
 class _Record:
+    """A callback claimed, failed or queued, and not done."""
+
     digest: str
     expires_at: float
     token: str = ""
     lease_until: float = 0.0
-    done: bool = False
     failure: FailedCallback | None = None
 
     @property
@@ -29,7 +30,12 @@ class _Record:
 
 
 class MemoryStore(Store):
-    """One record per key in a dictionary guarded by one lock.
+    """Records in two dictionaries guarded by one lock.
+
+    A done callback, most of what the store remembers, is a plain ``(digest, deadline)`` tuple in
+    ``_done``. The garbage collector stops tracking such tuples, so a store that remembers a
+    million ids adds little to the collector's full passes. A callback claimed, failed or queued
+    is a ``_Record`` in ``_open``; a key is in one dictionary at most.
 
     Expired records are forgotten as time passes, at a cost that does not grow with the number of
     records: every change of a record's deadline pushes ``(deadline, key)`` on a heap, and each
@@ -39,16 +45,17 @@ class MemoryStore(Store):
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._records: dict[Key, _Record] = {}
+        self._open: dict[Key, _Record] = {}
+        self._done: dict[Key, tuple[str, float]] = {}
         self._deadlines: list[tuple[float, Key]] = []
 
-    def _schedule(self, key: Key, record: _Record) -> None:
-        heapq.heappush(self._deadlines, (record.deadline, key))
+    def _schedule(self, key: Key, deadline: float) -> None:
+        heapq.heappush(self._deadlines, (deadline, key))
 
     def _live(self, key: Key, now: float) -> _Record | None:
-        record = self._records.get(key)
+        record = self._open.get(key)
         if record is not None and record.expires_at <= now and record.lease_until <= now:
-            del self._records[key]
+            del self._open[key]
             return None
         return record
 
@@ -70,13 +77,16 @@ class MemoryStore(Store):
     def _claim(
         self, key: Key, digest: str, now: float, lease_seconds: int, ttl: int, take_queued: bool
     ) -> Claim:
+        done = self._done.get(key)
+        if done is not None:
+            if done[1] > now:
+                return _DONE if done[0] == digest else _MISMATCH
+            del self._done[key]
         record = self._live(key, now)
         if record is None:
-            record = self._records[key] = _Record(digest, now + ttl)
+            record = self._open[key] = _Record(digest, now + ttl)
         elif record.digest != digest:
             return _MISMATCH
-        elif record.done:
-            return _DONE
         elif record.failure is not None and record.failure.queued and not take_queued:
             # Queued, even while a job runs it: the item is kept until a job handles it.
             return _QUEUED
@@ -84,7 +94,7 @@ class MemoryStore(Store):
             return _BUSY
         record.token = self.new_token()
         record.lease_until = now + lease_seconds
-        self._schedule(key, record)
+        self._schedule(key, record.deadline)
         return Claim(CLAIMED, record.token)
 
     def complete_many(self, claimed: Sequence[tuple[int, int, str]], ttl: int) -> None:
@@ -92,15 +102,17 @@ class MemoryStore(Store):
         with self._lock:
             for account_id, callback_id, token in claimed:
                 key = (account_id, callback_id)
-                record = self._records.get(key)
-                if record is None:
+                record = self._open.pop(key, None)
+                if record is not None:
+                    digest = record.digest
+                    # A claim taken over by another worker keeps the key until its lease ends.
+                    deadline = until if record.token == token else max(until, record.lease_until)
+                elif key in self._done:
+                    digest, deadline = self._done[key][0], until
+                else:
                     continue
-                record.done = True
-                record.failure = None
-                record.expires_at = until
-                if record.token == token:
-                    record.lease_until = 0.0
-                self._schedule(key, record)
+                self._done[key] = (digest, deadline)
+                self._schedule(key, deadline)
 
     def queue_many(
         self, queued: Sequence[tuple[int, int, str, Mapping[str, Any]]], retention: int
@@ -109,8 +121,8 @@ class MemoryStore(Store):
         with self._lock:
             for account_id, callback_id, token, item in queued:
                 key = (account_id, callback_id)
-                record = self._records.get(key)
-                if record is None or record.done:
+                record = self._open.get(key)
+                if record is None:
                     continue
                 record.failure = FailedCallback(
                     account_id, callback_id, str(item.get("type", "")), "", now, 0, dict(item), True
@@ -118,20 +130,20 @@ class MemoryStore(Store):
                 record.expires_at = max(record.expires_at, now + retention)
                 if record.token == token:
                     record.lease_until = 0.0
-                self._schedule(key, record)
+                self._schedule(key, record.deadline)
 
     def unqueue_many(self, keys: Sequence[tuple[int, int]]) -> None:
         with self._lock:
             for key in keys:
-                record = self._records.get(key)
+                record = self._open.get(key)
                 if record is not None and record.failure is not None and record.failure.queued:
                     record.failure = None
 
     def pending(self, account_id: int, callback_id: int) -> FailedCallback | None:
         now = self.now()
         with self._lock:
-            record = self._records.get((account_id, callback_id))
-            if record is None or record.done or record.expires_at <= now:
+            record = self._open.get((account_id, callback_id))
+            if record is None or record.expires_at <= now:
                 return None
             return record.failure
 
@@ -146,8 +158,8 @@ class MemoryStore(Store):
     ) -> None:
         now = self.now()
         with self._lock:
-            record = self._records.get((account_id, callback_id))
-            if record is None or record.done:
+            record = self._open.get((account_id, callback_id))
+            if record is None:
                 return
             previous = record.failure.attempts if record.failure else 0
             record.failure = FailedCallback(
@@ -162,14 +174,14 @@ class MemoryStore(Store):
             record.expires_at = now + retention
             if record.token == token:
                 record.lease_until = 0.0
-            self._schedule((account_id, callback_id), record)
+            self._schedule((account_id, callback_id), record.deadline)
 
     def failed(self) -> list[FailedCallback]:
         now = self.now()
         with self._lock:
             failures = [
                 r.failure
-                for r in self._records.values()
+                for r in self._open.values()
                 if r.failure is not None and r.expires_at > now
             ]
         return sorted(failures, key=lambda f: f.failed_at)
@@ -180,7 +192,7 @@ class MemoryStore(Store):
         with self._lock:
             old = [
                 r
-                for r in self._records.values()
+                for r in self._open.values()
                 if r.failure is not None and r.failure.failed_at < cutoff
             ]
             for record in old:
@@ -193,6 +205,11 @@ class MemoryStore(Store):
         deadlines = self._deadlines
         while deadlines and deadlines[0][0] <= now:
             _, key = heapq.heappop(deadlines)
-            record = self._records.get(key)
+            done = self._done.get(key)
+            if done is not None:
+                if done[1] <= now:
+                    del self._done[key]
+                continue
+            record = self._open.get(key)
             if record is not None and record.deadline <= now:
-                del self._records[key]
+                del self._open[key]
