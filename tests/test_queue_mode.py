@@ -65,6 +65,10 @@ def test_the_answer_counts_queued_callbacks_and_the_jobs_run_them_once(app) -> N
     assert sorted((r.callback_id, r.queued) for r in queued) == sorted(
         [(first["callback_id"], True), (second["callback_id"], True)]
     )
+    # The items are kept as received, without their hash.
+    items = {r.callback_id: r.item for r in queued}
+    for sent in (first, second):
+        assert items[sent["callback_id"]] == {k: v for k, v in sent.items() if k != "hash"}
     assert run_jobs(app) == 2
     assert [c.callback_id for c in seen] == [first["callback_id"], second["callback_id"]]
     assert seen[1].payload.sms_body == second["sms_inbound"]["sms_inbound"]["sms_body"]

@@ -90,6 +90,35 @@ def test_expired_lease_can_be_taken_over(store: Store, clock: Clock) -> None:
     )
 
 
+def test_a_worker_whose_lease_was_taken_over_completes_late(store: Store, clock: Clock) -> None:
+    slow = store.claim(1, 5, BODY, lease_seconds=1, ttl=DAY)
+    clock.advance(1)
+    takeover = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    assert takeover.status == CLAIMED
+    store.complete(1, 5, slow.token, ttl=DAY)
+    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == DONE
+    store.complete(1, 5, takeover.token, ttl=DAY)
+    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == DONE
+    assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH, (
+        "the second completion keeps the pin"
+    )
+
+
+def test_memory_keeps_a_late_completion_until_the_lease_taken_over_ends() -> None:
+    store = open_store("memory://")
+    clock = Clock(store)
+    slow = store.claim(1, 5, BODY, lease_seconds=1, ttl=DAY)
+    clock.advance(1)
+    store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    store.complete(1, 5, slow.token, ttl=10)
+    clock.advance(30)
+    assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH, (
+        "the key outlives a done marker shorter than the lease another worker holds"
+    )
+    clock.advance(31)
+    assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == CLAIMED
+
+
 def test_done_markers_expire_after_their_ttl(store: Store, clock: Clock) -> None:
     claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     store.complete(1, 5, claim.token, ttl=2)
