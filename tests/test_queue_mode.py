@@ -221,7 +221,11 @@ def test_retry_delays_grow_fourfold_up_to_an_hour() -> None:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"VOXCALLBACKS_QUEUE": "kafka"}, 'VOXCALLBACKS_QUEUE must be "celery", an RQ URL'),
+        (
+            {"VOXCALLBACKS_QUEUE": "kafka"},
+            'VOXCALLBACKS_QUEUE must be "celery", an RQ URL such as'
+            r' rq://localhost:6379/0\?queue=name, or "" to run the handlers in the request\.$',
+        ),
         ({"VOXCALLBACKS_QUEUE": 1}, 'VOXCALLBACKS_QUEUE must be "celery"'),
         ({"VOXCALLBACKS_QUEUE_RETRIES": -1}, "VOXCALLBACKS_QUEUE_RETRIES must be a whole number"),
         ({"VOXCALLBACKS_QUEUE_RETRIES": True}, "VOXCALLBACKS_QUEUE_RETRIES must be a whole number"),
@@ -234,6 +238,27 @@ def test_bad_queue_settings_are_named(config: dict[str, Any], message: str) -> N
         make_app(TESTING=False, **config)
 
 
+def test_an_rq_url_that_redis_cannot_read_is_named_without_its_password() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        make_app(TESTING=True, VOXCALLBACKS_QUEUE="rq://user:secret@localhost:notaport/0")
+    message = str(raised.value)
+    assert message.startswith(
+        "VOXCALLBACKS_QUEUE=rq://***@localhost:notaport/0 is not a valid URL: "
+    )
+    assert "secret" not in message
+
+
+def test_open_queue_names_a_url_of_another_scheme_without_its_password() -> None:
+    from flask_voxcallbacks.queue import open_queue
+
+    with pytest.raises(ConfigurationError) as raised:
+        open_queue("amqp://user:secret@broker:5672/", make_app())
+    assert str(raised.value) == (
+        "VOXCALLBACKS_QUEUE must be 'celery' or an RQ URL such as"
+        " rq://localhost:6379/0?queue=name, not 'amqp://***@broker:5672/'"
+    )
+
+
 def test_the_memory_store_with_a_queue_is_accepted_when_testing(rq_url: str) -> None:
     app = make_app(TESTING=True, VOXCALLBACKS_QUEUE=rq_url)
     assert get_state(app).queue is not None
@@ -241,16 +266,27 @@ def test_the_memory_store_with_a_queue_is_accepted_when_testing(rq_url: str) -> 
     make_app(VOXCALLBACKS_QUEUE_RETRIES=0)
 
 
-@pytest.mark.parametrize(("queue", "package"), [("celery", "celery"), ("rq://h:1/0", "rq")])
-def test_a_missing_engine_package_is_named(queue: str, package: str, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    ("queue", "package", "shown"),
+    [("celery", "celery", "'celery'"), ("rq://h:1/0", "rq", "rq://h:1/0")],
+)
+def test_a_missing_engine_package_is_named(
+    queue: str, package: str, shown: str, monkeypatch
+) -> None:
     for name in list(sys.modules):
-        if name == package or name.startswith(f"{package}.") or name.startswith(
-            "flask_voxcallbacks.queue."
+        if (
+            name == package
+            or name.startswith(f"{package}.")
+            or name.startswith("flask_voxcallbacks.queue.")
         ):
             monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, package, None)
-    with pytest.raises(ConfigurationError, match=rf"pip install 'flask-voxcallbacks\[{package}\]'"):
+    with pytest.raises(ConfigurationError) as raised:
         make_app(TESTING=True, VOXCALLBACKS_QUEUE=queue)
+    assert str(raised.value) == (
+        f"VOXCALLBACKS_QUEUE={shown} needs the {package} package:"
+        f" pip install 'flask-voxcallbacks[{package}]'"
+    )
 
 
 def test_celery_mode_without_a_celery_app_fails_the_request_and_warns(redis_url: str) -> None:
