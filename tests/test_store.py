@@ -824,3 +824,18 @@ def test_the_memory_store_keeps_done_callbacks_out_of_the_collector() -> None:
     assert not any(gc.is_tracked(entry) for entry in store._deadlines)  # type: ignore[attr-defined]
     assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == DONE
     assert store.claim(1, 2, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
+
+
+def test_redis_prune_takes_the_pruned_callbacks_out_of_the_failed_index(redis_url: str) -> None:
+    store = open_store(redis_url)
+    try:
+        for callback_id in (5, 6):
+            claim = store.claim(7, callback_id, BODY, lease_seconds=60, ttl=DAY)
+            store.fail(7, callback_id, claim.token, "boom", ITEM, retention=DAY)
+        index = store._failed_key  # type: ignore[attr-defined]
+        assert sorted(store.client.zrange(index, 0, -1)) == [b"7:5", b"7:6"]  # type: ignore[attr-defined]
+        time.sleep(0.01)
+        assert store.prune(older_than=0) == 2
+        assert store.client.zrange(index, 0, -1) == []  # type: ignore[attr-defined]
+    finally:
+        store.close()
