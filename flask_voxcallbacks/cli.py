@@ -16,12 +16,11 @@ from flask.cli import AppGroup
 from .callbacks import Callback
 from .config import ConfigurationError, load_settings, redact_url
 from .fields import wire_fields
-from .handling import ACCEPTED, DUPLICATE, Arrival, handle_batch
+from .handling import ACCEPTED, DUPLICATE, handle_kept
 from .payloads import CALLBACK_TYPES
 from .safe_text import printable
 from .signals import signal_names
-from .state import VoxState, get_state
-from .store import FailedCallback
+from .state import get_state
 from .testing import make_batch, make_callback_for
 
 voxcallbacks_cli = AppGroup(
@@ -108,7 +107,7 @@ def replay_command(replay_all: bool, account_id: int | None, callback_ids: tuple
             listed = ", ".join(str(i) for i in sorted(missing))
             raise click.ClickException(f"not among the failed or queued callbacks: {listed}")
         records = [record for record in records if record.callback_id in wanted]
-    outcomes = [(record, _replay(app, state, record)) for record in records]
+    outcomes = [(record, handle_kept(app, state, record)) for record in records]
     for record, outcome in outcomes:
         click.echo(
             f"{record.callback_id}  account={record.account_id}"
@@ -118,11 +117,6 @@ def replay_command(replay_all: bool, account_id: int | None, callback_ids: tuple
     click.echo(f"{len(outcomes) - still_failing} replayed, {still_failing} still failing.")
     if still_failing:
         raise SystemExit(1)
-
-
-def _replay(app: Flask, state: VoxState, record: FailedCallback) -> str:
-    arrival = Arrival(record.item, record.account_id, record.callback_id, record.type)
-    return handle_batch(app, state, [arrival], take_queued=True)[0]
 
 
 @voxcallbacks_cli.command("worker")

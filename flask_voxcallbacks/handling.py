@@ -17,7 +17,7 @@ from .payloads import Payload
 from .safe_text import printable
 from .signals import callback_duplicate, callback_rejected
 from .state import VoxState, get_state
-from .store import BUSY, DONE, MISMATCH, Claim
+from .store import BUSY, DONE, MISMATCH, Claim, FailedCallback
 from .store import QUEUED as WAITING_FOR_JOB
 
 logger = logging.getLogger("flask_voxcallbacks")
@@ -145,7 +145,13 @@ def run_job(app: Flask, account_id: int, callback_id: int) -> str:
             account_id,
         )
         return DUPLICATE
-    arrival = Arrival(record.item, account_id, callback_id, record.type)
+    return handle_kept(app, state, record)
+
+
+def handle_kept(app: Flask, state: VoxState, record: FailedCallback) -> str:
+    """Handle a failed or queued callback from the item the store kept, as its job or a replay
+    does (a queued callback is taken); return the outcome."""
+    arrival = Arrival(record.item, record.account_id, record.callback_id, record.type)
     return handle_batch(app, state, [arrival], take_queued=True)[0]
 
 
@@ -168,8 +174,7 @@ def _not_run(app: Flask, arrival: Arrival, claim: Claim, earlier: str | None) ->
         reject(app, arrival.item, Rejection(BODY_MISMATCH, arrival.account_id, arrival.callback_id))
         return REJECTED
     if claim.status in (DONE, WAITING_FOR_JOB) or earlier in (ACCEPTED, QUEUED):
-        if callback_duplicate.receivers:
-            send(callback_duplicate, app, callback=arrival.callback())
+        send(callback_duplicate, app, callback=arrival.callback())
         return DUPLICATE
     if claim.status == BUSY:
         return earlier or IN_PROGRESS

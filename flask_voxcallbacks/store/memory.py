@@ -54,7 +54,7 @@ class MemoryStore(Store):
 
     def _live(self, key: Key, now: float) -> _Record | None:
         record = self._open.get(key)
-        if record is not None and record.expires_at <= now and record.lease_until <= now:
+        if record is not None and record.deadline <= now:
             del self._open[key]
             return None
         return record

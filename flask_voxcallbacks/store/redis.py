@@ -120,6 +120,8 @@ class RedisStore(Store):
         self.client = client
         self.prefix = prefix
         self._hash_prefix = f"{prefix}cb:"
+        #: What the scripts cut from a hash's name to name the callback in the failed index.
+        self._name_start = len(self._hash_prefix)
         self._failed_key = f"{prefix}failed"
         self._claim = client.register_script(_CLAIM)
         self._complete = client.register_script(_COMPLETE)
@@ -161,7 +163,7 @@ class RedisStore(Store):
             return
         now = self.now()
         names = [self._failed_key]
-        args: list[Any] = [retention, now, len(self._hash_prefix)]
+        args: list[Any] = [retention, now, self._name_start]
         for account_id, callback_id, token, item in queued:
             names.append(self._hash(account_id, callback_id))
             args += [token, _record(item, "", now)]
@@ -171,7 +173,7 @@ class RedisStore(Store):
         if not keys:
             return
         names = [self._failed_key, *(self._hash(a, c) for a, c in keys)]
-        self._unqueue(keys=names, args=[len(self._hash_prefix)])
+        self._unqueue(keys=names, args=[self._name_start])
 
     def pending(self, account_id: int, callback_id: int) -> FailedCallback | None:
         values = self.client.hmget(
@@ -183,7 +185,7 @@ class RedisStore(Store):
         if not claimed:
             return
         names = [self._failed_key, *(self._hash(a, c) for a, c, _ in claimed)]
-        self._complete(keys=names, args=[ttl, len(self._hash_prefix)])
+        self._complete(keys=names, args=[ttl, self._name_start])
 
     def fail(
         self,
@@ -197,7 +199,7 @@ class RedisStore(Store):
         now = self.now()
         self._fail(
             keys=[self._hash(account_id, callback_id), self._failed_key],
-            args=[token, _record(item, error, now), now, retention, len(self._hash_prefix)],
+            args=[token, _record(item, error, now), now, retention, self._name_start],
         )
 
     def failed(self) -> list[FailedCallback]:
@@ -267,14 +269,15 @@ _STATUSES = {"b": BUSY, "d": DONE, "m": MISMATCH, "q": QUEUED}
 
 
 def _record(item: Mapping[str, Any], error: str, at: float) -> str:
-    """The JSON kept in a ``failure:`` hash."""
+    """The JSON kept as a callback's ``record`` while it is failed or queued."""
     return json.dumps(
         {"type": str(item.get("type", "")), "error": error, "failed_at": at, "item": item}
     )
 
 
 def _failed(field: str, values: Sequence[Any]) -> FailedCallback | None:
-    """The record of a ``failure:`` hash read as ``record``, ``attempts``, ``queued``."""
+    """The failed or queued callback named ``field``, from its hash's ``record``, ``attempts``
+    and ``queued``; None when it has no record."""
     raw_record, attempts, queued = values
     if raw_record is None:
         return None

@@ -96,6 +96,9 @@ FROM voxcallbacks WHERE error IS NOT NULL AND expires_at > ?
 _FAILED = _FAILED_ROWS + "ORDER BY failed_at"
 _PENDING = _FAILED_ROWS + "AND account_id = ? AND callback_id = ?"
 
+#: Forgets the rows whose record and lease have both ended.
+_DELETE_EXPIRED = "DELETE FROM voxcallbacks WHERE expires_at <= :now AND lease_until <= :now"
+
 #: Every _SWEEP_EVERY claims, a process looks at the next _SWEEP_ROWS rows of the table (in rowid
 #: order, going round) and forgets those expired: the sweep costs the same whatever the size of
 #: the table, and reaches every row while the table grows by at most a fifth of its rows.
@@ -336,18 +339,15 @@ class SQLiteStore(Store):
             ).fetchone()
             last = _MAX_ROWID if end is None else end[0]
             db.execute(
-                """DELETE FROM voxcallbacks WHERE rowid > ? AND rowid <= ?
-                   AND expires_at <= ? AND lease_until <= ?""",
-                (self._swept, last, now, now),
+                f"{_DELETE_EXPIRED} AND rowid > :first AND rowid <= :last",
+                {"now": now, "first": self._swept, "last": last},
             )
             self._swept = 0 if end is None else last
 
     @staticmethod
     def _sweep(db: sqlite3.Connection, now: float) -> None:
         """Forget every expired row (a scan of the whole table)."""
-        db.execute(
-            "DELETE FROM voxcallbacks WHERE expires_at <= ? AND lease_until <= ?", (now, now)
-        )
+        db.execute(_DELETE_EXPIRED, {"now": now})
 
     def warnings(self) -> list[str]:
         found = []
