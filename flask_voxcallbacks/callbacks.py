@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
-from typing import Any, Generic, Mapping, TypeVar
+from typing import Any, Generic, Mapping, NoReturn, TypeVar
 
 from .fields import construct, convert_fields, money, text
 from .payloads import CALLBACK_TYPES, CallbackType, Payload, UnknownPayload
@@ -42,7 +42,8 @@ class Callback(Generic[P_co]):
     ``payload`` is the typed payload of a known type (see ``CALLBACK_TYPES``) or an
     :class:`~flask_voxcallbacks.payloads.UnknownPayload`. ``invalid_fields`` names the fields whose
     values could not be converted; they are ``None`` here and unchanged in ``raw``, the item as
-    received without its ``hash``.
+    received without its ``hash``. ``raw`` is read-only (nested objects and arrays too): it is
+    the same for every receiver, and what the store keeps for a replay is never changed by it.
     """
 
     callback_id: int
@@ -113,8 +114,73 @@ def build_callback(
     common["account_id"] = account_id
     common["payload"] = payload
     common["invalid_fields"] = tuple(invalid)
-    common["raw"] = without_hash(item)
+    common["raw"] = read_only(item)
     return construct(Callback, common)
+
+
+class ReadOnlyDict(dict):  # type: ignore[type-arg]
+    """A JSON object of ``Callback.raw``: a ``dict`` (``json.dumps`` and ``==`` work as on any
+    dict) that refuses every change, so that one receiver cannot alter what the next one sees.
+    ``dict(raw)`` or ``copy.deepcopy(raw)`` gives an ordinary dict to edit."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("a callback's raw item is read-only; copy it to change it")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __reduce__(self) -> tuple[type[dict[str, Any]], tuple[dict[str, Any]]]:
+        # Copies (copy, deepcopy, pickle) are ordinary dicts.
+        return dict, (dict(self),)
+
+
+class ReadOnlyList(list):  # type: ignore[type-arg]
+    """A JSON array of ``Callback.raw``: a ``list`` that refuses every change."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("a callback's raw item is read-only; copy it to change it")
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only
+    append = clear = extend = insert = pop = remove = reverse = sort = _read_only
+
+    def __reduce__(self) -> tuple[type[list[Any]], tuple[list[Any]]]:
+        return list, (list(self),)
+
+
+def read_only(item: Mapping[str, Any]) -> ReadOnlyDict:
+    """A read-only copy of a JSON item, nested objects and arrays included, without ``hash``."""
+    copy = _read_only_dict(item)
+    if "hash" in copy:
+        dict.__delitem__(copy, "hash")
+    return copy
+
+
+def _read_only_dict(value: Mapping[str, Any]) -> ReadOnlyDict:
+    copy = {}
+    for key, element in value.items():
+        kind = type(element)
+        if kind is dict:
+            element = _read_only_dict(element)
+        elif kind is list:
+            element = _read_only_list(element)
+        copy[key] = element
+    return ReadOnlyDict(copy)
+
+
+def _read_only_list(value: list[Any]) -> ReadOnlyList:
+    copy = []
+    for element in value:
+        kind = type(element)
+        if kind is dict:
+            element = _read_only_dict(element)
+        elif kind is list:
+            element = _read_only_list(element)
+        copy.append(element)
+    return ReadOnlyList(copy)
 
 
 def without_hash(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -176,5 +242,5 @@ class RejectedCallback:
             account_id,
             callback_id,
             type_name if isinstance(type_name, str) else None,
-            without_hash(item),
+            read_only(item),
         )

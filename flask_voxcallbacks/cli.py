@@ -16,7 +16,7 @@ from flask.cli import AppGroup
 from .callbacks import Callback
 from .config import ConfigurationError, load_settings, redact_url
 from .fields import wire_fields
-from .handling import ACCEPTED, DUPLICATE, handle_kept
+from .handling import ACCEPTED, DUPLICATE, handle_kept, kept_callbacks
 from .payloads import CALLBACK_TYPES
 from .safe_text import printable
 from .signals import signal_names
@@ -47,7 +47,9 @@ def failed_command() -> None:
     """List the callbacks whose handlers failed and that no later attempt handled, and in queue
     mode the callbacks still waiting for their job (a job lost with its worker stays listed)."""
     state = get_state(current_app)
-    records = state.store.failed()
+    records, others = kept_callbacks(state)
+    if others:
+        click.echo(_others_note(others))
     if not records:
         click.echo("No failed or queued callbacks.")
         return
@@ -67,6 +69,10 @@ def failed_command() -> None:
             f"{where}attempts={record.attempts}  last={_when(record.failed_at)}  "
             f"error={printable(first_line, limit=200)}"
         )
+        if record.succeeded:
+            # These are not run again: a replay runs only the receivers that failed.
+            names = ", ".join(printable(name, limit=200) for name in record.succeeded)
+            click.echo(f"    succeeded: {names}")
     queued = sum(record.queued for record in records)
     click.echo(f"{len(records) - queued} failed callback(s), {queued} queued.")
 
@@ -93,7 +99,9 @@ def replay_command(replay_all: bool, account_id: int | None, callback_ids: tuple
         raise click.UsageError("Give either --all or one or more CALLBACK_IDs.")
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     state = get_state(app)
-    records = state.store.failed()
+    records, others = kept_callbacks(state)
+    if others:
+        click.echo(_others_note(others))
     if replay_all:
         # A younger queued callback most likely still has its job on the way.
         oldest = state.store.now() - state.settings.lease_seconds
@@ -107,14 +115,20 @@ def replay_command(replay_all: bool, account_id: int | None, callback_ids: tuple
             listed = ", ".join(str(i) for i in sorted(missing))
             raise click.ClickException(f"not among the failed or queued callbacks: {listed}")
         records = [record for record in records if record.callback_id in wanted]
-    outcomes = [(record, handle_kept(app, state, record)) for record in records]
-    for record, outcome in outcomes:
-        click.echo(
-            f"{record.callback_id}  account={record.account_id}"
-            f"  type={printable(record.type)}  {outcome}"
-        )
-    still_failing = sum(outcome not in (ACCEPTED, DUPLICATE) for _, outcome in outcomes)
-    click.echo(f"{len(outcomes) - still_failing} replayed, {still_failing} still failing.")
+    still_failing = 0
+    for record in records:
+        where = f"{record.callback_id}  account={record.account_id}  type={printable(record.type)}"
+        try:
+            outcome = handle_kept(app, state, record)
+        except Exception as error:
+            # The store failed under this one (the others are still replayed).
+            reason = printable(f"{type(error).__name__}: {error}", limit=300)
+            click.echo(f"{where}  error ({reason})")
+            still_failing += 1
+            continue
+        click.echo(f"{where}  {outcome}")
+        still_failing += outcome not in (ACCEPTED, DUPLICATE)
+    click.echo(f"{len(records) - still_failing} replayed, {still_failing} still failing.")
     if still_failing:
         raise SystemExit(1)
 
@@ -150,8 +164,20 @@ def worker_command(burst: bool) -> None:
 def prune_command(days: float) -> None:
     """Remove failure records and queued callbacks older than DAYS days (and expired done
     markers)."""
-    removed = get_state(current_app).store.prune(days * 86400)
+    state = get_state(current_app)
+    _, others = kept_callbacks(state)
+    removed = state.store.prune(days * 86400, accounts=state.settings.accounts)
     click.echo(f"Removed {removed} failed callback(s) older than {days:g} day(s).")
+    if others:
+        click.echo(_others_note(others))
+
+
+def _others_note(others: int) -> str:
+    return (
+        f"Warning: {others} failed or queued callback(s) of accounts this application is not"
+        " configured for are left untouched (another application shares the store; give each"
+        " its own VOXCALLBACKS_NAMESPACE)."
+    )
 
 
 def _field(text: str) -> tuple[str, Any]:
@@ -273,7 +299,7 @@ def check_command() -> None:
             " restart; in production use sqlite:// (one host) or redis:// (several hosts)"
         )
     try:
-        pending = len(state.store.failed())
+        pending = len(kept_callbacks(state)[0])
         warnings += state.store.warnings()
     except Exception as error:
         reason = printable(f"{type(error).__name__}: {error}", limit=300)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -85,6 +86,12 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         '``""`` runs them in the request.',
     ),
     ConfigKey(
+        "VOXCALLBACKS_NAMESPACE",
+        "",
+        "Keeps this application's callbacks apart from other applications sharing its Redis"
+        " server, SQLite file or RQ queue: lower-case letters, digits and ``_`` (at most 32).",
+    ),
+    ConfigKey(
         "VOXCALLBACKS_QUEUE_RETRIES",
         3,
         "Times a job whose handlers failed is retried by its queue (after 10 s, 40 s, 160 s, ...).",
@@ -108,12 +115,13 @@ class Settings:
     lease_seconds: int
     queue_url: str = ""
     queue_retries: int = 3
+    namespace: str = ""
 
     def __repr__(self) -> str:
         return (
             f"Settings(account_id={self.account_id}, path={self.path!r}, "
             f"accounts={sorted(self.accounts)}, store_url={redact_url(self.store_url)!r},"
-            f" queue_url={redact_url(self.queue_url)!r})"
+            f" queue_url={redact_url(self.queue_url)!r}, namespace={self.namespace!r})"
         )
 
 
@@ -210,6 +218,18 @@ def _queue_url(value: Any, name: str) -> str:
     return value
 
 
+_NAMESPACE = re.compile(r"[a-z0-9_]{1,32}")
+
+
+def _namespace(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not (value == "" or _NAMESPACE.fullmatch(value)):
+        raise ConfigurationError(
+            f"{name} must be lower-case letters, digits and _ (at most 32), such as 'billing';"
+            ' or "" for none.'
+        )
+    return value
+
+
 def _count(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigurationError(f"{name} must be a whole number, 0 or more.")
@@ -254,7 +274,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
             f"VOXCALLBACKS_ACCOUNTS repeats the main account {account_id}; remove that entry."
         )
     accounts[account_id] = main
-    return Settings(
+    settings = Settings(
         account_id=account_id,
         path=read("VOXCALLBACKS_PATH", _path),
         accounts=accounts,
@@ -266,4 +286,14 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         lease_seconds=read("VOXCALLBACKS_LEASE_SECONDS", _positive_int),
         queue_url=read("VOXCALLBACKS_QUEUE", _queue_url),
         queue_retries=read("VOXCALLBACKS_QUEUE_RETRIES", _count),
+        namespace=read("VOXCALLBACKS_NAMESPACE", _namespace),
     )
+    if settings.dedup_ttl < settings.lease_seconds:
+        # A done marker or pin that ended before a claim's lease would let a redelivery with
+        # another body run beside the one still running.
+        raise ConfigurationError(
+            f"VOXCALLBACKS_DEDUP_TTL ({settings.dedup_ttl} s) is shorter than"
+            f" VOXCALLBACKS_LEASE_SECONDS ({settings.lease_seconds} s); a callback id must be"
+            " remembered at least as long as a claim lasts: raise the TTL or lower the lease."
+        )
+    return settings

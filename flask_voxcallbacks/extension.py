@@ -36,8 +36,8 @@ class VoxCallbacks:
                 " sqlite:///path/to/file.db (one host) or redis://host:port/db; memory:// lives"
                 " in one process (it is accepted with a queue only when the app is TESTING)"
             )
-        queue = open_queue(settings.queue_url, app)
-        store = open_store(settings.store_url, app.instance_path)
+        queue = open_queue(settings.queue_url, app, settings.namespace)
+        store = open_store(settings.store_url, app.instance_path, settings.namespace)
         app.extensions[EXTENSION_NAME] = VoxState(settings, store, queue)
         blueprint = make_blueprint(settings.path)
         app.register_blueprint(blueprint)

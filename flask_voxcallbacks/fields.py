@@ -286,7 +286,11 @@ def to_datetime(value: Any) -> datetime | None:
             raise Invalid from None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:
+        # The first or last day of the calendar with an offset that takes it out of range.
+        raise Invalid from None
 
 
 def to_date(value: Any) -> date | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, NoReturn
 
 EXPECTED = 'expected a JSON object {"callbacks": [...]}'
@@ -16,8 +17,17 @@ def _reject_constant(name: str) -> NoReturn:
     raise BadBatch(f"invalid JSON: {name} is not a JSON value")
 
 
+def _finite(text: str) -> float:
+    """A JSON number with a fraction or an exponent, refused when it overflows to infinity
+    (``1e400``), as ``NaN`` and ``Infinity`` are."""
+    value = float(text)
+    if math.isinf(value):
+        raise BadBatch(f"invalid JSON: the number {text[:40]} is out of range")
+    return value
+
+
 #: Built once: ``json.loads`` with any option builds a new decoder on every call.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite)
 
 
 def parse_batch(body: bytes) -> list[dict[str, Any]]:

@@ -54,6 +54,13 @@ def receive() -> Response | tuple[Response, int]:
     except RequestEntityTooLarge:
         logger.warning("batch refused: body over %d bytes", cap)
         return _error(413, f"body over {cap} bytes")
+    except Exception as error:
+        # A chunked body that breaks off or is malformed: the WSGI server's reader raises its
+        # own error (gunicorn's InvalidChunkSize, Werkzeug's ClientDisconnected, an OSError).
+        logger.warning(
+            "batch refused: the request body could not be read (%s)", type(error).__name__
+        )
+        return _error(400, "the request body could not be read (malformed or cut off)")
     try:
         items = parse_batch(body)
     except BadBatch as error:
@@ -63,15 +70,38 @@ def receive() -> Response | tuple[Response, int]:
     if len(items) > cap:
         logger.warning("batch refused: %d items, over VOXCALLBACKS_MAX_ITEMS=%d", len(items), cap)
         return _error(413, f"{len(items)} items in one batch; at most {cap} are accepted")
-    counts, reasons = handle_items(app, state, items)
-    if reasons:
-        logger.warning(
-            "batch of %d: %d rejected (%s)",
-            len(items),
-            counts[REJECTED],
-            ", ".join(f"{reason}={n}" for reason, n in sorted(reasons.items())),
-        )
+    counts, reasons, unfinished = handle_items(app, state, items)
+    _log_batch(len(items), counts, reasons, unfinished)
     return _summary(counts, len(items), queue_mode=state.queue is not None)
+
+
+def _log_batch(
+    total: int, counts: dict[str, int], reasons: dict[str, int], unfinished: dict[str, list[int]]
+) -> None:
+    """One line for a batch with anything but accepted or queued callbacks: a WARNING when some
+    were rejected, failed or are in progress elsewhere, else (duplicates only) INFO."""
+    parts = []
+    for outcome in (FAILED, IN_PROGRESS):
+        if counts[outcome]:
+            ids = unfinished[outcome]
+            parts.append(f"{counts[outcome]} {outcome.replace('_', ' ')} (callback {_ids(ids)})")
+    if counts[REJECTED]:
+        detail = ", ".join(f"{reason}={n}" for reason, n in sorted(reasons.items()))
+        parts.append(f"{counts[REJECTED]} rejected ({detail})")
+    if counts[DUPLICATE]:
+        parts.append(f"{counts[DUPLICATE]} duplicate(s)")
+    if not parts:
+        return
+    level = logging.INFO if parts and len(parts) == 1 and counts[DUPLICATE] else logging.WARNING
+    logger.log(level, "batch of %d: %s", total, ", ".join(parts))
+
+
+def _ids(callback_ids: list[int], limit: int = 5) -> str:
+    """The first few distinct ids of a list."""
+    distinct = list(dict.fromkeys(callback_ids))
+    shown = ", ".join(str(i) for i in distinct[:limit])
+    more = len(distinct) - limit
+    return f"{shown} and {more} more" if more > 0 else shown
 
 
 def _read_body(cap: int) -> bytes:
@@ -95,14 +125,17 @@ CHUNK_ITEMS = 1000
 
 def handle_items(
     app: Flask, state: VoxState, items: list[dict[str, object]]
-) -> tuple[dict[str, int], dict[str, int]]:
+) -> tuple[dict[str, int], dict[str, int], dict[str, list[int]]]:
     """Authenticate each item on its own and handle the authentic ones together, chunk by chunk;
-    count the outcomes and the reasons of the rejections."""
+    count the outcomes and the reasons of the rejections, and list the ids of the callbacks
+    that failed or are in progress elsewhere."""
     counts = dict.fromkeys(OUTCOMES, 0)
     reasons: dict[str, int] = {}
+    unfinished: dict[str, list[int]] = {FAILED: [], IN_PROGRESS: []}
     for start in range(0, len(items), CHUNK_ITEMS):
-        _handle_chunk(app, state, items[start : start + CHUNK_ITEMS], counts, reasons)
-    return counts, reasons
+        chunk = items[start : start + CHUNK_ITEMS]
+        _handle_chunk(app, state, chunk, counts, reasons, unfinished)
+    return counts, reasons, unfinished
 
 
 def _handle_chunk(
@@ -111,6 +144,7 @@ def _handle_chunk(
     items: list[dict[str, object]],
     counts: dict[str, int],
     reasons: dict[str, int],
+    unfinished: dict[str, list[int]],
 ) -> None:
     arrivals = []
     accounts = state.settings.accounts
@@ -140,12 +174,14 @@ def _handle_chunk(
         else:
             outcomes = enqueue_batch(app, state, arrivals)
     except Exception:
-        # The store is unreachable: what was not recorded is redelivered by the sender.
+        # The store could not claim them: nothing ran, and the sender redelivers them.
         logger.exception("store error while handling a batch of %d callbacks", len(arrivals))
         outcomes = [FAILED] * len(arrivals)
-    for outcome in outcomes:
+    for arrival, outcome in zip(arrivals, outcomes):
         counts[outcome] += 1
-        if outcome == REJECTED:
+        if outcome in unfinished:
+            unfinished[outcome].append(arrival.callback_id)
+        elif outcome == REJECTED:
             # The only rejection after authentication: the id is pinned to another body.
             reasons[BODY_MISMATCH] = reasons.get(BODY_MISMATCH, 0) + 1
 

@@ -4,7 +4,9 @@
 ``VOXCALLBACKS_QUEUE=celery`` the Celery app of Flask's Celery pattern uses ``VOX_BROKER``. Every
 handler run is written to the SQLite ledger ``VOX_LEDGER``. The handlers of ``sms_inbound``
 sleep ``VOX_SLEEP`` seconds; the first attempt of a ``js_fail`` callback hangs (so that a test
-can kill its worker in the middle of it); the first attempt of a ``call_history_report`` fails.
+can kill its worker in the middle of it); the first attempt of a ``call_history_report`` fails,
+after a receiver of its own signal has written ``notified`` to the ledger (it succeeds at once, so
+it never runs again).
 
 Run it as the Flask CLI's app (``--app queue_app:create_app``), under gunicorn
 (``queue_app:create_app()``) or as a Celery worker (``celery -A queue_app:celery_app worker``).
@@ -20,7 +22,7 @@ from flask import Flask
 from multiproc_app import ledger
 
 from example_app.celery_setup import celery_init_app
-from flask_voxcallbacks import Callback, VoxCallbacks, callback_received
+from flask_voxcallbacks import Callback, VoxCallbacks, call_history_report_ready, callback_received
 from flask_voxcallbacks.testing import DEFAULT_ACCOUNT_ID, DEFAULT_API_KEY, DEFAULT_SALT
 
 HANG_SECONDS = 60
@@ -31,7 +33,8 @@ def record(sender: Flask, callback: Callback[Any], **extra: Any) -> None:
     try:
         cid = callback.callback_id
         (prior,) = db.execute(
-            "SELECT COUNT(*) FROM attempts WHERE callback_id = ?", (cid,)
+            "SELECT COUNT(*) FROM attempts WHERE callback_id = ? AND outcome != 'notified'",
+            (cid,),
         ).fetchone()
         if callback.type == "sms_inbound":
             time.sleep(float(os.environ.get("VOX_SLEEP", "0")))
@@ -42,6 +45,14 @@ def record(sender: Flask, callback: Callback[Any], **extra: Any) -> None:
             db.execute("INSERT INTO attempts VALUES (?, ?, 'failed')", (cid, os.getpid()))
             raise RuntimeError(f"first attempt of {cid} fails")
         db.execute("INSERT INTO attempts VALUES (?, ?, 'succeeded')", (cid, os.getpid()))
+    finally:
+        db.close()
+
+
+def notify(sender: Flask, callback: Callback[Any], **extra: Any) -> None:
+    db = ledger()
+    try:
+        db.execute("INSERT INTO attempts VALUES (?, ?, 'notified')", (callback.callback_id, 0))
     finally:
         db.close()
 
@@ -69,6 +80,7 @@ def create_app() -> Flask:
     if app.config["VOXCALLBACKS_QUEUE"] == "celery":
         celery_init_app(app)
     VoxCallbacks(app)
+    call_history_report_ready.connect(notify, sender=app)
     callback_received.connect(record, sender=app)
     return app
 

@@ -219,8 +219,8 @@ def test_the_failure_record_names_each_failing_receiver(app, client) -> None:
         client.post(ENDPOINT, json=make_batch(item))
     (record,) = get_state(app).store.failed()
     assert record.error.splitlines() == [
-        "test_delivery.broken_function: ValueError: no such customer",
-        f"test_delivery.{flaky!r}: ConnectionError: crm unreachable",
+        "min_balance:test_delivery.broken_function: ValueError: no such customer",
+        "callback_received:test_delivery.Flaky: ConnectionError: crm unreachable",
     ]
 
 

@@ -405,7 +405,8 @@ def test_celery_tasks_name_the_callback_and_run_it_in_its_application(redis_url:
         args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
         sent.append((message["headers"]["task"], args, kwargs))
     assert sent == [
-        (TASK_NAME, [item["account_id"], item["callback_id"]], {"retries": 2}) for item in items
+        (TASK_NAME, [item["account_id"], item["callback_id"]], {"retries": 2, "namespace": ""})
+        for item in items
     ]
     assert seen == []
     task = celery.tasks[TASK_NAME]

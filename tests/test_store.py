@@ -321,39 +321,6 @@ def test_sqlite_store_leaves_existing_files_and_directories_alone(tmp_path: Path
     assert stat.S_IMODE((tmp_path / "shared").stat().st_mode) == 0o755
 
 
-def test_sqlite_file_of_the_first_version_is_upgraded(tmp_path: Path) -> None:
-    import sqlite3
-
-    path = tmp_path / "old.db"
-    now = time.time()
-    with sqlite3.connect(path) as db:
-        db.executescript(
-            """CREATE TABLE voxcallbacks (
-                account_id INTEGER NOT NULL, callback_id INTEGER NOT NULL,
-                token TEXT NOT NULL DEFAULT '', lease_until REAL NOT NULL DEFAULT 0,
-                done_until REAL NOT NULL DEFAULT 0, type TEXT, error TEXT, item TEXT,
-                failed_at REAL, attempts INTEGER NOT NULL DEFAULT 0,
-                PRIMARY KEY (account_id, callback_id));"""
-        )
-        db.execute(
-            "INSERT INTO voxcallbacks (account_id, callback_id, done_until) VALUES (1, 5, ?)",
-            (now + 3600,),
-        )
-        db.execute(
-            "INSERT INTO voxcallbacks (account_id, callback_id, error, item, failed_at, attempts)"
-            " VALUES (1, 6, 'boom', ?, ?, 1)",
-            ('{"type": "min_balance"}', now),
-        )
-    store = open_store(f"sqlite:///{path}")
-    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == DONE
-    assert [(f.callback_id, f.attempts) for f in store.failed()] == [(6, 1)]
-    retry = store.claim(1, 6, BODY, lease_seconds=60, ttl=DAY)
-    assert retry.status == CLAIMED, "an old failure takes the first body that comes as its pin"
-    store.fail(1, 6, retry.token, "again", {"type": "min_balance"}, retention=DAY)
-    assert store.claim(1, 6, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
-    store.close()
-
-
 def stored_keys(store: Store) -> int:
     """How many keys a memory or SQLite store holds."""
     if hasattr(store, "_open"):
@@ -657,28 +624,6 @@ def test_prune_removes_queued_items_too(store: Store, clock: Clock) -> None:
     assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
 
 
-def test_sqlite_file_without_the_queued_flag_is_upgraded(tmp_path: Path) -> None:
-    import sqlite3
-
-    from flask_voxcallbacks.store import QUEUED
-    from flask_voxcallbacks.store.sqlite import _SCHEMA
-
-    path = tmp_path / "before-queues.db"
-    with sqlite3.connect(path) as db:
-        db.executescript(_SCHEMA.replace("queued INTEGER NOT NULL DEFAULT 0,", ""))
-        db.execute(
-            "INSERT INTO voxcallbacks (account_id, callback_id, error, item, failed_at, attempts,"
-            " digest, expires_at) VALUES (1, 6, 'boom', '{}', ?, 1, ?, ?)",
-            (time.time(), BODY, time.time() + DAY),
-        )
-    store = open_store(f"sqlite:///{path}")
-    assert [(f.callback_id, f.queued) for f in store.failed()] == [(6, False)]
-    claim = store.claim(1, 7, BODY, lease_seconds=60, ttl=DAY)
-    store.queue_many([(1, 7, claim.token, ITEM)], retention=DAY)
-    assert store.claim(1, 7, BODY, lease_seconds=60, ttl=DAY).status == QUEUED
-    store.close()
-
-
 def test_queued_items_without_a_type_and_unknown_keys(store: Store) -> None:
     claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     untyped = {"callback_id": 5, "account_id": 1}
@@ -699,33 +644,6 @@ def test_an_sqlite_queue_batch_that_fails_leaves_no_transaction_open(tmp_path: P
     assert store.failed() == []
     store.queue_many([(1, 5, first.token, ITEM)], retention=DAY)
     assert [r.callback_id for r in store.failed()] == [5]
-    store.close()
-
-
-def test_sqlite_file_with_the_earlier_indexes_is_upgraded(tmp_path: Path) -> None:
-    import sqlite3
-
-    from flask_voxcallbacks.store.sqlite import _SCHEMA
-
-    path = tmp_path / "indexed.db"
-    with sqlite3.connect(path) as db:
-        db.executescript(
-            _SCHEMA.split("CREATE INDEX")[0]
-            + "CREATE INDEX voxcallbacks_failed_at ON voxcallbacks (failed_at);"
-            " CREATE INDEX voxcallbacks_expires_at ON voxcallbacks (expires_at);"
-        )
-        db.execute(
-            "INSERT INTO voxcallbacks (account_id, callback_id, error, item, failed_at, attempts,"
-            " digest, expires_at) VALUES (1, 6, 'boom', '{}', ?, 1, ?, ?)",
-            (time.time(), BODY, time.time() + DAY),
-        )
-    store = open_store(f"sqlite:///{path}")
-    db = store._connection()  # type: ignore[attr-defined]
-    indexes = {row[1] for row in db.execute("PRAGMA index_list(voxcallbacks)")}
-    assert indexes - {"sqlite_autoindex_voxcallbacks_1"} == {"voxcallbacks_failed"}
-    plan = " ".join(str(row) for row in db.execute("EXPLAIN QUERY PLAN " + _FAILED_QUERY))
-    assert "voxcallbacks_failed" in plan, "the failed rows are read through their own index"
-    assert [f.callback_id for f in store.failed()] == [6]
     store.close()
 
 
@@ -839,3 +757,19 @@ def test_redis_prune_takes_the_pruned_callbacks_out_of_the_failed_index(redis_ur
         assert store.client.zrange(index, 0, -1) == []  # type: ignore[attr-defined]
     finally:
         store.close()
+
+
+def test_a_sqlite_table_of_another_layout_is_a_clear_error(tmp_path: Path) -> None:
+    import sqlite3
+
+    from flask_voxcallbacks.store import StoreURLError
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE voxcallbacks (account_id INTEGER, callback_id INTEGER, token TEXT,"
+        " PRIMARY KEY (account_id, callback_id))"
+    )
+    db.close()
+    with pytest.raises(StoreURLError, match=r"lacks the columns attempts, digest, done_until"):
+        open_store(f"sqlite:///{path}")

@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_RQ_QUEUE",
     "TASK_NAME",
     "JobFailed",
+    "JobRefused",
     "Queue",
     "QueueError",
     "open_queue",
@@ -28,6 +29,9 @@ CELERY = "celery"
 #: The name of the Celery task and the RQ job function.
 TASK_NAME = "flask_voxcallbacks.run_callback"
 DEFAULT_RQ_QUEUE = "voxcallbacks"
+#: Seconds a request waits for its queue to take its jobs: a broker that does not answer
+#: within them fails the request (the sender redelivers) instead of holding it.
+ENQUEUE_TIMEOUT = 5
 
 
 class QueueError(RuntimeError):
@@ -49,6 +53,15 @@ class JobFailed(RuntimeError):
     def __reduce__(self) -> tuple[type[JobFailed], tuple[int, int]]:
         # Queues pickle the exception of a failed job; rebuild it from the ids.
         return type(self), (self.account_id, self.callback_id)
+
+
+class JobRefused(RuntimeError):
+    """Raised by a job that reached a worker of another application (another namespace, or an
+    account this application is not configured for): nothing is run or dropped, the job fails
+    loudly, and the callback stays queued in its own application's store."""
+
+    def __reduce__(self) -> tuple[type[JobRefused], tuple[str]]:
+        return type(self), (str(self),)
 
 
 class Queue(abc.ABC):
@@ -77,7 +90,12 @@ def retry_delays(retries: int) -> list[int]:
     return [min(10 * 4**attempt, 3600) for attempt in range(retries)]
 
 
-def open_queue(url: str, app: Flask) -> Queue | None:
+def default_rq_queue(namespace: str) -> str:
+    """The RQ queue of an application whose URL names none: one per namespace."""
+    return f"{DEFAULT_RQ_QUEUE}_{namespace}" if namespace else DEFAULT_RQ_QUEUE
+
+
+def open_queue(url: str, app: Flask, namespace: str = "") -> Queue | None:
     """The queue a ``VOXCALLBACKS_QUEUE`` value names, or None for inline handling."""
     if not url:
         return None
@@ -96,7 +114,7 @@ def open_queue(url: str, app: Flask) -> Queue | None:
             f"{KEY} must be {CELERY!r} or an RQ URL such as rq://localhost:6379/0?queue=name,"
             f" not {redact_url(url)!r}"
         )
-    names = parse_qs(parts.query).get("queue", [DEFAULT_RQ_QUEUE])
+    names = parse_qs(parts.query).get("queue", [default_rq_queue(namespace)])
     try:
         from .rq import RQQueue
     except ImportError:

@@ -4,6 +4,7 @@ pattern keeps in ``app.extensions["celery"]``, run by the application's ordinary
 
 from __future__ import annotations
 
+import threading
 import weakref
 from typing import Any, Sequence
 
@@ -11,8 +12,8 @@ from celery import Celery, Task, shared_task  # type: ignore[import-untyped]
 from flask import Flask, current_app, has_app_context
 
 from ..handling import FAILED, run_job
-from ..state import EXTENSION_NAME
-from . import CELERY, TASK_NAME, JobFailed, Queue, QueueError, retry_delays
+from ..state import EXTENSION_NAME, get_state
+from . import CELERY, ENQUEUE_TIMEOUT, TASK_NAME, JobFailed, Queue, QueueError, retry_delays
 
 #: The applications set up with this engine, to find the one a worker's task belongs to.
 _apps: weakref.WeakSet[Flask] = weakref.WeakSet()
@@ -26,6 +27,33 @@ class CeleryQueue(Queue):
 
     def enqueue(self, app: Flask, keys: Sequence[tuple[int, int]], retries: int) -> None:
         celery = _celery_of(app)
+        namespace = get_state(app).settings.namespace
+        failure: list[BaseException] = []
+        # A broker that accepts the connection and then never answers would hold the request
+        # for ever: the jobs are sent from a thread that the request waits for ENQUEUE_TIMEOUT
+        # seconds at most. Jobs it sends later find their callbacks no longer queued.
+        sender = threading.Thread(
+            target=self._send,
+            args=(celery, keys, retries, namespace, failure),
+            name="voxcallbacks-enqueue",
+            daemon=True,
+        )
+        sender.start()
+        sender.join(ENQUEUE_TIMEOUT)
+        if sender.is_alive():
+            raise QueueError(f"the Celery broker did not take the jobs within {ENQUEUE_TIMEOUT} s")
+        if failure:
+            error = failure[0]
+            raise QueueError(f"the Celery broker took no job: {type(error).__name__}: {error}")
+
+    @staticmethod
+    def _send(
+        celery: Celery,
+        keys: Sequence[tuple[int, int]],
+        retries: int,
+        namespace: str,
+        failure: list[BaseException],
+    ) -> None:
         try:
             with celery.connection_for_write() as connection:
                 # One quick attempt: a broker that does not answer fails the request at once (the
@@ -35,13 +63,12 @@ class CeleryQueue(Queue):
                     celery.send_task(
                         TASK_NAME,
                         args=(account_id, callback_id),
-                        kwargs={"retries": retries},
+                        kwargs={"retries": retries, "namespace": namespace},
                         connection=connection,
                         retry=False,
                     )
         except Exception as error:
-            reason = f"{type(error).__name__}: {error}"
-            raise QueueError(f"the Celery broker took no job: {reason}") from None
+            failure.append(error)
 
     def warnings(self, app: Flask) -> list[str]:
         try:
@@ -64,12 +91,14 @@ def _celery_of(app: Flask) -> Celery:
 @shared_task(  # type: ignore[untyped-decorator]
     name=TASK_NAME, bind=True, ignore_result=True, acks_late=True, reject_on_worker_lost=True
 )
-def run_callback(task: Task, account_id: int, callback_id: int, retries: int = 0) -> str:
+def run_callback(
+    task: Task, account_id: int, callback_id: int, retries: int = 0, namespace: str = ""
+) -> str:
     """Handle a queued callback in the application's context; a failure is retried ``retries``
     times with back-off, then left to ``flask voxcallbacks replay``."""
     app = _flask_app(task.app)
     with app.app_context():
-        outcome = run_job(app, account_id, callback_id)
+        outcome = run_job(app, account_id, callback_id, namespace)
     if outcome == FAILED:
         attempt = task.request.retries
         if attempt < retries:

@@ -13,7 +13,7 @@ from rq import Retry, Worker
 from ..config import redact_url
 from ..handling import FAILED, run_job
 from ..state import get_state
-from . import JobFailed, Queue, QueueError, retry_delays
+from . import ENQUEUE_TIMEOUT, JobFailed, Queue, QueueError, retry_delays
 
 #: The job function, by name: the worker imports it.
 JOB = "flask_voxcallbacks.queue.rq.run_callback"
@@ -21,19 +21,27 @@ JOB = "flask_voxcallbacks.queue.rq.run_callback"
 
 class RQQueue(Queue):
     def __init__(self, redis_url: str, name: str, url: str) -> None:
+        #: The workers' connection, whose blocking reads RQ times itself.
         self.connection = redis.Redis.from_url(redis_url)
         self.queue = RQ(name, connection=self.connection)
+        # A request's enqueue gives up after ENQUEUE_TIMEOUT s on a server that does not answer
+        # (unless the URL sets its own socket timeouts).
+        self._sending = redis.Redis.from_url(
+            redis_url, socket_timeout=ENQUEUE_TIMEOUT, socket_connect_timeout=ENQUEUE_TIMEOUT
+        )
+        self._sender = RQ(name, connection=self._sending)
         self.description = redact_url(url)
 
     def enqueue(self, app: Flask, keys: Sequence[tuple[int, int]], retries: int) -> None:
         retry = Retry(max=retries, interval=retry_delays(retries)) if retries else None
         # A job may run as long as its claim's lease: the handlers would be stopped, and the
         # callback left claimed, if RQ's own timeout (180 s by default) ended the job earlier.
-        timeout = get_state(app).settings.lease_seconds
+        settings = get_state(app).settings
+        timeout = settings.lease_seconds
         jobs = [
             RQ.prepare_data(
                 JOB,
-                args=(account_id, callback_id),
+                args=(account_id, callback_id, settings.namespace),
                 timeout=timeout,
                 result_ttl=0,
                 retry=retry,
@@ -42,7 +50,7 @@ class RQQueue(Queue):
             for account_id, callback_id in keys
         ]
         try:
-            self.queue.enqueue_many(jobs)
+            self._sender.enqueue_many(jobs)
         except redis.RedisError as error:
             raise QueueError(f"the RQ queue's Redis server took no job: {error}") from None
 
@@ -58,13 +66,15 @@ class RQQueue(Queue):
 
     def close(self) -> None:
         self.connection.close()
+        self._sending.close()
 
 
-def run_callback(account_id: int, callback_id: int) -> str:
+def run_callback(account_id: int, callback_id: int, namespace: str = "") -> str:
     """Handle a queued callback; run by ``flask voxcallbacks worker`` in the application's
-    context. A failure raises, so that RQ retries the job as its ``Retry`` says."""
+    context. A failure raises, so that RQ retries the job as its ``Retry`` says; a job of
+    another application raises :class:`JobRefused` and stays in RQ's failed jobs."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    outcome = run_job(app, account_id, callback_id)
+    outcome = run_job(app, account_id, callback_id, namespace)
     if outcome == FAILED:
         raise JobFailed(account_id, callback_id)
     return outcome

@@ -30,25 +30,26 @@ class StoreURLError(ConfigurationError):
     """``VOXCALLBACKS_STORE`` names an unknown scheme or a store that cannot be opened."""
 
 
-def open_store(url: str, base_dir: str | None = None) -> Store:
-    """Open the store a ``VOXCALLBACKS_STORE`` URL names; a relative SQLite path is taken
-    relative to ``base_dir`` (the application's instance folder) when one is given."""
+def open_store(url: str, base_dir: str | None = None, namespace: str = "") -> Store:
+    """Open the store a ``VOXCALLBACKS_STORE`` URL names, keeping the callbacks of
+    ``namespace`` apart (VOXCALLBACKS_NAMESPACE); a relative SQLite path is taken relative to
+    ``base_dir`` (the application's instance folder) when one is given."""
     scheme = urlsplit(url).scheme
     if scheme == "memory":
         from .memory import MemoryStore
 
         return MemoryStore()
     if scheme == "sqlite":
-        return _open_sqlite(url, base_dir)
+        return _open_sqlite(url, base_dir, namespace)
     if scheme in ("redis", "rediss", "unix"):
-        return _open_redis(url)
+        return _open_redis(url, namespace)
     raise StoreURLError(
         f"{KEY} has an unknown scheme {scheme!r}; "
         "use memory://, sqlite:///path/to/file.db or redis://host:port/db."
     )
 
 
-def _open_sqlite(url: str, base_dir: str | None) -> Store:
+def _open_sqlite(url: str, base_dir: str | None, namespace: str) -> Store:
     from .sqlite import SQLiteStore, create_private
 
     prefix = "sqlite:///"
@@ -61,7 +62,7 @@ def _open_sqlite(url: str, base_dir: str | None) -> Store:
         path = os.path.join(base_dir, path)
     try:
         create_private(Path(path))
-        return SQLiteStore(path)
+        return SQLiteStore(path, namespace)
     except (OSError, sqlite3.Error) as error:
         raise StoreURLError(
             f"{KEY}: cannot open the SQLite file {path} ({error}); make sure its directory can be"
@@ -69,7 +70,7 @@ def _open_sqlite(url: str, base_dir: str | None) -> Store:
         ) from None
 
 
-def _open_redis(url: str) -> Store:
+def _open_redis(url: str, namespace: str) -> Store:
     try:
         from .redis import RedisStore
     except ImportError:
@@ -78,6 +79,6 @@ def _open_redis(url: str) -> Store:
             " pip install 'flask-voxcallbacks[redis]'"
         ) from None
     try:
-        return RedisStore.from_url(url)
+        return RedisStore.from_url(url, namespace)
     except ValueError as error:
         raise StoreURLError(f"{KEY}={redact_url(url)} is not a valid Redis URL: {error}") from None

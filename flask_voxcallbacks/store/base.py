@@ -8,7 +8,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 _counter = itertools.count()
 _prefix = (0, "")
@@ -25,10 +25,12 @@ QUEUED = "queued"
 @dataclass(frozen=True)
 class Claim:
     """The answer to a claim: ``status`` is CLAIMED, DONE, BUSY, MISMATCH or QUEUED; ``token``
-    proves ownership of a CLAIMED key."""
+    proves ownership of a CLAIMED key; ``succeeded`` names the receivers that an earlier attempt
+    of a CLAIMED callback recorded as succeeded (they are not run again)."""
 
     status: str
     token: str = ""
+    succeeded: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class FailedCallback:
     and ``failed_at`` is when it was queued).
 
     ``item`` is the body pinned at the first authentic arrival, without its ``hash``.
+    ``succeeded`` names the receivers that have succeeded for it (see :func:`receiver_ids
+    <flask_voxcallbacks.dispatch.receiver_ids>`); the others are named in ``error``.
     """
 
     account_id: int
@@ -48,6 +52,7 @@ class FailedCallback:
     attempts: int
     item: Mapping[str, Any] = field(repr=False)
     queued: bool = False
+    succeeded: tuple[str, ...] = ()
 
 
 class Store(abc.ABC):
@@ -116,8 +121,10 @@ class Store(abc.ABC):
         error: str,
         item: Mapping[str, Any],
         retention: int,
+        succeeded: Sequence[str] = (),
     ) -> None:
-        """Record a failed attempt with its item (kept ``retention`` s) and release the claim.
+        """Record a failed attempt with its item (kept ``retention`` s) and the receivers that
+        have succeeded for it (the next claim returns them), and release the claim.
 
         A callback that another worker completed in the meantime stays done.
         """
@@ -128,10 +135,10 @@ class Store(abc.ABC):
         first."""
 
     @abc.abstractmethod
-    def prune(self, older_than: float) -> int:
-        """Remove failure records (error and item) older than ``older_than`` seconds and forget
-        expired records; return how many failures were removed. A pruned key stays pinned to its
-        body until its record expires."""
+    def prune(self, older_than: float, accounts: Collection[int] | None = None) -> int:
+        """Remove failure records (error and item) older than ``older_than`` seconds, of the
+        given ``accounts`` only when they are given, and forget expired records; return how many
+        failures were removed. A pruned key stays pinned to its body until its record expires."""
 
     def warnings(self) -> list[str]:
         """Set-up problems that weaken a guarantee (shown by ``flask voxcallbacks check``)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 import threading
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 from .base import BUSY, CLAIMED, DONE, MISMATCH, QUEUED, Claim, FailedCallback, Store
 
@@ -38,9 +38,10 @@ class MemoryStore(Store):
     is a ``_Record`` in ``_open``; a key is in one dictionary at most.
 
     Expired records are forgotten as time passes, at a cost that does not grow with the number of
-    records: every change of a record's deadline pushes ``(deadline, key)`` on a heap, and each
-    claim pops the entries whose time has come (an entry superseded by a later deadline is
-    skipped).
+    records: a heap holds one ``(time, key)`` entry per key, at or before the key's deadline, and
+    each claim pops the entries whose time has come. A popped key whose deadline has moved later
+    is pushed again at its new deadline; a deadline that moves later (a redelivery, a failure)
+    pushes nothing, so that a callback failing again and again keeps one entry.
     """
 
     def __init__(self) -> None:
@@ -48,9 +49,15 @@ class MemoryStore(Store):
         self._open: dict[Key, _Record] = {}
         self._done: dict[Key, tuple[str, float]] = {}
         self._deadlines: list[tuple[float, Key]] = []
+        #: The time of each key's entry in the heap.
+        self._scheduled: dict[Key, float] = {}
 
     def _schedule(self, key: Key, deadline: float) -> None:
-        heapq.heappush(self._deadlines, (deadline, key))
+        scheduled = self._scheduled.get(key)
+        if scheduled is None or deadline < scheduled:
+            # An earlier entry replaces a later one, which is skipped when it is popped.
+            self._scheduled[key] = deadline
+            heapq.heappush(self._deadlines, (deadline, key))
 
     def _live(self, key: Key, now: float) -> _Record | None:
         record = self._open.get(key)
@@ -95,7 +102,8 @@ class MemoryStore(Store):
         record.token = self.new_token()
         record.lease_until = now + lease_seconds
         self._schedule(key, record.deadline)
-        return Claim(CLAIMED, record.token)
+        failure = record.failure
+        return Claim(CLAIMED, record.token, failure.succeeded if failure is not None else ())
 
     def complete_many(self, claimed: Sequence[tuple[int, int, str]], ttl: int) -> None:
         until = self.now() + ttl
@@ -155,6 +163,7 @@ class MemoryStore(Store):
         error: str,
         item: Mapping[str, Any],
         retention: int,
+        succeeded: Sequence[str] = (),
     ) -> None:
         now = self.now()
         with self._lock:
@@ -170,6 +179,7 @@ class MemoryStore(Store):
                 now,
                 previous + 1,
                 dict(item),
+                succeeded=tuple(succeeded),
             )
             record.expires_at = now + retention
             if record.token == token:
@@ -186,14 +196,16 @@ class MemoryStore(Store):
             ]
         return sorted(failures, key=lambda f: f.failed_at)
 
-    def prune(self, older_than: float) -> int:
+    def prune(self, older_than: float, accounts: Collection[int] | None = None) -> int:
         now = self.now()
         cutoff = now - older_than
         with self._lock:
             old = [
                 r
-                for r in self._open.values()
-                if r.failure is not None and r.failure.failed_at < cutoff
+                for (account_id, _), r in self._open.items()
+                if r.failure is not None
+                and r.failure.failed_at < cutoff
+                and (accounts is None or account_id in accounts)
             ]
             for record in old:
                 record.failure = None
@@ -203,13 +215,22 @@ class MemoryStore(Store):
     def _sweep(self, now: float) -> None:
         """Forget the records whose deadline has passed."""
         deadlines = self._deadlines
+        scheduled = self._scheduled
         while deadlines and deadlines[0][0] <= now:
-            _, key = heapq.heappop(deadlines)
+            at, key = heapq.heappop(deadlines)
+            if scheduled.get(key) != at:
+                continue  # replaced by an earlier entry
+            del scheduled[key]
             done = self._done.get(key)
             if done is not None:
                 if done[1] <= now:
                     del self._done[key]
+                else:
+                    self._schedule(key, done[1])
                 continue
             record = self._open.get(key)
-            if record is not None and record.deadline <= now:
-                del self._open[key]
+            if record is not None:
+                if record.deadline <= now:
+                    del self._open[key]
+                else:
+                    self._schedule(key, record.deadline)

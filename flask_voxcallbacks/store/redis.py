@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 import redis
 
@@ -13,23 +13,28 @@ from .base import BUSY, CLAIMED, DONE, MISMATCH, QUEUED, Claim, FailedCallback, 
 # the body of the first claim; ``token`` and ``lease`` (the end of the lease, in ms of the
 # server's clock) while a worker holds the claim; ``done`` once handled; ``record`` (JSON) and
 # ``attempts`` while its last attempt failed, with ``queued`` instead while it waits for its job in
-# queue mode. ``failed`` is a sorted set of the failed (and queued) callbacks, named
+# queue mode; ``ok`` (a JSON list) names the receivers that have succeeded for a failed
+# callback. ``failed`` is a sorted set of the failed (and queued) callbacks, named
 # ``account_id:callback_id``, by time.
 
 # One call claims every key of a batch, in order. KEYS: the hash of each callback. ARGV: lease
 # ms, ttl s, take queued ("1" or "0"), the token prefix, and the digests of the callbacks as a
 # JSON array (one argument costs the client less to send than one per callback); the token of
 # callback i is the prefix followed by i. Returns one letter per callback, its status:
-# c(laimed), m(ismatch), d(one), q(ueued) or b(usy); one string is read faster than a list.
+# c(laimed), m(ismatch), d(one), q(ueued) or b(usy), in one string (read faster than a list);
+# then, for each claimed callback whose receivers partly succeeded before, i and its ``ok``.
+# A new key lives for the ttl, and never less than the lease.
 _CLAIM = """
 local time = redis.call('TIME')
 local now = time[1] * 1000 + math.floor(time[2] / 1000)
 local lease = tonumber(ARGV[1])
+local ttl = math.max(tonumber(ARGV[2]) * 1000, lease)
 local digests = cjson.decode(ARGV[5])
 local statuses = {}
+local result = {''}
 for i = 1, #KEYS do
   local key, digest = KEYS[i], digests[i]
-  local fields = redis.call('HMGET', key, 'digest', 'done', 'queued', 'lease')
+  local fields = redis.call('HMGET', key, 'digest', 'done', 'queued', 'lease', 'ok')
   local pinned = fields[1]
   if pinned and pinned ~= digest then
     statuses[i] = 'm'
@@ -42,14 +47,19 @@ for i = 1, #KEYS do
   else
     redis.call('HSET', key, 'digest', digest, 'token', ARGV[4] .. i, 'lease', now + lease)
     if not pinned then
-      redis.call('EXPIRE', key, ARGV[2])
+      redis.call('PEXPIRE', key, ttl)
     elseif redis.call('PTTL', key) < lease then
       redis.call('PEXPIRE', key, lease)
     end
     statuses[i] = 'c'
+    if fields[5] then
+      result[#result + 1] = i
+      result[#result + 1] = fields[5]
+    end
   end
 end
-return table.concat(statuses)
+result[1] = table.concat(statuses)
+return result
 """
 # The failed index names a callback by its hash's name without the prefix; each script that
 # changes the index gets the prefix's length and cuts the name from the key.
@@ -61,7 +71,7 @@ _COMPLETE = """
 for i = 2, #KEYS do
   local key = KEYS[i]
   redis.call('HSET', key, 'done', '1')
-  redis.call('HDEL', key, 'token', 'lease')
+  redis.call('HDEL', key, 'token', 'lease', 'ok')
   if redis.call('HDEL', key, 'record', 'attempts', 'queued') > 0 then
     redis.call('ZREM', KEYS[1], string.sub(key, ARGV[2] + 1))
   end
@@ -98,13 +108,14 @@ end
 return 1
 """
 # KEYS: the hash of the callback, the failed index. ARGV: token, record, failed at, retention s,
-# the prefix's length.
+# the prefix's length, the receivers that succeeded (a JSON list, or empty).
 _FAIL = """
 if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then
   redis.call('HDEL', KEYS[1], 'token', 'lease')
 end
 if redis.call('HGET', KEYS[1], 'done') then return 0 end
-redis.call('HDEL', KEYS[1], 'queued')
+redis.call('HDEL', KEYS[1], 'queued', 'ok')
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'ok', ARGV[6]) end
 redis.call('HSET', KEYS[1], 'record', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('EXPIRE', KEYS[1], ARGV[4])
@@ -114,7 +125,8 @@ return 1
 
 
 class RedisStore(Store):
-    """One hash per callback with a TTL, claimed and updated by Lua scripts."""
+    """One hash per callback with a TTL, claimed and updated by Lua scripts; every key of a
+    namespace starts with ``voxcallbacks:<namespace>:`` (``voxcallbacks:`` without one)."""
 
     def __init__(self, client: redis.Redis, prefix: str = "voxcallbacks:") -> None:
         self.client = client
@@ -130,8 +142,9 @@ class RedisStore(Store):
         self._unqueue = client.register_script(_UNQUEUE)
 
     @classmethod
-    def from_url(cls, url: str) -> RedisStore:
-        return cls(redis.Redis.from_url(url))
+    def from_url(cls, url: str, namespace: str = "") -> RedisStore:
+        prefix = f"voxcallbacks:{namespace}:" if namespace else "voxcallbacks:"
+        return cls(redis.Redis.from_url(url), prefix)
 
     def _hash(self, account_id: int, callback_id: int) -> str:
         """The name of a callback's hash; without the prefix, its name in the failed index."""
@@ -150,11 +163,15 @@ class RedisStore(Store):
         names = [self._hash(account_id, callback_id) for account_id, callback_id, _ in keys]
         digests = json.dumps([digest for _, _, digest in keys])
         args = [lease_seconds * 1000, ttl, "1" if take_queued else "0", prefix, digests]
-        statuses = _text(self._claim(keys=names, args=args))
-        return [
+        answer = self._claim(keys=names, args=args)
+        claims = [
             Claim(CLAIMED, f"{prefix}{i}") if status == "c" else Claim(_STATUSES[status])
-            for i, status in enumerate(statuses, 1)
+            for i, status in enumerate(_text(answer[0]), 1)
         ]
+        for index, succeeded in zip(answer[1::2], answer[2::2]):
+            i = int(index)
+            claims[i - 1] = Claim(CLAIMED, f"{prefix}{i}", _names(succeeded))
+        return claims
 
     def queue_many(
         self, queued: Sequence[tuple[int, int, str, Mapping[str, Any]]], retention: int
@@ -176,9 +193,7 @@ class RedisStore(Store):
         self._unqueue(keys=names, args=[self._name_start])
 
     def pending(self, account_id: int, callback_id: int) -> FailedCallback | None:
-        values = self.client.hmget(
-            self._hash(account_id, callback_id), ["record", "attempts", "queued"]
-        )
+        values = self.client.hmget(self._hash(account_id, callback_id), _RECORD_FIELDS)
         return _failed(_name(account_id, callback_id), values)
 
     def complete_many(self, claimed: Sequence[tuple[int, int, str]], ttl: int) -> None:
@@ -195,18 +210,20 @@ class RedisStore(Store):
         error: str,
         item: Mapping[str, Any],
         retention: int,
+        succeeded: Sequence[str] = (),
     ) -> None:
         now = self.now()
+        ok = json.dumps(list(succeeded)) if succeeded else ""
         self._fail(
             keys=[self._hash(account_id, callback_id), self._failed_key],
-            args=[token, _record(item, error, now), now, retention, self._name_start],
+            args=[token, _record(item, error, now), now, retention, self._name_start, ok],
         )
 
     def failed(self) -> list[FailedCallback]:
         fields = [_text(f) for f in self.client.zrange(self._failed_key, 0, -1)]
         pipeline = self.client.pipeline(transaction=False)
         for field in fields:
-            pipeline.hmget(f"{self._hash_prefix}{field}", ["record", "attempts", "queued"])
+            pipeline.hmget(f"{self._hash_prefix}{field}", _RECORD_FIELDS)
         result, expired = [], []
         for field, values in zip(fields, pipeline.execute()):
             found = _failed(field, values)
@@ -218,15 +235,19 @@ class RedisStore(Store):
             self.client.zrem(self._failed_key, *expired)
         return result
 
-    def prune(self, older_than: float) -> int:
+    def prune(self, older_than: float, accounts: Collection[int] | None = None) -> int:
         cutoff = self.now() - older_than
-        old = [f for f in self.failed() if f.failed_at < cutoff]
+        old = [
+            f
+            for f in self.failed()
+            if f.failed_at < cutoff and (accounts is None or f.account_id in accounts)
+        ]
         if old:
             # The failure goes; the pin stays until the hash expires.
             pipeline = self.client.pipeline(transaction=False)
             for f in old:
                 pipeline.hdel(
-                    self._hash(f.account_id, f.callback_id), "record", "attempts", "queued"
+                    self._hash(f.account_id, f.callback_id), "record", "attempts", "queued", "ok"
                 )
             pipeline.zrem(self._failed_key, *(_name(f.account_id, f.callback_id) for f in old))
             pipeline.execute()
@@ -266,6 +287,13 @@ def _name(account_id: int, callback_id: int) -> str:
 
 
 _STATUSES = {"b": BUSY, "d": DONE, "m": MISMATCH, "q": QUEUED}
+#: The fields of a callback's hash that make its failed or queued record.
+_RECORD_FIELDS = ["record", "attempts", "queued", "ok"]
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """The receiver identities of an ``ok`` field."""
+    return tuple(json.loads(value)) if value else ()
 
 
 def _record(item: Mapping[str, Any], error: str, at: float) -> str:
@@ -276,9 +304,9 @@ def _record(item: Mapping[str, Any], error: str, at: float) -> str:
 
 
 def _failed(field: str, values: Sequence[Any]) -> FailedCallback | None:
-    """The failed or queued callback named ``field``, from its hash's ``record``, ``attempts``
-    and ``queued``; None when it has no record."""
-    raw_record, attempts, queued = values
+    """The failed or queued callback named ``field``, from its hash's ``record``, ``attempts``,
+    ``queued`` and ``ok``; None when it has no record."""
+    raw_record, attempts, queued, ok = values
     if raw_record is None:
         return None
     account_id, callback_id = (int(part) for part in field.split(":"))
@@ -292,6 +320,7 @@ def _failed(field: str, values: Sequence[Any]) -> FailedCallback | None:
         int(attempts or 0),
         record["item"],
         queued is not None,
+        _names(ok),
     )
 
 

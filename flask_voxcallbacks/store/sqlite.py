@@ -9,7 +9,7 @@ import sqlite3
 import threading
 import weakref
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Collection, Iterator, Mapping, Sequence
 
 try:
     from fcntl import LOCK_EX as _LOCK_EX
@@ -23,9 +23,11 @@ from .base import BUSY, CLAIMED, DONE, MISMATCH, QUEUED, Claim, FailedCallback, 
 # One row per key. ``digest`` pins the body of the first claim; the row lives until
 # ``expires_at`` (or the end of its lease), then the key is new again. ``done_until`` is set
 # once the callback is handled; ``error``, ``item`` and ``failed_at`` while its last attempt
-# failed, or while it waits for its job in queue mode (``queued`` = 1, ``error`` empty).
+# failed, or while it waits for its job in queue mode (``queued`` = 1, ``error`` empty);
+# ``receivers`` (a JSON list) names the receivers that have succeeded for a failed callback.
+# ``{table}`` is ``voxcallbacks``, or ``voxcallbacks_<namespace>`` (VOXCALLBACKS_NAMESPACE).
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS voxcallbacks (
+CREATE TABLE IF NOT EXISTS {table} (
     account_id INTEGER NOT NULL,
     callback_id INTEGER NOT NULL,
     token TEXT NOT NULL DEFAULT '',
@@ -39,35 +41,36 @@ CREATE TABLE IF NOT EXISTS voxcallbacks (
     digest TEXT NOT NULL DEFAULT '',
     expires_at REAL NOT NULL DEFAULT 0,
     queued INTEGER NOT NULL DEFAULT 0,
+    receivers TEXT,
     PRIMARY KEY (account_id, callback_id)
 );
-CREATE INDEX IF NOT EXISTS voxcallbacks_failed ON voxcallbacks (failed_at) WHERE error IS NOT NULL;
+CREATE INDEX IF NOT EXISTS {table}_failed ON {table} (failed_at) WHERE error IS NOT NULL;
 """
-
-# Indexes of earlier versions. Every claim and completion had to update them; the failed rows now
-# have a partial index of their own, and the sweep walks the table in rowid order instead.
-_DROP_OLD_INDEXES = """
-DROP INDEX IF EXISTS voxcallbacks_failed_at;
-DROP INDEX IF EXISTS voxcallbacks_expires_at;
-"""
-
-# Files written by version 0.1.0 lack the pin and the expiry: rows keep no pin (the next claim
-# sets it) and live as long as their done marker, lease or failure did.
-_UPGRADE = """
-ALTER TABLE voxcallbacks ADD COLUMN digest TEXT NOT NULL DEFAULT '';
-ALTER TABLE voxcallbacks ADD COLUMN expires_at REAL NOT NULL DEFAULT 0;
-UPDATE voxcallbacks SET expires_at = MAX(
-    done_until, lease_until, CASE WHEN error IS NULL THEN 0 ELSE failed_at + 30 * 86400 END);
-"""
-# Files written before queue mode lack the queued flag.
-_ADD_QUEUED = "ALTER TABLE voxcallbacks ADD COLUMN queued INTEGER NOT NULL DEFAULT 0;"
+_COLUMNS = frozenset(
+    [
+        "account_id",
+        "callback_id",
+        "token",
+        "lease_until",
+        "done_until",
+        "type",
+        "error",
+        "item",
+        "failed_at",
+        "attempts",
+        "digest",
+        "expires_at",
+        "queued",
+        "receivers",
+    ]
+)
 
 # One statement, so the claim is atomic. A new key is inserted. An existing row is taken over
 # when its lease is over and either it has expired (it starts afresh) or it is pinned to this
 # body (or to none yet), not done, and not queued (unless :take_queued). Any other row is left
 # alone.
 _CLAIM = """
-INSERT INTO voxcallbacks (account_id, callback_id, digest, expires_at, token, lease_until)
+INSERT INTO {table} (account_id, callback_id, digest, expires_at, token, lease_until)
 VALUES (:account_id, :callback_id, :digest, :expires_at, :token, :lease_until)
 ON CONFLICT (account_id, callback_id) DO UPDATE SET
     token = excluded.token,
@@ -81,23 +84,63 @@ ON CONFLICT (account_id, callback_id) DO UPDATE SET
     item = CASE WHEN expires_at > :now THEN item END,
     failed_at = CASE WHEN expires_at > :now THEN failed_at END,
     attempts = CASE WHEN expires_at > :now THEN attempts ELSE 0 END,
-    queued = CASE WHEN expires_at > :now THEN queued ELSE 0 END
+    queued = CASE WHEN expires_at > :now THEN queued ELSE 0 END,
+    receivers = CASE WHEN expires_at > :now THEN receivers END
 WHERE lease_until <= :now
   AND (expires_at <= :now OR (done_until = 0 AND digest IN ('', excluded.digest)
                               AND (queued = 0 OR :take_queued)))
 """
+#: SQLite 3.35 and later return the receivers of a claimed row with the claim itself.
+_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
+_CLAIMED_RECEIVERS = (
+    "SELECT receivers FROM {table} WHERE account_id = :account_id AND callback_id = :callback_id"
+)
 
 # Failed and queued rows (``error`` is set until the callback is handled), oldest first; of
 # every key, or of one.
 _FAILED_ROWS = """
-SELECT account_id, callback_id, type, error, failed_at, attempts, item, queued
-FROM voxcallbacks WHERE error IS NOT NULL AND expires_at > ?
+SELECT account_id, callback_id, type, error, failed_at, attempts, item, queued, receivers
+FROM {table} WHERE error IS NOT NULL AND expires_at > ?
 """
-_FAILED = _FAILED_ROWS + "ORDER BY failed_at"
-_PENDING = _FAILED_ROWS + "AND account_id = ? AND callback_id = ?"
 
 #: Forgets the rows whose record and lease have both ended.
-_DELETE_EXPIRED = "DELETE FROM voxcallbacks WHERE expires_at <= :now AND lease_until <= :now"
+_DELETE_EXPIRED = "DELETE FROM {table} WHERE expires_at <= :now AND lease_until <= :now"
+
+_SQL = {
+    "schema": _SCHEMA,
+    "claim": _CLAIM,
+    "claimed_receivers": _CLAIMED_RECEIVERS,
+    "claimed": (
+        "SELECT digest, done_until, queued FROM {table}"
+        " WHERE account_id = :account_id AND callback_id = :callback_id"
+    ),
+    "complete": """UPDATE {table}
+        SET done_until = :until, expires_at = :until, queued = 0, receivers = NULL,
+            type = NULL, error = NULL, item = NULL, failed_at = NULL,
+            lease_until = CASE WHEN token = :token THEN 0 ELSE lease_until END
+        WHERE account_id = :account_id AND callback_id = :callback_id""",
+    "fail": """UPDATE {table}
+        SET type = :type, error = :error, item = :item, failed_at = :now, receivers = :receivers,
+            attempts = attempts + 1, expires_at = :expires_at, queued = 0,
+            lease_until = CASE WHEN token = :token THEN 0 ELSE lease_until END
+        WHERE account_id = :account_id AND callback_id = :callback_id AND done_until = 0""",
+    "queue": """UPDATE {table}
+        SET type = :type, error = '', item = :item, failed_at = :now, queued = 1,
+            expires_at = MAX(expires_at, :expires_at),
+            lease_until = CASE WHEN token = :token THEN 0 ELSE lease_until END
+        WHERE account_id = :account_id AND callback_id = :callback_id AND done_until = 0""",
+    "unqueue": """UPDATE {table}
+        SET queued = 0, type = NULL, error = NULL, item = NULL, failed_at = NULL
+        WHERE account_id = ? AND callback_id = ? AND queued = 1""",
+    "failed": _FAILED_ROWS + "ORDER BY failed_at",
+    "pending": _FAILED_ROWS + "AND account_id = ? AND callback_id = ?",
+    "prune": """UPDATE {table}
+        SET type = NULL, error = NULL, item = NULL, failed_at = NULL, queued = 0, attempts = 0,
+            receivers = NULL
+        WHERE error IS NOT NULL AND failed_at < ?""",
+    "delete_expired": _DELETE_EXPIRED,
+    "sweep_end": "SELECT rowid FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT 1 OFFSET ?",
+}
 
 #: Every _SWEEP_EVERY claims, a process looks at the next _SWEEP_ROWS rows of the table (in rowid
 #: order, going round) and forgets those expired: the sweep costs the same whatever the size of
@@ -108,14 +151,18 @@ _MAX_ROWID = 2**63 - 1
 
 
 class SQLiteStore(Store):
-    """Claims and failures in one SQLite table.
+    """Claims and failures in one SQLite table (one per namespace).
 
     Each process has one connection, shared by its threads under a lock (every operation is one
     short statement or two); a process forked from another opens its own.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, namespace: str = "") -> None:
         self.path = path
+        self.table = f"voxcallbacks_{namespace}" if namespace else "voxcallbacks"
+        sql = {name: text.format(table=self.table) for name, text in _SQL.items()}
+        self._sql = sql
+        self._claim_sql = sql["claim"] + (" RETURNING receivers" if _RETURNING else "")
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._writers = -1
@@ -126,15 +173,14 @@ class SQLiteStore(Store):
         self._swept = 0
         with self._lock:
             db = self._connection()
-            columns = {row[1] for row in db.execute("PRAGMA table_info(voxcallbacks)")}
-            if columns and "digest" not in columns:
-                db.executescript(_UPGRADE)
-            if columns and "queued" not in columns:
-                db.executescript(_ADD_QUEUED)
-            indexes = {row[1] for row in db.execute("PRAGMA index_list(voxcallbacks)")}
-            if indexes & {"voxcallbacks_failed_at", "voxcallbacks_expires_at"}:
-                db.executescript(_DROP_OLD_INDEXES)
-            db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute(f"PRAGMA table_info({self.table})")}
+            if columns and not columns >= _COLUMNS:
+                missing = ", ".join(sorted(_COLUMNS - columns))
+                raise sqlite3.DatabaseError(
+                    f"the table {self.table} lacks the columns {missing} (written by a development"
+                    " version); move the file aside to start a new one"
+                )
+            db.executescript(sql["schema"])
 
     def _connection(self) -> sqlite3.Connection:
         """This process's connection; call with the lock held."""
@@ -211,7 +257,7 @@ class SQLiteStore(Store):
         token = self.new_token()
         key = {"account_id": account_id, "callback_id": callback_id}
         cursor = db.execute(
-            _CLAIM,
+            self._claim_sql,
             {
                 **key,
                 "digest": digest,
@@ -222,13 +268,15 @@ class SQLiteStore(Store):
                 "take_queued": int(take_queued),
             },
         )
-        if cursor.rowcount == 1:
-            return Claim(CLAIMED, token)
-        row = db.execute(
-            """SELECT digest, done_until, queued FROM voxcallbacks
-               WHERE account_id = :account_id AND callback_id = :callback_id""",
-            key,
-        ).fetchone()
+        if _RETURNING:
+            claimed = cursor.fetchone()
+        elif cursor.rowcount == 1:
+            claimed = db.execute(self._sql["claimed_receivers"], key).fetchone()
+        else:
+            claimed = None
+        if claimed is not None:
+            return Claim(CLAIMED, token, _names(claimed[0]))
+        row = db.execute(self._sql["claimed"], key).fetchone()
         if row is None:
             return Claim(BUSY)
         digest_pinned, done_until, queued = row
@@ -243,11 +291,7 @@ class SQLiteStore(Store):
         until = self.now() + ttl
         with self._writing() as db:
             db.executemany(
-                """UPDATE voxcallbacks
-                   SET done_until = :until, expires_at = :until, queued = 0,
-                       type = NULL, error = NULL, item = NULL, failed_at = NULL,
-                       lease_until = CASE WHEN token = :token THEN 0 ELSE lease_until END
-                   WHERE account_id = :account_id AND callback_id = :callback_id""",
+                self._sql["complete"],
                 [
                     {"until": until, "token": t, "account_id": a, "callback_id": c}
                     for a, c, t in claimed
@@ -262,19 +306,16 @@ class SQLiteStore(Store):
         error: str,
         item: Mapping[str, Any],
         retention: int,
+        succeeded: Sequence[str] = (),
     ) -> None:
         now = self.now()
         with self._writing() as db:
             db.execute(
-                """UPDATE voxcallbacks
-                   SET type = :type, error = :error, item = :item, failed_at = :now,
-                       attempts = attempts + 1, expires_at = :expires_at, queued = 0,
-                       lease_until = CASE WHEN token = :token THEN 0 ELSE lease_until END
-                   WHERE account_id = :account_id AND callback_id = :callback_id
-                     AND done_until = 0""",
+                self._sql["fail"],
                 {
                     **_record(account_id, callback_id, token, item, now, retention),
                     "error": error,
+                    "receivers": json.dumps(list(succeeded)) if succeeded else None,
                 },
             )
 
@@ -284,12 +325,7 @@ class SQLiteStore(Store):
         now = self.now()
         with self._writing() as db:
             db.executemany(
-                """UPDATE voxcallbacks
-                   SET type = :type, error = '', item = :item, failed_at = :now, queued = 1,
-                       expires_at = MAX(expires_at, :expires_at),
-                       lease_until = CASE WHEN token = :token THEN 0 ELSE lease_until END
-                   WHERE account_id = :account_id AND callback_id = :callback_id
-                     AND done_until = 0""",
+                self._sql["queue"],
                 [
                     _record(account_id, callback_id, token, item, now, retention)
                     for account_id, callback_id, token, item in queued
@@ -299,34 +335,33 @@ class SQLiteStore(Store):
     def unqueue_many(self, keys: Sequence[tuple[int, int]]) -> None:
         with self._writing() as db:
             db.executemany(
-                """UPDATE voxcallbacks
-                   SET queued = 0, type = NULL, error = NULL, item = NULL, failed_at = NULL
-                   WHERE account_id = ? AND callback_id = ? AND queued = 1""",
+                self._sql["unqueue"],
                 list(keys),
             )
 
     def pending(self, account_id: int, callback_id: int) -> FailedCallback | None:
-        rows = self._failed_rows(_PENDING, (self.now(), account_id, callback_id))
+        rows = self._failed_rows(self._sql["pending"], (self.now(), account_id, callback_id))
         return _failed(rows[0]) if rows else None
 
     def failed(self) -> list[FailedCallback]:
-        return [_failed(row) for row in self._failed_rows(_FAILED, (self.now(),))]
+        return [_failed(row) for row in self._failed_rows(self._sql["failed"], (self.now(),))]
 
     def _failed_rows(self, sql: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._connection().execute(sql, parameters).fetchall()
 
-    def prune(self, older_than: float) -> int:
+    def prune(self, older_than: float, accounts: Collection[int] | None = None) -> int:
         now = self.now()
         with self._writing() as db:
-            cursor = db.execute(
-                """UPDATE voxcallbacks
-                   SET type = NULL, error = NULL, item = NULL, failed_at = NULL, queued = 0,
-                       attempts = 0
-                   WHERE error IS NOT NULL AND failed_at < ?""",
-                (now - older_than,),
-            )
-            self._sweep(db, now)
+            cutoff = now - older_than
+            if accounts is None:
+                cursor = db.execute(self._sql["prune"], (cutoff,))
+            else:
+                cursor = db.executemany(
+                    self._sql["prune"] + " AND account_id = ?",
+                    [(cutoff, account_id) for account_id in accounts],
+                )
+            db.execute(self._sql["delete_expired"], {"now": now})
             return cursor.rowcount
 
     def _maybe_sweep(self, db: sqlite3.Connection, now: float, claimed: int) -> None:
@@ -334,20 +369,15 @@ class SQLiteStore(Store):
         if self._claims >= _SWEEP_EVERY:
             self._claims = 0
             end = db.execute(
-                "SELECT rowid FROM voxcallbacks WHERE rowid > ? ORDER BY rowid LIMIT 1 OFFSET ?",
+                self._sql["sweep_end"],
                 (self._swept, _SWEEP_ROWS - 1),
             ).fetchone()
             last = _MAX_ROWID if end is None else end[0]
             db.execute(
-                f"{_DELETE_EXPIRED} AND rowid > :first AND rowid <= :last",
+                self._sql["delete_expired"] + " AND rowid > :first AND rowid <= :last",
                 {"now": now, "first": self._swept, "last": last},
             )
             self._swept = 0 if end is None else last
-
-    @staticmethod
-    def _sweep(db: sqlite3.Connection, now: float) -> None:
-        """Forget every expired row (a scan of the whole table)."""
-        db.execute(_DELETE_EXPIRED, {"now": now})
 
     def warnings(self) -> list[str]:
         found = []
@@ -397,8 +427,12 @@ def _close(db: sqlite3.Connection, writers: int) -> None:
 
 
 def _failed(row: tuple[Any, ...]) -> FailedCallback:
-    a, c, t, e, f, n, i, q = row
-    return FailedCallback(a, c, t or "", e, f, n, json.loads(i), bool(q))
+    a, c, t, e, f, n, i, q, r = row
+    return FailedCallback(a, c, t or "", e, f, n, json.loads(i), bool(q), _names(r))
+
+
+def _names(receivers: str | None) -> tuple[str, ...]:
+    return tuple(json.loads(receivers)) if receivers else ()
 
 
 def create_private(path: Path) -> None:
