@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run run-queue test lint typecheck docs bench bench-deps fuzz fuzz-smoke mutation system-deps clean
+.PHONY: run run-queue test lint typecheck docs bench bench-deps chaos fuzz fuzz-smoke mutation system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -94,3 +94,9 @@ bench: bench-deps $(VENV)/.test-installed
 	$(BIN)/python benchmarks/hostile.py || status=1; \
 	$(BIN)/python benchmarks/queue_latency.py || status=1; \
 	exit $$status
+
+# The chaos soak (benchmarks/chaos.py): workers SIGKILLed while callbacks arrive and are
+# redelivered; what was lost and what ran twice, per store and mode. Not part of `make test`
+# (it is a measurement, a few minutes long); a short soak is.
+chaos: system-deps $(VENV)/.test-installed
+	$(BIN)/python benchmarks/chaos.py
