@@ -121,66 +121,110 @@ def build_callback(
 class ReadOnlyDict(dict):  # type: ignore[type-arg]
     """A JSON object of ``Callback.raw``: a ``dict`` (``json.dumps`` and ``==`` work as on any
     dict) that refuses every change, so that one receiver cannot alter what the next one sees.
-    ``dict(raw)`` or ``copy.deepcopy(raw)`` gives an ordinary dict to edit."""
+    ``copy.deepcopy(raw)`` gives ordinary dicts and lists to edit.
+
+    A nested object or array is made read-only when it is first read (``raw["key"]``, ``get``,
+    ``values``, ``items``, ``copy``): a callback whose ``raw`` is never read costs one shallow
+    copy of its item.
+    """
 
     __slots__ = ()
 
     def _read_only(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise TypeError("a callback's raw item is read-only; copy it to change it")
+        raise TypeError("a callback's raw item is read-only; copy.deepcopy() it to change it")
 
     __setitem__ = __delitem__ = __ior__ = _read_only
     clear = pop = popitem = setdefault = update = _read_only
 
+    def __getitem__(self, key: str) -> Any:
+        value = dict.__getitem__(self, key)
+        kind = type(value)
+        if kind is dict or kind is list:
+            value = _read_only_copy(value)
+            dict.__setitem__(self, key, value)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default  # noqa: SIM401 - through __getitem__
+
+    def _all_read_only(self) -> None:
+        for key, value in dict.items(self):
+            kind = type(value)
+            if kind is dict or kind is list:
+                # Replacing the value of a key is allowed while iterating.
+                dict.__setitem__(self, key, _read_only_copy(value))
+
+    def values(self) -> Any:
+        self._all_read_only()
+        return dict.values(self)
+
+    def items(self) -> Any:
+        self._all_read_only()
+        return dict.items(self)
+
+    def copy(self) -> dict[str, Any]:
+        self._all_read_only()
+        return dict(dict.items(self))
+
     def __reduce__(self) -> tuple[type[dict[str, Any]], tuple[dict[str, Any]]]:
         # Copies (copy, deepcopy, pickle) are ordinary dicts.
-        return dict, (dict(self),)
+        self._all_read_only()
+        return dict, (dict(dict.items(self)),)
 
 
 class ReadOnlyList(list):  # type: ignore[type-arg]
-    """A JSON array of ``Callback.raw``: a ``list`` that refuses every change."""
+    """A JSON array of ``Callback.raw``: a ``list`` that refuses every change; its nested objects
+    and arrays are made read-only when they are read."""
 
     __slots__ = ()
 
     def _read_only(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise TypeError("a callback's raw item is read-only; copy it to change it")
+        raise TypeError("a callback's raw item is read-only; copy.deepcopy() it to change it")
 
     __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only
     append = clear = extend = insert = pop = remove = reverse = sort = _read_only
 
+    def _all_read_only(self) -> None:
+        for index, value in enumerate(list.__iter__(self)):
+            kind = type(value)
+            if kind is dict or kind is list:
+                list.__setitem__(self, index, _read_only_copy(value))
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            self._all_read_only()
+            return ReadOnlyList(list.__getitem__(self, index))
+        value = list.__getitem__(self, index)
+        kind = type(value)
+        if kind is dict or kind is list:
+            value = _read_only_copy(value)
+            list.__setitem__(self, index, value)
+        return value
+
+    def __iter__(self) -> Any:
+        self._all_read_only()
+        return list.__iter__(self)
+
+    def copy(self) -> list[Any]:
+        self._all_read_only()
+        return list(list.__iter__(self))
+
     def __reduce__(self) -> tuple[type[list[Any]], tuple[list[Any]]]:
-        return list, (list(self),)
+        self._all_read_only()
+        return list, (list(list.__iter__(self)),)
+
+
+def _read_only_copy(value: Any) -> Any:
+    """A shallow read-only copy of a JSON object or array."""
+    return ReadOnlyDict(value) if type(value) is dict else ReadOnlyList(value)
 
 
 def read_only(item: Mapping[str, Any]) -> ReadOnlyDict:
     """A read-only copy of a JSON item, nested objects and arrays included, without ``hash``."""
-    copy = _read_only_dict(item)
+    copy = ReadOnlyDict(item)
     if "hash" in copy:
         dict.__delitem__(copy, "hash")
     return copy
-
-
-def _read_only_dict(value: Mapping[str, Any]) -> ReadOnlyDict:
-    copy = {}
-    for key, element in value.items():
-        kind = type(element)
-        if kind is dict:
-            element = _read_only_dict(element)
-        elif kind is list:
-            element = _read_only_list(element)
-        copy[key] = element
-    return ReadOnlyDict(copy)
-
-
-def _read_only_list(value: list[Any]) -> ReadOnlyList:
-    copy = []
-    for element in value:
-        kind = type(element)
-        if kind is dict:
-            element = _read_only_dict(element)
-        elif kind is list:
-            element = _read_only_list(element)
-        copy.append(element)
-    return ReadOnlyList(copy)
 
 
 def without_hash(item: Mapping[str, Any]) -> dict[str, Any]:

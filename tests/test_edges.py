@@ -141,6 +141,11 @@ def test_raw_is_read_only_at_every_level_and_still_a_dict() -> None:
 
     app = make_app()
     seen = listen(app)
+
+    def seen_of(type_name: str) -> Any:
+        app.test_client().post(ENDPOINT, json=make_batch(make_callback(type_name)))
+        return seen[-1].raw
+
     item = make_callback("sms_inbound")
     app.test_client().post(ENDPOINT, json=make_batch(item))
     raw = seen[0].raw
@@ -157,6 +162,23 @@ def test_raw_is_read_only_at_every_level_and_still_a_dict() -> None:
     expected = {k: v for k, v in item.items() if k != "hash"}
     assert isinstance(raw, dict) and raw == expected
     assert json.loads(json.dumps(raw)) == expected
+    # However a nested value is reached, it is read-only.
+    reached = [
+        raw.get("sms_inbound"),
+        *raw.values(),
+        *(value for _, value in raw.items()),
+        raw.copy()["sms_inbound"]["sms_inbound"],
+    ]
+    for value in reached:
+        if isinstance(value, dict):
+            with pytest.raises(TypeError, match="read-only"):
+                value["x"] = 1
+    subscriptions = seen_of("renewed_subscriptions")["renewed_subscriptions"]["subscriptions"]
+    for element in (subscriptions[0], next(iter(subscriptions)), subscriptions[:1][0]):
+        with pytest.raises(TypeError, match="read-only"):
+            element["cost"] = 1
+    with pytest.raises(TypeError, match="read-only"):
+        subscriptions.append({})
     editable = copy.deepcopy(raw)
     editable["sms_inbound"]["sms_inbound"]["sms_body"] = "edited"
     assert type(editable) is dict and raw == expected
@@ -276,8 +298,10 @@ def test_after_a_deploy_new_receivers_run_and_removed_ones_are_forgotten() -> No
     assert receivers.mails == [item["callback_id"]] and ids(audited) == [item["callback_id"]]
 
 
-def test_a_queued_callback_whose_job_retries_runs_only_the_receivers_that_failed() -> None:
-    app = make_app(VOXCALLBACKS_QUEUE="celery")
+def test_a_queued_callback_whose_job_retries_runs_only_the_receivers_that_failed(
+    store_url: str,
+) -> None:
+    app = make_app(VOXCALLBACKS_QUEUE="celery", VOXCALLBACKS_STORE=store_url)
     from celery import Celery
 
     app.extensions["celery"] = Celery("edges", broker="memory://")
@@ -289,6 +313,28 @@ def test_a_queued_callback_whose_job_retries_runs_only_the_receivers_that_failed
         receivers.down = False
         assert run_job(app, item["account_id"], item["callback_id"]) == "accepted"
     assert receivers.mails == receivers.crm == [item["callback_id"]]
+
+
+def test_a_queued_callback_that_cannot_be_built_fails_its_job_and_is_kept(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from celery import Celery
+
+    from flask_voxcallbacks.payloads import CALLBACK_TYPES
+
+    app = make_app(VOXCALLBACKS_QUEUE="celery", VOXCALLBACKS_STORE=store_url)
+    app.extensions["celery"] = Celery("edges", broker="memory://")
+    bad = poison()
+    assert app.test_client().post(ENDPOINT, json=make_batch(bad)).get_json()["queued"] == 1
+
+    def broken(data: Any, path: str = "") -> Any:
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr(CALLBACK_TYPES["call_history_report"].payload, "from_wire", broken)
+    with app.app_context():
+        assert run_job(app, bad["account_id"], bad["callback_id"]) == "failed"
+    (kept,) = get_state(app).store.failed()
+    assert not kept.queued and "could not be built" in kept.error
 
 
 # -- namespaces and the account rule ------------------------------------------------------------
@@ -553,3 +599,70 @@ def test_a_malformed_chunked_body_under_gunicorn_is_a_400_with_one_log_line(
     text = log_path.read_text()
     assert "Traceback" not in text
     assert text.count("batch refused: the request body could not be read") == 1
+
+
+def test_the_documented_idempotent_receiver_sends_once_when_a_callback_runs_twice(
+    tmp_path: Any,
+) -> None:
+    from servers import ROOT
+
+    sys_path = str(ROOT / "docs" / "examples")
+    import sys
+
+    sys.path.insert(0, sys_path)
+    try:
+        import idempotent_receiver
+    finally:
+        sys.path.remove(sys_path)
+    item = make_callback("min_balance")
+    idempotent_receiver.sent.clear()
+    try:
+        # Two processes' memory stores: the second has forgotten the first one's done marker, as
+        # when a worker dies before recording it.
+        for _ in range(2):
+            app = make_app(ALERTS_DATABASE=str(tmp_path / "alerts.db"))
+            idempotent_receiver.connect(app)
+            assert app.test_client().post(ENDPOINT, json=make_batch(item)).status_code == 200
+    finally:
+        min_balance_reached.disconnect(idempotent_receiver.on_low_balance)
+    assert idempotent_receiver.sent == [item["callback_id"]]
+
+
+def test_an_rq_worker_of_another_application_neither_runs_nor_drops_its_jobs(
+    redis_url: str,
+) -> None:
+    import dataclasses
+
+    from rq import SimpleWorker
+    from rq.registry import FailedJobRegistry
+
+    base = "rq://" + redis_url[len("redis://") :].rsplit("/", 1)[0] + "/1"
+    # A on its own default queue, B on a queue named alike by mistake: the jobs carry their
+    # namespace, and B's worker refuses A's.
+    a, b = two_apps(redis_url, VOXCALLBACKS_NAMESPACE="billing")
+    for app, queue in ((a, f"{base}?queue=shared"), (b, f"{base}?queue=shared")):
+        state = get_state(app)
+        from flask_voxcallbacks.queue import open_queue
+
+        # No retries: the refused job goes straight to RQ's failed jobs.
+        settings = dataclasses.replace(state.settings, queue_retries=0)
+        app.extensions["voxcallbacks"] = type(state)(
+            settings, state.store, open_queue(queue, app, settings.namespace)
+        )
+    a_seen = listen(a)
+    item = make_callback("min_balance")
+    assert a.test_client().post(ENDPOINT, json=make_batch(item)).get_json()["queued"] == 1
+    b_queue = get_state(b).queue
+    with b.app_context():
+        worker = SimpleWorker([b_queue.queue], connection=b_queue.connection)  # type: ignore[union-attr]
+        worker.work(burst=True)
+    failed = FailedJobRegistry(queue=b_queue.queue)  # type: ignore[union-attr]
+    assert len(failed) == 1
+    job = b_queue.queue.fetch_job(failed.get_job_ids()[0])  # type: ignore[union-attr]
+    assert "JobRefused" in (job.latest_result().exc_string or "")
+    (kept,) = get_state(a).store.failed()
+    assert kept.queued and a_seen == []
+    # A's replay runs it.
+    replay = cli(a, "replay", str(item["callback_id"]))
+    assert replay.exit_code == 0, replay.output
+    assert ids(a_seen) == [item["callback_id"]]
