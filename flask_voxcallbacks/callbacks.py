@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from decimal import Decimal
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Generic, Mapping, NoReturn, TypeVar
 
 from .fields import construct, convert_fields, money, text
@@ -225,42 +222,6 @@ def read_only(item: Mapping[str, Any]) -> ReadOnlyDict:
     if "hash" in copy:
         dict.__delitem__(copy, "hash")
     return copy
-
-
-def without_hash(item: Mapping[str, Any]) -> dict[str, Any]:
-    """The item minus its ``hash``: what is kept, shown and pinned, so no valid hash is stored."""
-    copy = dict(item)
-    copy.pop("hash", None)
-    return copy
-
-
-#: The canonical JSON of an item: keys sorted at every level, no white space, ASCII only (other
-#: characters as \u escapes).
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-#: The same encoder built once from the C accelerator: ``json.dumps`` builds it again on every
-#: call, which costs about as much as encoding a small item. None where the accelerator is missing.
-_c_canonical = (
-    c_make_encoder(None, None, encode_basestring_ascii, None, ":", ",", True, False, True)
-    if c_make_encoder is not None
-    else None
-)
-
-
-def canonical_json(item: Mapping[str, Any]) -> str:
-    """The canonical JSON text of ``item`` (see ``_CANONICAL``)."""
-    if _c_canonical is not None:
-        return "".join(_c_canonical(item, 0))
-    return _CANONICAL.encode(item)
-
-
-def body_digest(item: Mapping[str, Any]) -> str:
-    """SHA-256 of the item's canonical JSON, ``hash`` left out: the body a callback id is pinned to.
-
-    Key order and white space do not change it; any changed value, key or type does.
-    """
-    if "hash" in item:
-        item = without_hash(item)
-    return hashlib.sha256(canonical_json(item).encode("ascii")).hexdigest()
 
 
 @dataclass(frozen=True)

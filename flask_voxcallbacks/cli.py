@@ -19,9 +19,9 @@ from .fields import wire_fields
 from .handling import ACCEPTED, DUPLICATE, handle_kept, kept_callbacks
 from .payloads import CALLBACK_TYPES
 from .safe_text import printable
+from .samples import make_batch, make_callback_for
 from .signals import signal_names
 from .state import get_state
-from .testing import make_batch, make_callback_for
 
 voxcallbacks_cli = AppGroup(
     "voxcallbacks", help="Voximplant callbacks: samples, checks, types, failures and replays."

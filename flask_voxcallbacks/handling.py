@@ -12,11 +12,12 @@ from typing import Any, Mapping
 
 from flask import Flask
 
-from .auth import BODY_MISMATCH, Rejection
-from .callbacks import Callback, RejectedCallback, build_callback, canonical_json, without_hash
+from .auth import BODY_MISMATCH, Rejection, authenticate
+from .callbacks import Callback, RejectedCallback, build_callback
 from .dispatch import Dispatched, dispatch, send
 from .payloads import Payload
-from .queue import JobRefused
+from .pinning import canonical_json, without_hash
+from .queue.base import JobRefused
 from .safe_text import printable
 from .signals import callback_duplicate, callback_rejected
 from .state import VoxState, get_state
@@ -73,6 +74,105 @@ class Arrival:
 #: end), while receivers that take microseconds still share one store call per 5 ms of a batch
 #: (the cost of a batch of 1,000 does not measurably change).
 RECORD_EVERY = 0.005
+
+
+#: Items authenticated, built and handled together. A chunk's callbacks are freed before the next
+#: chunk is built, so that a large batch neither holds every callback at once nor wakes the
+#: garbage collector over them again and again; the default VOXCALLBACKS_MAX_ITEMS fits in one.
+CHUNK_ITEMS = 1000
+
+
+def handle_items(app: Flask, state: VoxState, items: list[dict[str, Any]]) -> dict[str, int]:
+    """The items of a request: authenticate each on its own, handle (or enqueue) the authentic
+    ones together, chunk by chunk, log one summary line, and count the outcomes.
+
+    The items are the request's own: their ``hash`` is removed, so that nothing kept or shown
+    holds it.
+    """
+    counts = dict.fromkeys(OUTCOMES, 0)
+    reasons: dict[str, int] = {}
+    unfinished: dict[str, list[int]] = {FAILED: [], IN_PROGRESS: []}
+    for start in range(0, len(items), CHUNK_ITEMS):
+        chunk = items[start : start + CHUNK_ITEMS]
+        _handle_chunk(app, state, chunk, counts, reasons, unfinished)
+    _log_batch(len(items), counts, reasons, unfinished)
+    return counts
+
+
+def _handle_chunk(
+    app: Flask,
+    state: VoxState,
+    items: list[dict[str, Any]],
+    counts: dict[str, int],
+    reasons: dict[str, int],
+    unfinished: dict[str, list[int]],
+) -> None:
+    arrivals = []
+    accounts = state.settings.accounts
+    for item in items:
+        verdict = authenticate(item, accounts)
+        if isinstance(verdict, Rejection):
+            reject(app, item, verdict)
+            counts[REJECTED] += 1
+            reasons[verdict.reason] = reasons.get(verdict.reason, 0) + 1
+            continue
+        type_name = item.get("type")
+        item.pop("hash", None)
+        arrivals.append(
+            Arrival(
+                item,
+                verdict.account_id,
+                verdict.callback_id,
+                type_name if isinstance(type_name, str) else "",
+            )
+        )
+    if not arrivals:
+        return
+    try:
+        if state.queue is None:
+            outcomes = handle_batch(app, state, arrivals)
+        else:
+            outcomes = enqueue_batch(app, state, arrivals)
+    except Exception:
+        # The store could not claim them: nothing ran, and the sender redelivers them.
+        logger.exception("store error while handling a batch of %d callbacks", len(arrivals))
+        outcomes = [FAILED] * len(arrivals)
+    for arrival, outcome in zip(arrivals, outcomes):
+        counts[outcome] += 1
+        if outcome in unfinished:
+            unfinished[outcome].append(arrival.callback_id)
+        elif outcome == REJECTED:
+            # The only rejection after authentication: the id is pinned to another body.
+            reasons[BODY_MISMATCH] = reasons.get(BODY_MISMATCH, 0) + 1
+
+
+def _log_batch(
+    total: int, counts: dict[str, int], reasons: dict[str, int], unfinished: dict[str, list[int]]
+) -> None:
+    """One line for a batch with anything but accepted or queued callbacks: a WARNING when some
+    were rejected, failed or are in progress elsewhere, else (duplicates only) INFO."""
+    parts = []
+    for outcome in (FAILED, IN_PROGRESS):
+        if counts[outcome]:
+            ids = unfinished[outcome]
+            parts.append(f"{counts[outcome]} {outcome.replace('_', ' ')} (callback {_ids(ids)})")
+    if counts[REJECTED]:
+        detail = ", ".join(f"{reason}={n}" for reason, n in sorted(reasons.items()))
+        parts.append(f"{counts[REJECTED]} rejected ({detail})")
+    if counts[DUPLICATE]:
+        parts.append(f"{counts[DUPLICATE]} duplicate(s)")
+    if not parts:
+        return
+    level = logging.INFO if parts and len(parts) == 1 and counts[DUPLICATE] else logging.WARNING
+    logger.log(level, "batch of %d: %s", total, ", ".join(parts))
+
+
+def _ids(callback_ids: list[int], limit: int = 5) -> str:
+    """The first few distinct ids of a list."""
+    distinct = list(dict.fromkeys(callback_ids))
+    shown = ", ".join(str(i) for i in distinct[:limit])
+    more = len(distinct) - limit
+    return f"{shown} and {more} more" if more > 0 else shown
 
 
 def handle_batch(

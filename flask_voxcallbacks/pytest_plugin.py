@@ -21,13 +21,14 @@ import pytest
 from flask import Flask
 
 from .extension import VoxCallbacks
-from .state import get_state, use_memory_store
+from .state import get_state
 from .testing import (
     DEFAULT_ACCOUNT_ID,
     DEFAULT_API_KEY,
     DEFAULT_SALT,
     VoxCallbacksClient,
     record_callbacks,
+    use_memory_store,
 )
 
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from flask import Flask
 
 from .config import Settings
-from .store import Store
-
-if TYPE_CHECKING:
-    from .queue import Queue
+from .queue.base import Queue
+from .store.base import Store
 
 EXTENSION_NAME = "voxcallbacks"
 
@@ -35,14 +32,3 @@ def get_state(app: Flask) -> VoxState:
             "call VoxCallbacks(app) or vox.init_app(app) first."
         )
     return state
-
-
-def use_memory_store(app: Flask) -> None:
-    """Give ``app`` a fresh memory store in place of the one it was configured with, and handle
-    callbacks inline even when it sets a queue: its workers could not see this store (tests)."""
-    from .store.memory import MemoryStore
-
-    state = get_state(app)
-    state.store.close()
-    settings = replace(state.settings, store_url="memory://")
-    app.extensions[EXTENSION_NAME] = VoxState(settings, MemoryStore())

@@ -18,8 +18,9 @@ import sys
 from typing import Any
 
 from flask_voxcallbacks.auth import Credentials, authenticate, id_text, sign
-from flask_voxcallbacks.callbacks import body_digest, build_callback
+from flask_voxcallbacks.callbacks import build_callback
 from flask_voxcallbacks.parsing import BadBatch, parse_batch
+from flask_voxcallbacks.pinning import body_digest
 
 ACCOUNTS = {
     1234567: Credentials("d1f0c2a4-5b6e-4c7d-8e9f-0a1b2c3d4e5f", "example-salt-42"),

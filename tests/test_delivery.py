@@ -9,7 +9,7 @@ import pytest
 from conftest import ENDPOINT, make_app
 
 from flask_voxcallbacks import callback_duplicate, callback_received, min_balance_reached
-from flask_voxcallbacks.callbacks import body_digest
+from flask_voxcallbacks.pinning import body_digest
 from flask_voxcallbacks.state import get_state
 from flask_voxcallbacks.testing import make_batch, make_callback, record_callbacks
 
@@ -290,9 +290,9 @@ def test_a_store_outage_is_logged(vox_log) -> None:
 def test_a_batch_larger_than_a_chunk_is_handled_in_order_with_one_summary(
     app, client, seen, monkeypatch
 ) -> None:
-    from flask_voxcallbacks import views
+    from flask_voxcallbacks import handling
 
-    monkeypatch.setattr(views, "CHUNK_ITEMS", 3)
+    monkeypatch.setattr(handling, "CHUNK_ITEMS", 3)
     items = [make_callback("min_balance") for _ in range(7)]
     forged = {**items[1], "hash": "0" * 32}
     batch = [items[0], forged, *items[1:], items[0]]  # 9 items: chunks of 3, 3 and 3

@@ -209,17 +209,17 @@ LARGE = {"callback_id": 1, "numbers": list(range(150_000)), "text": "x" * 1000}
 
 @pytest.mark.parametrize("item", [*BODIES, LARGE])
 def test_the_canonical_form_is_the_same_with_and_without_the_c_encoder(item, monkeypatch) -> None:
-    from flask_voxcallbacks import callbacks
+    from flask_voxcallbacks import pinning
 
     expected = json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    assert callbacks.canonical_json(item) == expected
-    monkeypatch.setattr(callbacks, "_c_canonical", None)
-    assert callbacks.canonical_json(item) == expected
-    assert len(callbacks.body_digest(item)) == 64
+    assert pinning.canonical_json(item) == expected
+    monkeypatch.setattr(pinning, "_c_canonical", None)
+    assert pinning.canonical_json(item) == expected
+    assert len(pinning.body_digest(item)) == 64
 
 
 def test_the_digest_leaves_out_the_hash_and_nothing_else() -> None:
-    from flask_voxcallbacks.callbacks import body_digest
+    from flask_voxcallbacks.pinning import body_digest
 
     item = make_callback("min_balance")
     assert body_digest(item) == body_digest({k: v for k, v in item.items() if k != "hash"})

@@ -321,7 +321,7 @@ def test_the_worker_command_runs_rq_jobs_only(app, redis_url: str) -> None:
     inline = make_app(VOXCALLBACKS_STORE=redis_url)
     result = inline.test_cli_runner().invoke(args=["voxcallbacks", "worker", "--burst"])
     assert result.exit_code == 1 and "is not an rq:// URL" in result.output
-    from flask_voxcallbacks.callbacks import body_digest
+    from flask_voxcallbacks.pinning import body_digest
     from flask_voxcallbacks.store import DONE
 
     item = make_callback("min_balance")
@@ -344,7 +344,7 @@ def test_send_counts_queued_samples_as_accepted(app) -> None:
 
 
 def test_the_plugins_memory_store_handles_callbacks_inline(app) -> None:
-    from flask_voxcallbacks.state import use_memory_store
+    from flask_voxcallbacks.testing import use_memory_store
 
     use_memory_store(app)
     seen = received(app)

@@ -130,7 +130,7 @@ def test_custom_path() -> None:
 
 
 def test_a_failure_wins_over_in_progress_in_a_mixed_batch(app, client) -> None:
-    from flask_voxcallbacks.callbacks import body_digest
+    from flask_voxcallbacks.pinning import body_digest
     from flask_voxcallbacks.state import get_state
 
     busy, failing, fine = (make_callback(t) for t in ("js_fail", "min_balance", "card_expired"))
@@ -149,7 +149,7 @@ def test_a_failure_wins_over_in_progress_in_a_mixed_batch(app, client) -> None:
 
 
 def test_503_with_retry_after_when_nothing_failed(app, client) -> None:
-    from flask_voxcallbacks.callbacks import body_digest
+    from flask_voxcallbacks.pinning import body_digest
     from flask_voxcallbacks.state import get_state
 
     busy, fine = make_callback("js_fail"), make_callback("card_expired")

@@ -13,7 +13,7 @@ from flask import Flask, current_app, has_app_context
 
 from ..handling import FAILED, run_job
 from ..state import EXTENSION_NAME, get_state
-from . import CELERY, ENQUEUE_TIMEOUT, TASK_NAME, JobFailed, Queue, QueueError, retry_delays
+from .base import CELERY, ENQUEUE_TIMEOUT, TASK_NAME, JobFailed, Queue, QueueError, retry_delays
 
 #: The applications set up with this engine, to find the one a worker's task belongs to.
 _apps: weakref.WeakSet[Flask] = weakref.WeakSet()

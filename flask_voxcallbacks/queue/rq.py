@@ -13,7 +13,7 @@ from rq import Retry, Worker
 from ..config import redact_url
 from ..handling import FAILED, run_job
 from ..state import get_state
-from . import ENQUEUE_TIMEOUT, JobFailed, Queue, QueueError, retry_delays
+from .base import ENQUEUE_TIMEOUT, JobFailed, Queue, QueueError, retry_delays
 
 #: The job function, by name: the worker imports it.
 JOB = "flask_voxcallbacks.queue.rq.run_callback"
