@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run run-queue test lint typecheck docs bench bench-deps chaos fuzz fuzz-smoke mutation system-deps clean
+.PHONY: run run-queue test test-fast lint typecheck docs bench bench-deps chaos fuzz fuzz-smoke mutation system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ typecheck: $(VENV)/.test-installed
 
 test: system-deps lint typecheck docs fuzz-smoke
 	$(BIN)/python -m pytest
+
+# Every test that starts no server and no other process, in about a minute, with the linters.
+test-fast: lint typecheck
+	$(BIN)/python -m pytest -q -m "not server"
 
 # Coverage-guided fuzzing of parse -> authenticate -> build (tests/fuzz_parse_authenticate.py).
 # New inputs go to .fuzz/corpus, crashes to .fuzz/; copy a crash into tests/fuzz_corpus/ to keep

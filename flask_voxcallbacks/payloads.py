@@ -12,6 +12,7 @@ import functools
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, Callable, ClassVar, Mapping, TypeVar
 
 from .fields import (
@@ -146,7 +147,9 @@ class CallbackType:
         return f"{self.name}."
 
 
-CALLBACK_TYPES: dict[str, CallbackType] = {}
+_registry: dict[str, CallbackType] = {}
+#: Every known type by wire name; read-only (``callback_type`` is the only way in).
+CALLBACK_TYPES: Mapping[str, CallbackType] = MappingProxyType(_registry)
 
 P = TypeVar("P", bound=type[Payload])
 
@@ -165,7 +168,7 @@ def callback_type(
     """
 
     def register(cls: P) -> P:
-        CALLBACK_TYPES[name] = CallbackType(name, cls, status, nested, older_shape)
+        _registry[name] = CallbackType(name, cls, status, nested, older_shape)
         cls.wire_type = name
         return cls
 

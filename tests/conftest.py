@@ -33,6 +33,15 @@ BASE_CONFIG: dict[str, Any] = {
 }
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``server`` every test that starts a server or another process (a Redis server, a
+    gunicorn, a worker): ``make test-fast`` runs the others."""
+    for item in items:
+        uses_redis = "redis_server" in getattr(item, "fixturenames", ())
+        if uses_redis or item.get_closest_marker("subprocess") is not None:
+            item.add_marker(pytest.mark.server)
+
+
 #: Applications made by make_app during the current test, whose stores close after it.
 _made: list[Flask] = []
 

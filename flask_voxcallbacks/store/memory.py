@@ -10,6 +10,8 @@ from typing import Any, Collection, Mapping, Sequence
 from .base import BUSY, CLAIMED, DONE, MISMATCH, QUEUED, Claim, FailedCallback, Store
 
 Key = tuple[int, int]
+#: The answers without a token, built once: building a frozen Claim costs 0.7 us (timeit), a
+#: few per cent of what a redelivered callback costs.
 _MISMATCH, _DONE, _BUSY, _QUEUED = Claim(MISMATCH), Claim(DONE), Claim(BUSY), Claim(QUEUED)
 
 
@@ -26,7 +28,7 @@ class _Record:
     @property
     def deadline(self) -> float:
         """When the record can be forgotten: its expiry, or the end of its lease if later."""
-        return self.expires_at if self.expires_at > self.lease_until else self.lease_until
+        return max(self.expires_at, self.lease_until)
 
 
 class MemoryStore(Store):
