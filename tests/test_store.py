@@ -773,3 +773,22 @@ def test_a_sqlite_table_of_another_layout_is_a_clear_error(tmp_path: Path) -> No
     db.close()
     with pytest.raises(StoreURLError, match=r"lacks the columns attempts, digest, done_until"):
         open_store(f"sqlite:///{path}")
+
+
+@pytest.mark.parametrize("returning", [True, False], ids=["returning", "select"])
+def test_sqlite_claims_return_the_receivers_that_succeeded_with_and_without_returning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, returning: bool
+) -> None:
+    from flask_voxcallbacks.store import sqlite
+
+    # SQLite before 3.35 has no RETURNING: the store reads the receivers with a SELECT instead.
+    monkeypatch.setattr(sqlite, "_RETURNING", returning)
+    store = open_store(f"sqlite:///{tmp_path}/vox.db")
+    first = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    assert first.succeeded == ()
+    store.fail(1, 5, first.token, "crm: down", ITEM, retention=DAY, succeeded=["min_balance:a.b"])
+    again = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    assert (again.status, again.succeeded) == (CLAIMED, ("min_balance:a.b",))
+    store.complete(1, 5, again.token, ttl=DAY)
+    assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == DONE
+    store.close()

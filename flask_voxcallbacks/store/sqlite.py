@@ -269,7 +269,9 @@ class SQLiteStore(Store):
             },
         )
         if _RETURNING:
-            claimed = cursor.fetchone()
+            # Read to the end, so that the statement is finished before the transaction commits.
+            rows = cursor.fetchall()
+            claimed = rows[0] if rows else None
         elif cursor.rowcount == 1:
             claimed = db.execute(self._sql["claimed_receivers"], key).fetchone()
         else:
