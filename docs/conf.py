@@ -20,5 +20,8 @@ version = release
 extensions = ["sphinx.ext.autodoc", "voxdocs"]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
+# The payload's type variable reads as what it stands for.
+autodoc_type_aliases = {"P_co": "flask_voxcallbacks.payloads.Payload"}
 exclude_patterns = ["_build"]
-html_theme = "alabaster"
+# Furo: code blocks and wide tables scroll within the page instead of running past its margin.
+html_theme = "furo"

@@ -123,7 +123,7 @@ def test_the_queue_mode_project_works_as_the_page_says(
     else:
         assert "$ export VOXCALLBACKS_QUEUE=rq://localhost:6379/2" in page
         assert "$ flask --app yourapp voxcallbacks worker" in page
-        env["VOXCALLBACKS_QUEUE"] = f"rq://{base[len('redis://'):]}/2"
+        env["VOXCALLBACKS_QUEUE"] = f"rq://{base[len('redis://') :]}/2"
         worker = [str(BIN / "flask"), "--app", "yourapp", "voxcallbacks", "worker"]
     port = free_port()
     web = [str(BIN / "flask"), "--app", "yourapp", "run", "--port", str(port)]
@@ -168,3 +168,55 @@ def test_the_queue_mode_project_works_as_the_page_says(
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
+
+
+def test_the_quick_start_application_runs_as_the_page_shows() -> None:
+    import sys
+
+    from flask_voxcallbacks.testing import (
+        DEFAULT_ACCOUNT_ID,
+        DEFAULT_API_KEY,
+        DEFAULT_SALT,
+        make_batch,
+        make_callback,
+    )
+
+    assert (
+        "literalinclude:: examples/quickstart_app.py" in (ROOT / "docs/quickstart.rst").read_text()
+    )
+    sys.path.insert(0, str(ROOT / "docs" / "examples"))
+    try:
+        import quickstart_app
+    finally:
+        sys.path.pop(0)
+    app = quickstart_app.create_app(
+        {
+            "TESTING": True,
+            "VOXCALLBACKS_ACCOUNT_ID": DEFAULT_ACCOUNT_ID,
+            "VOXCALLBACKS_API_KEY": DEFAULT_API_KEY,
+            "VOXCALLBACKS_SALT": DEFAULT_SALT,
+        }
+    )
+    stop = make_callback("sms_inbound", sms_body=" stop ", source_number="447700900123")
+    try:
+        response = app.test_client().post(
+            "/voximplant/callbacks", json=make_batch(stop, make_callback("min_balance"))
+        )
+    finally:
+        from flask_voxcallbacks import min_balance_reached, sms_received
+
+        min_balance_reached.disconnect(quickstart_app.on_low_balance)
+        sms_received.disconnect(quickstart_app.on_sms)
+    assert response.status_code == 200 and response.get_json()["accepted"] == 2
+    assert quickstart_app.unsubscribed == {"447700900123"}
+
+
+def test_the_example_files_fit_the_width_of_a_code_block() -> None:
+    # 76 characters fit a code block of the docs' theme at 1280 px without a scroll bar.
+    long = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / "docs" / "examples").rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if len(line) > 76
+    ]
+    assert long == []

@@ -1,4 +1,4 @@
-"""A coroutine receiver: needs Flask's async extra (pip install 'flask[async]')."""
+"""A coroutine receiver: needs pip install 'flask[async]'."""
 
 from __future__ import annotations
 
@@ -12,7 +12,11 @@ from flask_voxcallbacks import Callback, SmsInbound, sms_received
 replies: list[str] = []
 
 
-async def reply_to_sms(sender: Flask, callback: Callback[SmsInbound], **extra: Any) -> None:
+async def reply_to_sms(
+    sender: Flask,
+    callback: Callback[SmsInbound],
+    **extra: Any,
+) -> None:
     await asyncio.sleep(0)  # an awaitable call to your SMS provider, say
     replies.append(callback.payload.source_number or "")
 

@@ -1,4 +1,4 @@
-"""Show the extension's log lines (INFO and above) where Flask's own lines go."""
+"""Show the extension's log lines (INFO and up) with Flask's own."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A Flask project whose Voximplant handlers run on workers (see the Queue mode page)."""
+"""A Flask project whose Voximplant handlers run on workers."""
 
 from __future__ import annotations
 
@@ -8,21 +8,30 @@ from typing import Any
 from celery import Celery, Task  # type: ignore[import-untyped]
 from flask import Flask
 
-from flask_voxcallbacks import Callback, MinBalance, VoxCallbacks, min_balance_reached
+from flask_voxcallbacks import (
+    Callback,
+    MinBalance,
+    VoxCallbacks,
+    min_balance_reached,
+)
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://localhost:6379")
 
 
 def create_app() -> Flask:
     app = Flask(__name__)
+    env = os.environ
     app.config.from_mapping(
-        VOXCALLBACKS_ACCOUNT_ID=int(os.environ["VOXCALLBACKS_ACCOUNT_ID"]),
-        VOXCALLBACKS_API_KEY=os.environ["VOXCALLBACKS_API_KEY"],
-        VOXCALLBACKS_SALT=os.environ["VOXCALLBACKS_SALT"],
-        # Store and queue shared by the web app and every worker, on any host.
+        VOXCALLBACKS_ACCOUNT_ID=int(env["VOXCALLBACKS_ACCOUNT_ID"]),
+        VOXCALLBACKS_API_KEY=env["VOXCALLBACKS_API_KEY"],
+        VOXCALLBACKS_SALT=env["VOXCALLBACKS_SALT"],
+        # Store and queue shared by the web app and every worker.
         VOXCALLBACKS_STORE=f"{REDIS_URL}/0",
-        VOXCALLBACKS_QUEUE=os.environ.get("VOXCALLBACKS_QUEUE", "celery"),
-        CELERY={"broker_url": f"{REDIS_URL}/1", "task_ignore_result": True},
+        VOXCALLBACKS_QUEUE=env.get("VOXCALLBACKS_QUEUE", "celery"),
+        CELERY={
+            "broker_url": f"{REDIS_URL}/1",
+            "task_ignore_result": True,
+        },
     )
     if app.config["VOXCALLBACKS_QUEUE"] == "celery":
         celery_init_app(app)
@@ -46,6 +55,11 @@ def celery_init_app(app: Flask) -> Celery:
     return celery_app
 
 
-def on_low_balance(sender: Flask, callback: Callback[MinBalance], **extra: Any) -> None:
-    # Runs on a worker: slow calls (a CRM, e-mail) no longer keep Voximplant waiting.
-    print(f"Low balance on {callback.account_id}: {callback.balance} {callback.currency}")
+def on_low_balance(
+    sender: Flask,
+    callback: Callback[MinBalance],
+    **extra: Any,
+) -> None:
+    # Runs on a worker: a slow CRM or e-mail call keeps nobody waiting.
+    amount = f"{callback.balance} {callback.currency}"
+    print(f"Low balance on {callback.account_id}: {amount}")
