@@ -60,13 +60,13 @@ def failed_command() -> None:
             f"{record.callback_id}  account={record.account_id}  type={printable(record.type)}  "
         )
         if record.queued:
-            age = now - record.failed_at
+            age = now - record.kept_at
             late = "  (older than the lease: its job may be lost)" if age > lease else ""
-            click.echo(f"{where}queued  age={_age(age)}  since={_when(record.failed_at)}{late}")
+            click.echo(f"{where}queued  age={_age(age)}  since={_when(record.kept_at)}{late}")
             continue
         first_line = record.error.splitlines()[0] if record.error else ""
         click.echo(
-            f"{where}attempts={record.attempts}  last={_when(record.failed_at)}  "
+            f"{where}attempts={record.attempts}  last={_when(record.kept_at)}  "
             f"error={printable(first_line, limit=200)}"
         )
         if record.succeeded:
@@ -105,7 +105,7 @@ def replay_command(replay_all: bool, account_id: int | None, callback_ids: tuple
     if replay_all:
         # A younger queued callback most likely still has its job on the way.
         oldest = state.store.now() - state.settings.lease_seconds
-        records = [r for r in records if not r.queued or r.failed_at <= oldest]
+        records = [r for r in records if not r.queued or r.kept_at <= oldest]
     if account_id is not None:
         records = [record for record in records if record.account_id == account_id]
     if callback_ids:

@@ -21,19 +21,34 @@ from .queue.base import JobRefused
 from .safe_text import printable
 from .signals import callback_duplicate, callback_rejected
 from .state import VoxState, get_state
-from .store import BUSY, DONE, MISMATCH, Claim, FailedCallback
-from .store import QUEUED as WAITING_FOR_JOB
+from .store.base import Claim, ClaimStatus, KeptCallback, Name
 
 logger = logging.getLogger("flask_voxcallbacks")
 
-ACCEPTED = "accepted"
-DUPLICATE = "duplicate"
-IN_PROGRESS = "in_progress"
-FAILED = "failed"
-REJECTED = "rejected"
-#: Kept in the store and handed to the queue (queue mode).
-QUEUED = "queued"
-OUTCOMES = (ACCEPTED, REJECTED, DUPLICATE, IN_PROGRESS, FAILED, QUEUED)
+
+class Outcome(Name):
+    """What became of one item of a batch (the keys of the response's summary)."""
+
+    #: Its receivers ran, each successfully.
+    ACCEPTED = "accepted"
+    #: Handled (or queued) before, or earlier in the batch: not run again.
+    DUPLICATE = "duplicate"
+    #: Another worker holds its claim: the answer asks the sender to retry later.
+    IN_PROGRESS = "in_progress"
+    #: A receiver raised (or it could not be built, or its claim failed): kept for a replay.
+    FAILED = "failed"
+    #: Not authentic, or another body for a pinned id.
+    REJECTED = "rejected"
+    #: Kept and handed to the queue (queue mode).
+    QUEUED = "queued"
+
+
+ACCEPTED = Outcome.ACCEPTED
+DUPLICATE = Outcome.DUPLICATE
+IN_PROGRESS = Outcome.IN_PROGRESS
+FAILED = Outcome.FAILED
+REJECTED = Outcome.REJECTED
+QUEUED = Outcome.QUEUED
 
 
 class Arrival:
@@ -89,7 +104,7 @@ def handle_items(app: Flask, state: VoxState, items: list[dict[str, Any]]) -> di
     The items are the request's own: their ``hash`` is removed, so that nothing kept or shown
     holds it.
     """
-    counts = dict.fromkeys(OUTCOMES, 0)
+    counts: dict[str, int] = {outcome: 0 for outcome in Outcome}
     reasons: dict[str, int] = {}
     unfinished: dict[str, list[int]] = {FAILED: [], IN_PROGRESS: []}
     for start in range(0, len(items), CHUNK_ITEMS):
@@ -307,7 +322,7 @@ def run_job(app: Flask, account_id: int, callback_id: int, namespace: str = "") 
             " worker's application is not configured for: give each application its own queue"
             " (VOXCALLBACKS_NAMESPACE)"
         )
-    record = state.store.pending(account_id, callback_id)
+    record = state.store.find_kept(account_id, callback_id)
     if record is None:
         logger.info(
             "job for callback %s account=%s: nothing queued (handled already, or pruned)",
@@ -318,7 +333,7 @@ def run_job(app: Flask, account_id: int, callback_id: int, namespace: str = "") 
     return handle_kept(app, state, record)
 
 
-def handle_kept(app: Flask, state: VoxState, record: FailedCallback) -> str:
+def handle_kept(app: Flask, state: VoxState, record: KeptCallback) -> str:
     """Handle a failed or queued callback from the item the store kept, as its job or a replay
     does (a queued callback is taken); return the outcome."""
     arrival = Arrival(record.item, record.account_id, record.callback_id, record.type)
@@ -328,10 +343,10 @@ def handle_kept(app: Flask, state: VoxState, record: FailedCallback) -> str:
     return outcome
 
 
-def kept_callbacks(state: VoxState) -> tuple[list[FailedCallback], int]:
+def kept_callbacks(state: VoxState) -> tuple[list[KeptCallback], int]:
     """The failed and queued callbacks of the accounts this application is configured for,
     oldest first, and how many others the store keeps (another application's, sharing it)."""
-    records = state.store.failed()
+    records = state.store.kept()
     accounts = state.settings.accounts
     mine = [record for record in records if record.account_id in accounts]
     others = len(records) - len(mine)
@@ -363,15 +378,15 @@ def _not_run(app: Flask, arrival: Arrival, claim: Claim, earlier: str | None) ->
     earlier in the batch is a DUPLICATE; one claimed elsewhere is IN_PROGRESS (or shares the
     outcome of its earlier copy, FAILED).
     """
-    if claim.status == MISMATCH:
+    if claim.status is ClaimStatus.MISMATCH:
         reject(app, arrival.item, Rejection(BODY_MISMATCH, arrival.account_id, arrival.callback_id))
         return REJECTED
-    if claim.status in (DONE, WAITING_FOR_JOB) or earlier in (ACCEPTED, QUEUED):
+    if claim.status in (ClaimStatus.DONE, ClaimStatus.QUEUED) or earlier in (ACCEPTED, QUEUED):
         callback = _build(arrival)
         if callback is not None:
             send(callback_duplicate, app, callback=callback)
         return DUPLICATE
-    if claim.status == BUSY:
+    if claim.status is ClaimStatus.BUSY:
         return earlier or IN_PROGRESS
     return None
 
@@ -453,7 +468,7 @@ def reject(app: Flask, item: Mapping[str, Any], rejection: Rejection) -> None:
 #: Log level of the line for each outcome. Rejections, duplicates, callbacks in progress and
 #: failures are summed up once per batch by the view, so that a flood of forged items or of
 #: redeliveries cannot flood the log.
-_LEVELS = {
+_LEVELS: dict[str, int] = {
     ACCEPTED: logging.INFO,
     QUEUED: logging.INFO,
     DUPLICATE: logging.DEBUG,

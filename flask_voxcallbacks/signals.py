@@ -179,7 +179,7 @@ def _for_type(payload: type[P]) -> CallbackSignal[P]:
 
 #: Every authentic callback, known type or not. Keywords: ``callback``.
 callback_received: CallbackSignal[Payload] = CallbackSignal("callback_received")
-#: Every inauthentic item. Keywords: ``callback`` (a ``RejectedItem``), ``reason``.
+#: Every inauthentic item. Keywords: ``callback`` (a ``RejectedCallback``), ``reason``.
 callback_rejected = _signal("callback_rejected")
 #: An authentic callback already handled before; not dispatched again. Keywords: ``callback``,
 #: as received this time: the hash does not cover the body, so do not trust its payload.

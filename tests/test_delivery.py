@@ -57,7 +57,7 @@ def test_failed_callback_is_kept_and_runs_again_on_redelivery(app, client) -> No
     item = make_callback("min_balance")
     with min_balance_reached.connected_to(flaky, app):
         assert client.post(ENDPOINT, json=make_batch(item)).status_code == 500
-        (record,) = get_state(app).store.failed()
+        (record,) = get_state(app).store.kept()
         assert record.callback_id == item["callback_id"]
         assert "ConnectionError: crm unreachable" in record.error
         assert record.item == {k: v for k, v in item.items() if k != "hash"}
@@ -65,7 +65,7 @@ def test_failed_callback_is_kept_and_runs_again_on_redelivery(app, client) -> No
         assert client.post(ENDPOINT, json=make_batch(item)).status_code == 200
         assert client.post(ENDPOINT, json=make_batch(item)).get_json()["duplicates"] == 1
     assert flaky.handled == [item["callback_id"]]
-    assert get_state(app).store.failed() == []
+    assert get_state(app).store.kept() == []
 
 
 def test_callback_claimed_elsewhere_gets_503(app, client, seen) -> None:
@@ -124,7 +124,7 @@ def test_cli_prune(app) -> None:
     assert "Removed 0" in kept.output
     gone = runner.invoke(args=["voxcallbacks", "prune", "--older-than", "0"])
     assert "Removed 1" in gone.output
-    assert get_state(app).store.failed() == []
+    assert get_state(app).store.kept() == []
     missing = runner.invoke(args=["voxcallbacks", "prune"])
     assert missing.exit_code == 2
 
@@ -217,7 +217,7 @@ def test_the_failure_record_names_each_failing_receiver(app, client) -> None:
         callback_received.connected_to(flaky, app),
     ):
         client.post(ENDPOINT, json=make_batch(item))
-    (record,) = get_state(app).store.failed()
+    (record,) = get_state(app).store.kept()
     assert record.error.splitlines() == [
         "min_balance:test_delivery.broken_function: ValueError: no such customer",
         "callback_received:test_delivery.Flaky: ConnectionError: crm unreachable",
@@ -229,7 +229,7 @@ def test_a_failed_callback_without_a_type_is_kept_with_an_empty_type(app, client
     del item["type"]
     with callback_received.connected_to(broken_function, app):
         client.post(ENDPOINT, json=make_batch(item))
-    (record,) = get_state(app).store.failed()
+    (record,) = get_state(app).store.kept()
     assert record.type == ""
     assert "type" not in record.item
 
@@ -254,7 +254,7 @@ def test_one_id_twice_in_a_batch_whose_handler_fails_runs_once(app, client) -> N
         again = client.post(ENDPOINT, json=make_batch(item, item))
     assert again.get_json()["accepted"] == 1 and again.get_json()["duplicates"] == 1
     assert flaky.handled == [item["callback_id"]]
-    assert get_state(app).store.failed() == []
+    assert get_state(app).store.kept() == []
 
 
 def test_a_store_error_mid_batch_keeps_what_already_ran_done(app, client, monkeypatch) -> None:

@@ -88,7 +88,7 @@ def test_a_callback_that_cannot_be_built_fails_alone_and_is_kept(
     }
     assert ids(seen) == [before["callback_id"], after["callback_id"]]
     store = get_state(app).store
-    (kept,) = store.failed()
+    (kept,) = store.kept()
     assert kept.callback_id == bad["callback_id"]
     assert "could not be built" in kept.error
     assert kept.item["call_history_report"]["order_date"] == OUT_OF_RANGE
@@ -117,7 +117,7 @@ def test_replay_all_goes_on_past_a_callback_that_fails_and_exits_1_at_the_end(
     callback_received.connect(flaky, app, weak=False)
     first, bad, last = make_callback("min_balance"), poison(), make_callback("min_balance")
     app.test_client().post(ENDPOINT, json=make_batch(first, bad, last))
-    assert len(get_state(app).store.failed()) == 3
+    assert len(get_state(app).store.kept()) == 3
     failing["on"] = False
     seen = listen(app)
     call_history_report_ready.connect(
@@ -129,7 +129,7 @@ def test_replay_all_goes_on_past_a_callback_that_fails_and_exits_1_at_the_end(
     assert replay.exit_code == 1, replay.output
     assert "2 replayed, 1 still failing." in replay.output
     assert set(ids(seen)) >= {first["callback_id"], last["callback_id"]}
-    assert [r.callback_id for r in get_state(app).store.failed()] == [bad["callback_id"]]
+    assert [r.callback_id for r in get_state(app).store.kept()] == [bad["callback_id"]]
 
 
 # -- what is kept stays pristine --------------------------------------------------------------
@@ -201,7 +201,7 @@ def test_a_receiver_that_edits_raw_and_raises_leaves_a_replayable_callback(
     item = make_callback("min_balance")
     sent = item["min_balance"]["is_repeated"]
     assert app.test_client().post(ENDPOINT, json=make_batch(item)).status_code == 500
-    (kept,) = get_state(app).store.failed()
+    (kept,) = get_state(app).store.kept()
     assert kept.item["min_balance"]["is_repeated"] is sent
     replay = cli(app, "replay", "--all")
     assert replay.exit_code == 0, replay.output
@@ -240,19 +240,19 @@ def test_a_redelivery_runs_only_the_receivers_that_failed(store_url: str) -> Non
     item = make_callback("min_balance")
     client = app.test_client()
     assert client.post(ENDPOINT, json=make_batch(item)).status_code == 500
-    (kept,) = get_state(app).store.failed()
+    (kept,) = get_state(app).store.kept()
     assert kept.succeeded == ("min_balance:test_edges.Receivers.mail",)
     assert "min_balance:test_edges.Receivers.update_crm: ConnectionError: crm down" in kept.error
     listing = cli(app, "failed")
     assert "succeeded: min_balance:test_edges.Receivers.mail" in listing.output
     # Still down: the mail is not sent again, the record keeps it.
     assert client.post(ENDPOINT, json=make_batch(item)).status_code == 500
-    assert get_state(app).store.failed()[0].succeeded == kept.succeeded
+    assert get_state(app).store.kept()[0].succeeded == kept.succeeded
     receivers.down = False
     assert client.post(ENDPOINT, json=make_batch(item)).status_code == 200
     assert receivers.mails == [item["callback_id"]]
     assert receivers.crm == [item["callback_id"]]
-    assert get_state(app).store.failed() == []
+    assert get_state(app).store.kept() == []
 
 
 def test_a_replay_runs_only_the_receivers_that_failed(store_url: str) -> None:
@@ -333,7 +333,7 @@ def test_a_queued_callback_that_cannot_be_built_fails_its_job_and_is_kept(
     monkeypatch.setattr(CALLBACK_TYPES["call_history_report"].payload, "from_wire", broken)
     with app.app_context():
         assert run_job(app, bad["account_id"], bad["callback_id"]) == "failed"
-    (kept,) = get_state(app).store.failed()
+    (kept,) = get_state(app).store.kept()
     assert not kept.queued and "could not be built" in kept.error
 
 
@@ -382,7 +382,7 @@ def test_apps_sharing_a_store_never_list_replay_or_prune_each_others_callbacks(
     prune = cli(b, "prune", "--older-than", "0")
     assert "Removed 0 failed callback(s)" in prune.output
     # A's callback is still A's to replay.
-    (kept,) = get_state(a).store.failed()
+    (kept,) = get_state(a).store.kept()
     assert kept.callback_id == item["callback_id"]
 
 
@@ -407,7 +407,7 @@ def test_a_job_of_another_namespace_or_account_is_refused_and_left_queued(
     )
     with b_plain.app_context(), pytest.raises(JobRefused, match="not configured for"):
         run_job(b_plain, item["account_id"], item["callback_id"], "")
-    (kept,) = store_a.failed()
+    (kept,) = store_a.kept()
     assert kept.queued and kept.callback_id == item["callback_id"]
 
 
@@ -552,7 +552,7 @@ def test_a_broker_that_never_answers_gives_500_in_bounded_time_with_nothing_queu
         assert response.status_code == 500 and response.get_json()["failed"] == 1
         assert elapsed < 10, f"answered after {elapsed:.1f} s"
         assert broker.accepted, "the broker was never reached"
-        assert get_state(app).store.failed() == []
+        assert get_state(app).store.kept() == []
     finally:
         broker.close()
 
@@ -660,7 +660,7 @@ def test_an_rq_worker_of_another_application_neither_runs_nor_drops_its_jobs(
     assert len(failed) == 1
     job = b_queue.queue.fetch_job(failed.get_job_ids()[0])  # type: ignore[union-attr]
     assert "JobRefused" in (job.latest_result().exc_string or "")
-    (kept,) = get_state(a).store.failed()
+    (kept,) = get_state(a).store.kept()
     assert kept.queued and a_seen == []
     # A's replay runs it.
     replay = cli(a, "replay", str(item["callback_id"]))

@@ -70,7 +70,7 @@ def test_forged_body_after_a_failure_is_rejected_and_replay_runs_the_first(app, 
     assert reason == "body_mismatch"
     assert (callback.account_id, callback.callback_id) == (item["account_id"], item["callback_id"])
     assert callback.type == "sms_inbound" and "hash" not in callback.raw
-    (record,) = get_state(app).store.failed()
+    (record,) = get_state(app).store.kept()
     assert record.type == "min_balance" and record.item["balance"] == 10, "record not overwritten"
 
     handler.failing = False
@@ -93,7 +93,7 @@ def test_genuine_redelivery_after_a_forgery_still_runs(app, client) -> None:
     response = client.post(ENDPOINT, json=make_batch(item))
     assert response.status_code == 200 and response.get_json()["accepted"] == 1
     assert [c.callback_id for c in handler.calls] == [item["callback_id"]] * 2
-    assert get_state(app).store.failed() == []
+    assert get_state(app).store.kept() == []
 
 
 def test_forged_body_after_success_is_rejected_not_a_duplicate(app, client, seen) -> None:
@@ -160,7 +160,7 @@ def test_two_app_instances_sharing_a_store(backend: str, tmp_path, request) -> N
     forged = second.test_client().post(ENDPOINT, json=make_batch(forge(item)))
     assert forged.status_code == 403 and [r for _, r in rejected] == ["body_mismatch"]
     assert ran_second.calls == []
-    (record,) = get_state(second).store.failed()
+    (record,) = get_state(second).store.kept()
     assert record.item["type"] == "min_balance"
 
     genuine = second.test_client().post(ENDPOINT, json=make_batch(item))
@@ -178,7 +178,7 @@ def test_stored_items_and_raw_carry_no_hash(app, client) -> None:
     (callback,) = handler.calls
     assert "hash" not in callback.raw
     assert callback.raw == {k: v for k, v in item.items() if k != "hash"}
-    (record,) = get_state(app).store.failed()
+    (record,) = get_state(app).store.kept()
     assert "hash" not in record.item and item["hash"] not in json.dumps(record.item)
     assert item["hash"] not in repr(record) and item["hash"] not in repr(callback)
 

@@ -61,7 +61,7 @@ def test_the_answer_counts_queued_callbacks_and_the_jobs_run_them_once(app) -> N
         "queued": 2,
     }
     assert seen == []
-    queued = get_state(app).store.failed()
+    queued = get_state(app).store.kept()
     assert sorted((r.callback_id, r.queued) for r in queued) == sorted(
         [(first["callback_id"], True), (second["callback_id"], True)]
     )
@@ -72,7 +72,7 @@ def test_the_answer_counts_queued_callbacks_and_the_jobs_run_them_once(app) -> N
     assert run_jobs(app) == 2
     assert [c.callback_id for c in seen] == [first["callback_id"], second["callback_id"]]
     assert seen[1].payload.sms_body == second["sms_inbound"]["sms_inbound"]["sms_body"]
-    assert get_state(app).store.failed() == []
+    assert get_state(app).store.kept() == []
     # A job that runs again, or a redelivery, dispatches nothing.
     assert run_job(app, first["account_id"], first["callback_id"]) == "duplicate"
     again = client.post(ENDPOINT, json=make_batch(first))
@@ -120,7 +120,7 @@ def test_a_failed_enqueue_forgets_the_callbacks_and_answers_500(
         "failed": 2,
         "queued": 0,
     }
-    assert get_state(app).store.failed() == []
+    assert get_state(app).store.kept() == []
     shown = ("broker unreachable?" + "x" * 400)[:300]
     assert (
         f"could not enqueue 2 callback(s) on {rq_url} ({shown}): answering 500 so that the"
@@ -167,7 +167,7 @@ def test_a_job_whose_handler_fails_records_the_failure_and_raises(app) -> None:
     copy = pickle.loads(pickle.dumps(raised.value))
     assert type(copy) is JobFailed and str(copy) == str(raised.value)
     assert (copy.account_id, copy.callback_id) == (item["account_id"], item["callback_id"])
-    (record,) = get_state(app).store.failed()
+    (record,) = get_state(app).store.kept()
     assert (record.queued, record.attempts) == (False, 1)
     assert "ConnectionError: crm down" in record.error
 
@@ -208,7 +208,7 @@ def test_an_rq_queue_that_does_not_answer_fails_the_request(redis_url: str, vox_
         f"(the RQ queue's Redis server took no job: Error 111 connecting to 127.0.0.1:{port}."
         " Connection refused.)" in vox_log.text
     )
-    assert "rq://127.0.0.1:" in vox_log.text and get_state(app).store.failed() == []
+    assert "rq://127.0.0.1:" in vox_log.text and get_state(app).store.kept() == []
 
 
 def test_retry_delays_grow_fourfold_up_to_an_hour() -> None:
@@ -331,7 +331,7 @@ def test_the_worker_command_runs_rq_jobs_only(app, redis_url: str) -> None:
     assert "until none is left" in result.output
     # The job ran in the worker's forked process: the store says it is done.
     store = get_state(app).store
-    assert store.failed() == []
+    assert store.kept() == []
     claim = store.claim(item["account_id"], item["callback_id"], body_digest(item), 60, 60)
     assert claim.status == DONE
 
@@ -437,7 +437,7 @@ def test_a_failing_celery_task_is_retried_then_raises(redis_url: str) -> None:
     result = task.apply(args=args, kwargs={"retries": 2}, throw=False)
     assert isinstance(result.result, JobFailed)
     assert len(attempts) == 3
-    assert get_state(app).store.failed()[0].attempts == 3
+    assert get_state(app).store.kept()[0].attempts == 3
     callback_received.disconnect(fail, app)
     assert task.apply(args=args, kwargs={"retries": 0}).get() == "accepted"
 
@@ -456,7 +456,7 @@ def test_a_celery_broker_that_does_not_answer_fails_the_request_at_once(
     response = app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
     assert response.status_code == 500 and response.get_json()["failed"] == 1
     assert time.perf_counter() - started < 3
-    assert get_state(app).store.failed() == []
+    assert get_state(app).store.kept() == []
     assert (
         "on celery (the Celery broker took no job: OperationalError: Error 111 connecting to"
         f" 127.0.0.1:{port}. Connection refused.)" in vox_log.text

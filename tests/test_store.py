@@ -62,18 +62,18 @@ def test_claim_then_complete_then_duplicate(store: Store) -> None:
 def test_failure_is_kept_and_released_until_success(store: Store) -> None:
     first = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     store.fail(1, 5, first.token, "ValueError: boom", ITEM, retention=DAY)
-    (record,) = store.failed()
+    (record,) = store.kept()
     assert (record.account_id, record.callback_id, record.type) == (1, 5, "min_balance")
     assert record.error == "ValueError: boom" and record.attempts == 1
     assert record.item == ITEM
     second = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     assert second.status == CLAIMED
     store.fail(1, 5, second.token, "ValueError: again", ITEM, retention=DAY)
-    assert store.failed()[0].attempts == 2
+    assert store.kept()[0].attempts == 2
     third = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
-    assert len(store.failed()) == 1, "a failure stays recorded while it is being retried"
+    assert len(store.kept()) == 1, "a failure stays recorded while it is being retried"
     store.complete(1, 5, third.token, ttl=60)
-    assert store.failed() == []
+    assert store.kept() == []
     assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == DONE
 
 
@@ -134,10 +134,10 @@ def test_prune_removes_old_failures_only(store: Store, clock: Clock) -> None:
             1, callback_id, claim.token, "boom", {**ITEM, "callback_id": callback_id}, retention=DAY
         )
     assert store.prune(older_than=3600) == 0
-    assert len(store.failed()) == 2
+    assert len(store.kept()) == 2
     clock.advance(1)
     assert store.prune(older_than=0.5) == 2
-    assert store.failed() == []
+    assert store.kept() == []
 
 
 def test_concurrent_claims_in_threads_have_one_winner(store: Store) -> None:
@@ -212,11 +212,11 @@ def test_failures_and_done_markers_survive_a_restart(backend: str, tmp_path: Pat
     store.close()
     restart()
     reopened = open_store(url)
-    assert [(f.callback_id, f.queued) for f in reopened.failed()] == [(5, False), (7, True)]
+    assert [(f.callback_id, f.queued) for f in reopened.kept()] == [(5, False), (7, True)]
     assert reopened.claim(1, 6, BODY, lease_seconds=60, ttl=DAY).status == DONE
     assert reopened.claim(1, 7, BODY, lease_seconds=60, ttl=DAY).status == QUEUED
     job = reopened.claim_many([(1, 7, BODY)], 60, DAY, take_queued=True)[0]
-    assert job.status == CLAIMED and reopened.pending(1, 7).item == ITEM  # type: ignore[union-attr]
+    assert job.status == CLAIMED and reopened.find_kept(1, 7).item == ITEM  # type: ignore[union-attr]
     reopened.close()
 
 
@@ -240,7 +240,7 @@ def test_a_key_is_pinned_to_the_body_of_its_first_claim(store: Store) -> None:
     assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH, "while leased"
     store.fail(1, 5, first.token, "boom", ITEM, retention=DAY)
     assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH, "once failed"
-    (record,) = store.failed()
+    (record,) = store.kept()
     assert record.item == ITEM and record.attempts == 1, "a mismatch changes nothing"
     again = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     assert again.status == CLAIMED
@@ -270,7 +270,7 @@ def test_failures_expire_after_their_retention(store: Store, clock: Clock) -> No
     kept = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     store.fail(1, 5, kept.token, "boom", ITEM, retention=DAY)
     clock.advance(1)
-    assert [f.callback_id for f in store.failed()] == [5]
+    assert [f.callback_id for f in store.kept()] == [5]
     assert store.claim(1, 6, OTHER, lease_seconds=60, ttl=DAY).status == CLAIMED, "record gone"
 
 
@@ -280,7 +280,7 @@ def test_a_late_failure_does_not_undo_a_completion(store: Store, clock: Clock) -
     takeover = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     store.complete(1, 5, takeover.token, ttl=DAY)
     store.fail(1, 5, dead.token, "the first worker fails at last", ITEM, retention=DAY)
-    assert store.failed() == []
+    assert store.kept() == []
     assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == DONE
 
 
@@ -289,7 +289,7 @@ def test_prune_keeps_the_pin(store: Store, clock: Clock) -> None:
     store.fail(1, 5, claim.token, "boom", ITEM, retention=DAY)
     clock.advance(1)
     assert store.prune(older_than=0.5) == 1
-    assert store.failed() == []
+    assert store.kept() == []
     assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
     assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
 
@@ -349,7 +349,7 @@ def test_the_periodic_sweep_forgets_expired_keys_only(backend: str, tmp_path: Pa
     assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == BUSY
     assert store.claim(1, 1, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
     assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == DONE
-    assert [f.callback_id for f in store.failed()] == [3]
+    assert [f.callback_id for f in store.kept()] == [3]
     store.close()
 
 
@@ -373,7 +373,7 @@ def test_failures_are_listed_oldest_first(store: Store, clock: Clock) -> None:
         claim = store.claim(1, callback_id, BODY, lease_seconds=60, ttl=DAY)
         store.fail(1, callback_id, claim.token, "boom", {**ITEM, "callback_id": callback_id}, DAY)
         clock.advance(0.01 if not clock.real else 0)
-    assert [f.callback_id for f in store.failed()] == [7, 5, 9, 6]
+    assert [f.callback_id for f in store.kept()] == [7, 5, 9, 6]
 
 
 def test_sqlite_settings_and_close(tmp_path: Path) -> None:
@@ -454,7 +454,7 @@ def test_complete_many_marks_each_callback_done(store: Store) -> None:
     assert [c.status for c in store.claim_many([(1, i, BODY) for i in range(5)], 60, DAY)] == [
         DONE
     ] * 5
-    assert store.failed() == []
+    assert store.kept() == []
 
 
 def test_a_batch_costs_redis_two_round_trips(redis_url: str) -> None:
@@ -515,7 +515,7 @@ def test_abandoned_claims_and_expired_failures_are_forgotten_too(tmp_path: Path)
     clock.advance(2)
     store.claim(9, 10, BODY, lease_seconds=60, ttl=DAY)
     assert stored_keys(store) == 2, "the failure is gone once its retention ended"
-    assert store.failed() == []
+    assert store.kept() == []
 
 
 def test_complete_many_skips_unknown_keys(store: Store) -> None:
@@ -545,17 +545,17 @@ def test_a_queued_callback_waits_for_its_job(store: Store) -> None:
     # Redeliveries see it queued, before and while a job runs it; another body is still refused.
     assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == QUEUED
     assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
-    (record,) = store.failed()
+    (record,) = store.kept()
     assert (record.account_id, record.callback_id, record.queued) == (1, 5, True)
     assert (record.error, record.attempts, record.type, record.item) == ("", 0, "min_balance", ITEM)
-    assert store.pending(1, 5) == record
+    assert store.find_kept(1, 5) == record
     job = store.claim_many([(1, 5, BODY)], 60, DAY, take_queued=True)[0]
     assert job.status == CLAIMED and job.token != claim.token
     assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == QUEUED
     assert store.claim_many([(1, 5, BODY)], 60, DAY, take_queued=True)[0].status == BUSY
     store.complete(1, 5, job.token, ttl=DAY)
     assert store.claim_many([(1, 5, BODY)], 60, DAY, take_queued=True)[0].status == DONE
-    assert store.failed() == [] and store.pending(1, 5) is None
+    assert store.kept() == [] and store.find_kept(1, 5) is None
 
 
 def test_a_failed_job_turns_the_queued_callback_into_a_failure(store: Store) -> None:
@@ -565,12 +565,12 @@ def test_a_failed_job_turns_the_queued_callback_into_a_failure(store: Store) -> 
     store.queue_many([(1, 5, claim.token, ITEM)], retention=DAY)
     job = store.claim_many([(1, 5, BODY)], 60, DAY, take_queued=True)[0]
     store.fail(1, 5, job.token, "crm down", ITEM, retention=DAY)
-    (record,) = store.failed()
+    (record,) = store.kept()
     assert (record.queued, record.error, record.attempts) == (False, "crm down", 1)
-    assert store.pending(1, 5) == record
+    assert store.find_kept(1, 5) == record
     again = store.claim_many([(1, 5, BODY)], 60, DAY, take_queued=True)[0]
     store.fail(1, 5, again.token, "crm still down", ITEM, retention=DAY)
-    assert store.pending(1, 5).attempts == 2  # type: ignore[union-attr]
+    assert store.find_kept(1, 5).attempts == 2  # type: ignore[union-attr]
     # A failure is claimable by a redelivery again, as inline.
     assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
     assert QUEUED not in [c.status for c in store.claim_many([(1, 6, BODY)], 60, DAY)]
@@ -583,8 +583,8 @@ def test_unqueue_forgets_only_queued_callbacks(store: Store) -> None:
     job = store.claim_many([(1, 6, BODY)], 60, DAY, take_queued=True)[0]
     store.fail(1, 6, job.token, "crm down", ITEM, retention=DAY)
     store.unqueue_many([(1, 5), (1, 6), (1, 7)])
-    assert [(r.callback_id, r.queued) for r in store.failed()] == [(6, False)]
-    assert store.pending(1, 5) is None
+    assert [(r.callback_id, r.queued) for r in store.kept()] == [(6, False)]
+    assert store.find_kept(1, 5) is None
     # The pin stays; the next arrival claims it afresh.
     assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
     assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
@@ -594,7 +594,7 @@ def test_queueing_releases_the_claim_and_leaves_done_callbacks_alone(store: Stor
     claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     store.complete(1, 5, claim.token, ttl=DAY)
     store.queue_many([(1, 5, claim.token, ITEM)], retention=DAY)
-    assert store.failed() == [] and store.claim(1, 5, BODY, 60, DAY).status == DONE
+    assert store.kept() == [] and store.claim(1, 5, BODY, 60, DAY).status == DONE
     other = store.claim(1, 6, BODY, lease_seconds=60, ttl=DAY)
     store.queue_many([(1, 6, other.token, ITEM)], retention=DAY)
     assert store.claim_many([(1, 6, BODY)], 60, DAY, take_queued=True)[0].status == CLAIMED
@@ -609,9 +609,9 @@ def test_a_queued_callback_outlives_the_dedup_ttl_until_its_retention(
     store.queue_many([(1, 5, claim.token, ITEM)], retention=3)
     clock.advance(1.5)
     assert store.claim(1, 5, BODY, lease_seconds=1, ttl=1).status == QUEUED
-    assert store.pending(1, 5) is not None
+    assert store.find_kept(1, 5) is not None
     clock.advance(2.5)
-    assert store.pending(1, 5) is None and store.failed() == []
+    assert store.find_kept(1, 5) is None and store.kept() == []
     assert store.claim(1, 5, OTHER, lease_seconds=1, ttl=1).status == CLAIMED
 
 
@@ -620,7 +620,7 @@ def test_prune_removes_queued_items_too(store: Store, clock: Clock) -> None:
     store.queue_many([(1, 5, claim.token, ITEM)], retention=DAY)
     clock.advance(2)
     assert store.prune(1) == 1
-    assert store.failed() == [] and store.pending(1, 5) is None
+    assert store.kept() == [] and store.find_kept(1, 5) is None
     assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
 
 
@@ -628,9 +628,9 @@ def test_queued_items_without_a_type_and_unknown_keys(store: Store) -> None:
     claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     untyped = {"callback_id": 5, "account_id": 1}
     store.queue_many([(1, 5, claim.token, untyped)], retention=DAY)
-    (record,) = store.failed()
+    (record,) = store.kept()
     assert (record.type, record.item) == ("", untyped)
-    assert store.pending(1, 99) is None and store.pending(99, 5) is None
+    assert store.find_kept(1, 99) is None and store.find_kept(99, 5) is None
 
 
 def test_an_sqlite_queue_batch_that_fails_leaves_no_transaction_open(tmp_path: Path) -> None:
@@ -641,9 +641,9 @@ def test_an_sqlite_queue_batch_that_fails_leaves_no_transaction_open(tmp_path: P
         store.queue_many(
             [(1, 5, first.token, ITEM), (1, 6, second.token, {"type": {1, 2}, "x": {3}})], DAY
         )
-    assert store.failed() == []
+    assert store.kept() == []
     store.queue_many([(1, 5, first.token, ITEM)], retention=DAY)
-    assert [r.callback_id for r in store.failed()] == [5]
+    assert [r.callback_id for r in store.kept()] == [5]
     store.close()
 
 
@@ -706,12 +706,12 @@ def test_a_failure_after_prune_counts_its_attempts_afresh(store: Store) -> None:
     for error in ("boom", "again"):
         claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
         store.fail(1, 5, claim.token, error, ITEM, retention=DAY)
-    assert [f.attempts for f in store.failed()] == [2]
-    assert store.prune(older_than=-1) == 1 and store.failed() == []
+    assert [f.attempts for f in store.kept()] == [2]
+    assert store.prune(older_than=-1) == 1 and store.kept() == []
     claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     assert claim.status == CLAIMED
     store.fail(1, 5, claim.token, "once more", ITEM, retention=DAY)
-    assert [(f.error, f.attempts) for f in store.failed()] == [("once more", 1)]
+    assert [(f.error, f.attempts) for f in store.kept()] == [("once more", 1)]
     assert store.claim(1, 5, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
 
 
@@ -723,7 +723,7 @@ def test_queue_many_skips_unknown_and_done_keys_and_keeps_the_others(store: Stor
         [(1, 404, "no-such-token", ITEM), (1, 4, done.token, ITEM), (1, 5, claim.token, ITEM)],
         retention=DAY,
     )
-    assert [(f.callback_id, f.queued) for f in store.failed()] == [(5, True)]
+    assert [(f.callback_id, f.queued) for f in store.kept()] == [(5, True)]
     assert store.claim(1, 4, BODY, lease_seconds=60, ttl=DAY).status == DONE
 
 
@@ -792,3 +792,32 @@ def test_sqlite_claims_return_the_receivers_that_succeeded_with_and_without_retu
     store.complete(1, 5, again.token, ttl=DAY)
     assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == DONE
     store.close()
+
+
+def test_the_names_before_kept_callbacks_still_work_with_a_deprecation_warning() -> None:
+    from flask_voxcallbacks import store as store_module
+    from flask_voxcallbacks.store import KeptCallback, KeptState
+
+    store = open_store("memory://")
+    claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    store.fail(1, 5, claim.token, "boom", ITEM, retention=DAY)
+    with pytest.deprecated_call():
+        assert store.failed() == store.kept()
+    with pytest.deprecated_call():
+        kept = store.pending(1, 5)
+    assert kept is not None and kept.state is KeptState.FAILED and not kept.queued
+    with pytest.deprecated_call():
+        assert kept.failed_at == kept.kept_at
+    with pytest.deprecated_call():
+        assert store_module.FailedCallback is KeptCallback
+
+
+def test_claim_states_and_outcomes_read_as_their_values() -> None:
+    import json
+
+    from flask_voxcallbacks.handling import Outcome
+    from flask_voxcallbacks.store import ClaimStatus
+
+    assert ClaimStatus.CLAIMED == "claimed" and f"{ClaimStatus.DONE}" == "done"
+    assert str(Outcome.IN_PROGRESS) == "in_progress"
+    assert json.dumps({Outcome.FAILED: 1}) == '{"failed": 1}'

@@ -5,10 +5,23 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import ConfigurationError, redact_url
-from .base import BUSY, CLAIMED, DONE, MISMATCH, QUEUED, Claim, FailedCallback, Store
+from .base import (
+    BUSY,
+    CLAIMED,
+    DONE,
+    MISMATCH,
+    QUEUED,
+    Claim,
+    ClaimStatus,
+    KeptCallback,
+    KeptState,
+    Key,
+    Store,
+)
 
 __all__ = [
     "BUSY",
@@ -17,13 +30,24 @@ __all__ = [
     "MISMATCH",
     "QUEUED",
     "Claim",
-    "FailedCallback",
+    "ClaimStatus",
+    "KeptCallback",
+    "KeptState",
+    "Key",
     "Store",
     "StoreURLError",
     "open_store",
 ]
 
 KEY = "VOXCALLBACKS_STORE"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FailedCallback":
+        from . import base
+
+        return base.FailedCallback
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class StoreURLError(ConfigurationError):

@@ -1,4 +1,4 @@
-"""The store interface: atomic claims pinned to a body digest, done markers, failure records."""
+"""The store interface: atomic claims pinned to a body digest, done markers, kept callbacks."""
 
 from __future__ import annotations
 
@@ -7,52 +7,115 @@ import itertools
 import os
 import secrets
 import time
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Collection, Mapping, Sequence
+from enum import Enum
+from typing import Any, Collection, Mapping, NamedTuple, Sequence
 
 _counter = itertools.count()
 _prefix = (0, "")
 
-#: Results of :meth:`Store.claim`.
-CLAIMED = "claimed"
-DONE = "done"
-BUSY = "busy"
-MISMATCH = "mismatch"
-#: The callback waits in a queue for a job (queue mode); only a job or a replay takes it.
-QUEUED = "queued"
+
+class Name(str, Enum):
+    """A fixed name that reads as its value in logs, JSON and comparisons with text."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class ClaimStatus(Name):
+    """The answer of :meth:`Store.claim_many` for one callback."""
+
+    #: Taken: this worker runs it (the claim's ``token`` proves it).
+    CLAIMED = "claimed"
+    #: Handled already.
+    DONE = "done"
+    #: Claimed by another worker whose lease has not ended.
+    BUSY = "busy"
+    #: Pinned to another body.
+    MISMATCH = "mismatch"
+    #: Kept for its job (queue mode); only a job or a replay takes it.
+    QUEUED = "queued"
+
+
+CLAIMED = ClaimStatus.CLAIMED
+DONE = ClaimStatus.DONE
+BUSY = ClaimStatus.BUSY
+MISMATCH = ClaimStatus.MISMATCH
+QUEUED = ClaimStatus.QUEUED
+
+
+class KeptState(Name):
+    """Why a callback is kept with its item."""
+
+    #: Its last attempt failed; a redelivery, a job's retry or ``replay`` runs it again.
+    FAILED = "failed"
+    #: It waits for its job (queue mode).
+    QUEUED = "queued"
+
+
+class Key(NamedTuple):
+    """A callback in the store: callback ids are unique within an account."""
+
+    account_id: int
+    callback_id: int
 
 
 @dataclass(frozen=True)
 class Claim:
-    """The answer to a claim: ``status`` is CLAIMED, DONE, BUSY, MISMATCH or QUEUED; ``token``
-    proves ownership of a CLAIMED key; ``succeeded`` names the receivers that an earlier attempt
-    of a CLAIMED callback recorded as succeeded (they are not run again)."""
+    """The answer to a claim: its ``status``; ``token`` proves ownership of a CLAIMED key;
+    ``succeeded`` names the receivers that an earlier attempt of a CLAIMED callback recorded as
+    succeeded (they are not run again)."""
 
-    status: str
+    status: ClaimStatus
     token: str = ""
     succeeded: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
-class FailedCallback:
-    """A callback whose handlers failed, kept until an attempt succeeds or its retention ends;
-    or, when ``queued`` is true, a callback waiting for its job in queue mode (``error`` is empty
-    and ``failed_at`` is when it was queued).
+class KeptCallback:
+    """A callback kept with its item: FAILED (its handlers failed; kept until an attempt succeeds
+    or its retention ends) or QUEUED (waiting for its job in queue mode; ``error`` is empty).
 
-    ``item`` is the body pinned at the first authentic arrival, without its ``hash``.
-    ``succeeded`` names the receivers that have succeeded for it (see :func:`receiver_ids
-    <flask_voxcallbacks.dispatch.receiver_ids>`); the others are named in ``error``.
+    ``kept_at`` is when it last failed or was queued. ``item`` is the body pinned at the first
+    authentic arrival, without its ``hash``. ``succeeded`` names the receivers that have succeeded
+    for it (see :func:`receiver_ids <flask_voxcallbacks.dispatch.receiver_ids>`); the others are
+    named in ``error``.
     """
 
     account_id: int
     callback_id: int
     type: str
     error: str
-    failed_at: float
+    kept_at: float
     attempts: int
     item: Mapping[str, Any] = field(repr=False)
-    queued: bool = False
+    state: KeptState = KeptState.FAILED
     succeeded: tuple[str, ...] = ()
+
+    @property
+    def queued(self) -> bool:
+        return self.state is KeptState.QUEUED
+
+    @property
+    def failed_at(self) -> float:
+        """Deprecated: ``kept_at``."""
+        warnings.warn(
+            "KeptCallback.failed_at is deprecated; use kept_at", DeprecationWarning, stacklevel=2
+        )
+        return self.kept_at
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FailedCallback":
+        warnings.warn(
+            "FailedCallback is deprecated; use KeptCallback", DeprecationWarning, stacklevel=2
+        )
+        return KeptCallback
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Store(abc.ABC):
@@ -94,8 +157,15 @@ class Store(abc.ABC):
         arrival claims them afresh. Done or failed callbacks are left as they are."""
 
     @abc.abstractmethod
-    def pending(self, account_id: int, callback_id: int) -> FailedCallback | None:
-        """The queued or failed record of one callback, or None when it has none."""
+    def find_kept(self, account_id: int, callback_id: int) -> KeptCallback | None:
+        """The kept callback (failed or queued) of one key, or None when it has none."""
+
+    def pending(self, account_id: int, callback_id: int) -> KeptCallback | None:
+        """Deprecated: :meth:`find_kept`."""
+        warnings.warn(
+            "Store.pending is deprecated; use find_kept", DeprecationWarning, stacklevel=2
+        )
+        return self.find_kept(account_id, callback_id)
 
     @abc.abstractmethod
     def complete_many(self, claimed: Sequence[tuple[int, int, str]], ttl: int) -> None:
@@ -130,9 +200,13 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def failed(self) -> list[FailedCallback]:
-        """Every callback whose last attempt failed and whose retention has not ended, oldest
-        first."""
+    def kept(self) -> list[KeptCallback]:
+        """Every kept callback (failed or queued) whose retention has not ended, oldest first."""
+
+    def failed(self) -> list[KeptCallback]:
+        """Deprecated: :meth:`kept`."""
+        warnings.warn("Store.failed is deprecated; use kept", DeprecationWarning, stacklevel=2)
+        return self.kept()
 
     @abc.abstractmethod
     def prune(self, older_than: float, accounts: Collection[int] | None = None) -> int:

@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Collection, Mapping, Sequence
 
-from .base import BUSY, CLAIMED, DONE, MISMATCH, QUEUED, Claim, FailedCallback, Store
+from .base import BUSY, CLAIMED, DONE, MISMATCH, QUEUED, Claim, KeptCallback, KeptState, Store
 
 Key = tuple[int, int]
 #: The answers without a token, built once: building a frozen Claim costs 0.7 us (timeit), a
@@ -23,7 +23,7 @@ class _Record:
     expires_at: float
     token: str = ""
     lease_until: float = 0.0
-    failure: FailedCallback | None = None
+    failure: KeptCallback | None = None
 
     @property
     def deadline(self) -> float:
@@ -134,8 +134,15 @@ class MemoryStore(Store):
                 record = self._open.get(key)
                 if record is None:
                     continue
-                record.failure = FailedCallback(
-                    account_id, callback_id, str(item.get("type", "")), "", now, 0, dict(item), True
+                record.failure = KeptCallback(
+                    account_id,
+                    callback_id,
+                    str(item.get("type", "")),
+                    "",
+                    now,
+                    0,
+                    dict(item),
+                    KeptState.QUEUED,
                 )
                 record.expires_at = max(record.expires_at, now + retention)
                 if record.token == token:
@@ -149,7 +156,7 @@ class MemoryStore(Store):
                 if record is not None and record.failure is not None and record.failure.queued:
                     record.failure = None
 
-    def pending(self, account_id: int, callback_id: int) -> FailedCallback | None:
+    def find_kept(self, account_id: int, callback_id: int) -> KeptCallback | None:
         now = self.now()
         with self._lock:
             record = self._open.get((account_id, callback_id))
@@ -173,7 +180,7 @@ class MemoryStore(Store):
             if record is None:
                 return
             previous = record.failure.attempts if record.failure else 0
-            record.failure = FailedCallback(
+            record.failure = KeptCallback(
                 account_id,
                 callback_id,
                 str(item.get("type", "")),
@@ -188,7 +195,7 @@ class MemoryStore(Store):
                 record.lease_until = 0.0
             self._schedule((account_id, callback_id), record.deadline)
 
-    def failed(self) -> list[FailedCallback]:
+    def kept(self) -> list[KeptCallback]:
         now = self.now()
         with self._lock:
             failures = [
@@ -196,7 +203,7 @@ class MemoryStore(Store):
                 for r in self._open.values()
                 if r.failure is not None and r.expires_at > now
             ]
-        return sorted(failures, key=lambda f: f.failed_at)
+        return sorted(failures, key=lambda f: f.kept_at)
 
     def prune(self, older_than: float, accounts: Collection[int] | None = None) -> int:
         now = self.now()
@@ -206,7 +213,7 @@ class MemoryStore(Store):
                 r
                 for (account_id, _), r in self._open.items()
                 if r.failure is not None
-                and r.failure.failed_at < cutoff
+                and r.failure.kept_at < cutoff
                 and (accounts is None or account_id in accounts)
             ]
             for record in old:

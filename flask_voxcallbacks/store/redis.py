@@ -7,7 +7,7 @@ from typing import Any, Collection, Mapping, Sequence
 
 import redis
 
-from .base import BUSY, CLAIMED, DONE, MISMATCH, QUEUED, Claim, FailedCallback, Store
+from .base import BUSY, CLAIMED, DONE, MISMATCH, QUEUED, Claim, KeptCallback, KeptState, Store
 
 # One hash per callback, ``cb:account_id:callback_id``, expiring with its record: ``digest`` pins
 # the body of the first claim; ``token`` and ``lease`` (the end of the lease, in ms of the
@@ -192,7 +192,7 @@ class RedisStore(Store):
         names = [self._failed_key, *(self._hash(a, c) for a, c in keys)]
         self._unqueue(keys=names, args=[self._name_start])
 
-    def pending(self, account_id: int, callback_id: int) -> FailedCallback | None:
+    def find_kept(self, account_id: int, callback_id: int) -> KeptCallback | None:
         values = self.client.hmget(self._hash(account_id, callback_id), _RECORD_FIELDS)
         return _failed(_name(account_id, callback_id), values)
 
@@ -219,7 +219,7 @@ class RedisStore(Store):
             args=[token, _record(item, error, now), now, retention, self._name_start, ok],
         )
 
-    def failed(self) -> list[FailedCallback]:
+    def kept(self) -> list[KeptCallback]:
         fields = [_text(f) for f in self.client.zrange(self._failed_key, 0, -1)]
         pipeline = self.client.pipeline(transaction=False)
         for field in fields:
@@ -239,8 +239,8 @@ class RedisStore(Store):
         cutoff = self.now() - older_than
         old = [
             f
-            for f in self.failed()
-            if f.failed_at < cutoff and (accounts is None or f.account_id in accounts)
+            for f in self.kept()
+            if f.kept_at < cutoff and (accounts is None or f.account_id in accounts)
         ]
         if old:
             # The failure goes; the pin stays until the hash expires.
@@ -303,7 +303,7 @@ def _record(item: Mapping[str, Any], error: str, at: float) -> str:
     )
 
 
-def _failed(field: str, values: Sequence[Any]) -> FailedCallback | None:
+def _failed(field: str, values: Sequence[Any]) -> KeptCallback | None:
     """The failed or queued callback named ``field``, from its hash's ``record``, ``attempts``,
     ``queued`` and ``ok``; None when it has no record."""
     raw_record, attempts, queued, ok = values
@@ -311,7 +311,7 @@ def _failed(field: str, values: Sequence[Any]) -> FailedCallback | None:
         return None
     account_id, callback_id = (int(part) for part in field.split(":"))
     record = json.loads(raw_record)
-    return FailedCallback(
+    return KeptCallback(
         account_id,
         callback_id,
         record["type"],
@@ -319,7 +319,7 @@ def _failed(field: str, values: Sequence[Any]) -> FailedCallback | None:
         record["failed_at"],
         int(attempts or 0),
         record["item"],
-        queued is not None,
+        KeptState.QUEUED if queued is not None else KeptState.FAILED,
         _names(ok),
     )
 

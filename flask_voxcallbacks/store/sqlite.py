@@ -18,7 +18,7 @@ try:
 except ImportError:  # Windows: SQLite's busy handler alone orders the writers.
     _flock = None  # type: ignore[assignment]
 
-from .base import BUSY, CLAIMED, DONE, MISMATCH, QUEUED, Claim, FailedCallback, Store
+from .base import BUSY, CLAIMED, DONE, MISMATCH, QUEUED, Claim, KeptCallback, KeptState, Store
 
 # One row per key. ``digest`` pins the body of the first claim; the row lives until
 # ``expires_at`` (or the end of its lease), then the key is new again. ``done_until`` is set
@@ -341,11 +341,11 @@ class SQLiteStore(Store):
                 list(keys),
             )
 
-    def pending(self, account_id: int, callback_id: int) -> FailedCallback | None:
+    def find_kept(self, account_id: int, callback_id: int) -> KeptCallback | None:
         rows = self._failed_rows(self._sql["pending"], (self.now(), account_id, callback_id))
         return _failed(rows[0]) if rows else None
 
-    def failed(self) -> list[FailedCallback]:
+    def kept(self) -> list[KeptCallback]:
         return [_failed(row) for row in self._failed_rows(self._sql["failed"], (self.now(),))]
 
     def _failed_rows(self, sql: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
@@ -428,9 +428,10 @@ def _close(db: sqlite3.Connection, writers: int) -> None:
     os.close(writers)
 
 
-def _failed(row: tuple[Any, ...]) -> FailedCallback:
+def _failed(row: tuple[Any, ...]) -> KeptCallback:
     a, c, t, e, f, n, i, q, r = row
-    return FailedCallback(a, c, t or "", e, f, n, json.loads(i), bool(q), _names(r))
+    state = KeptState.QUEUED if q else KeptState.FAILED
+    return KeptCallback(a, c, t or "", e, f, n, json.loads(i), state, _names(r))
 
 
 def _names(receivers: str | None) -> tuple[str, ...]:
