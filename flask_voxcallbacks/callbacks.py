@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any, Generic, Mapping, NoReturn, TypeVar
 
 from .fields import construct, convert_fields, money, text
-from .payloads import CALLBACK_TYPES, CallbackType, Payload, UnknownPayload
+from .registry import CALLBACK_TYPES, CallbackType, Payload, UnknownPayload
 
 #: Keys every item carries besides its payload.
 COMMON_KEYS = frozenset(

@@ -17,10 +17,9 @@ from .callbacks import Callback
 from .config import ConfigurationError, load_settings, redact_url
 from .fields import wire_fields
 from .handling import ACCEPTED, DUPLICATE, handle_kept, kept_callbacks
-from .payloads import CALLBACK_TYPES
+from .payloads import CALLBACK_TYPES, signal_names
 from .safe_text import printable
 from .samples import make_batch, make_callback_for
-from .signals import signal_names
 from .state import get_state
 
 voxcallbacks_cli = AppGroup(

@@ -10,7 +10,7 @@ from blinker import NamedSignal
 from flask import Flask
 
 from .callbacks import Callback
-from .payloads import Payload
+from .registry import Payload
 from .safe_text import printable
 from .signals import callback_received, type_signals
 

@@ -15,9 +15,9 @@ from flask import Flask
 from .auth import BODY_MISMATCH, Rejection, authenticate
 from .callbacks import Callback, RejectedCallback, build_callback
 from .dispatch import Dispatched, dispatch, send
-from .payloads import Payload
 from .pinning import canonical_json, without_hash
 from .queue.base import JobRefused
+from .registry import Payload
 from .safe_text import printable
 from .signals import callback_duplicate, callback_rejected
 from .state import VoxState, get_state

@@ -1,19 +1,19 @@
 """The 47 known Voximplant callback types (the 46 of today's reference and the legacy
-``classification_complete``), each declared once.
+``classification_complete``), each declared once, with its signal.
 
-Each payload class is registered under its wire ``type`` with :func:`callback_type`. Its fields
-carry the wire names, so ``callback.payload.is_min_credit`` reads as the protocol does. The registry
-``CALLBACK_TYPES`` drives parsing, the signals table in the docs and the samples of the test kit.
+Each payload class is registered under its wire ``type`` with :func:`callback_type`, and its
+signal follows it (``min_balance_reached = type_signal(MinBalance)``). Its fields carry the wire
+names, so ``callback.payload.is_min_credit`` reads as the protocol does. The registry
+``CALLBACK_TYPES`` drives parsing, the signals table in the docs, the CLI's ``types`` and the
+samples of the test kit.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from types import MappingProxyType
-from typing import Any, Callable, ClassVar, Mapping, TypeVar
+from typing import Any, Mapping
 
 from .fields import (
     Record,
@@ -28,6 +28,15 @@ from .fields import (
     text_list,
     timestamp,
 )
+from .registry import (
+    CALLBACK_TYPES,
+    DEPRECATED,
+    LEGACY,
+    Payload,
+    UnknownPayload,
+    callback_type,
+)
+from .signals import CallbackSignal, type_signal
 
 __all__ = [
     "CALLBACK_TYPES",
@@ -80,11 +89,55 @@ __all__ = [
     "UnknownPayload",
     "UnverifiedSubscriptionDetached",
     "WireTransfer",
+    "a2p_sms_activated",
+    "account_activated",
+    "account_document_status_updated",
+    "account_document_uploaded",
+    "account_document_verified",
+    "account_frozen",
+    "account_stagnant",
+    "account_unfrozen",
+    "agreement_expired",
+    "agreement_expiring",
+    "agreement_status_restored",
+    "balance_changed",
+    "batch_task_cancelled",
+    "call_history_report_ready",
+    "callerids_expired",
+    "callerids_expiring",
+    "card_expired",
+    "card_expiring",
+    "card_payment_failed",
+    "card_payment_received",
+    "certificate_expired",
+    "certificates_expired",
+    "certificates_expiring",
+    "classification_completed",
+    "invoice_issued",
+    "invoice_received",
+    "js_failed",
+    "min_balance_reached",
+    "next_charge_alert",
+    "password_reset_requested",
+    "phone_number_activation_status_changed",
+    "plan_changed",
+    "regulation_address_documents_requested",
+    "regulation_address_uploaded",
+    "regulation_address_verified",
+    "robokassa_payment_received",
+    "signal_names",
+    "sip_registration_failed",
+    "sip_registration_recovered",
+    "sms_received",
+    "subscription_detached",
+    "subscription_frozen",
+    "subscriptions_renewed",
+    "tariff_uncharged",
+    "transaction_history_report_ready",
+    "transcription_completed",
+    "unverified_subscription_detached",
+    "wire_transfer_received",
 ]
-
-CURRENT = "current"
-DEPRECATED = "deprecated"
-LEGACY = "legacy"
 
 DOCUMENT_STATUSES = (
     "AWAITING_DOCUMENTS_UPLOADING",
@@ -105,74 +158,6 @@ LEGAL_STATUSES = (
     "legal entity",
 )
 ADDRESS_STATUSES = ("VERIFIED", "DECLINED", "IN_PROGRESS", "PENDING")
-
-
-class Payload(Record):
-    """Base class of every typed payload."""
-
-    #: The wire ``type`` this payload class is registered for (empty for ``UnknownPayload``).
-    wire_type: ClassVar[str] = ""
-
-
-@dataclass(frozen=True)
-class UnknownPayload(Payload):
-    """The payload of a type this version does not know: every non-common key of the item."""
-
-    data: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class CallbackType:
-    """What the library knows about one wire ``type``."""
-
-    name: str
-    payload: type[Payload]
-    status: str
-    nested: bool
-    #: Rewrites a shape older clients sent into the current one (see ``callback_type``).
-    older_shape: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
-
-    @property
-    def summary(self) -> str:
-        return (self.payload.__doc__ or "").strip()
-
-    @functools.cached_property
-    def wire_names(self) -> frozenset[str]:
-        """The names of the payload's wire fields."""
-        return frozenset(name for name, _ in self.payload.wire_fields())
-
-    @functools.cached_property
-    def path(self) -> str:
-        """The prefix of the payload fields' paths in ``invalid_fields``."""
-        return f"{self.name}."
-
-
-_registry: dict[str, CallbackType] = {}
-#: Every known type by wire name; read-only (``callback_type`` is the only way in).
-CALLBACK_TYPES: Mapping[str, CallbackType] = MappingProxyType(_registry)
-
-P = TypeVar("P", bound=type[Payload])
-
-
-def callback_type(
-    name: str,
-    status: str = CURRENT,
-    nested: bool = False,
-    older_shape: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
-) -> Callable[[P], P]:
-    """Register a payload class as the payload of the wire type ``name``.
-
-    ``nested`` marks the types whose fields the documentation places one level deeper, under a
-    key named like the type (``{"sms_inbound": {"sms_inbound": {...}}}``). ``older_shape``
-    rewrites the payload shape that older Voximplant clients described into the current one.
-    """
-
-    def register(cls: P) -> P:
-        _registry[name] = CallbackType(name, cls, status, nested, older_shape)
-        cls.wire_type = name
-        return cls
-
-    return register
 
 
 # Nested items --------------------------------------------------------------------------------
@@ -268,6 +253,9 @@ class A2PSmsActivated(Payload):
     a2p_enabled: bool | None = boolean("Whether A2P SMS is now allowed", True)
 
 
+a2p_sms_activated = type_signal(A2PSmsActivated)
+
+
 @callback_type("account_document_status_updated")
 @dataclass(frozen=True)
 class AccountDocumentStatusUpdated(Payload):
@@ -283,6 +271,9 @@ class AccountDocumentStatusUpdated(Payload):
     legal_status: str | None = text("Person type", choices=LEGAL_STATUSES)
 
 
+account_document_status_updated = type_signal(AccountDocumentStatusUpdated)
+
+
 @callback_type("account_document_uploaded", DEPRECATED)
 @dataclass(frozen=True)
 class AccountDocumentUploaded(Payload):
@@ -293,6 +284,9 @@ class AccountDocumentUploaded(Payload):
     verification_name: str | None = text("Verification type name", "Passport")
     legal_status: str | None = text("Person type", choices=LEGAL_STATUSES[3:])
     is_individual: bool | None = boolean("The account owner is a person (Java client)")
+
+
+account_document_uploaded = type_signal(AccountDocumentUploaded)
 
 
 @callback_type("account_document_verified", DEPRECATED)
@@ -309,10 +303,16 @@ class AccountDocumentVerified(Payload):
     is_individual: bool | None = boolean("The account owner is a person (Java client)")
 
 
+account_document_verified = type_signal(AccountDocumentVerified)
+
+
 @callback_type("account_is_frozen")
 @dataclass(frozen=True)
 class AccountIsFrozen(Payload):
     """The account was frozen."""
+
+
+account_frozen = type_signal(AccountIsFrozen)
 
 
 @callback_type("account_is_unfrozen")
@@ -321,10 +321,16 @@ class AccountIsUnfrozen(Payload):
     """The account was unfrozen."""
 
 
+account_unfrozen = type_signal(AccountIsUnfrozen)
+
+
 @callback_type("activate_successful")
 @dataclass(frozen=True)
 class ActivateSuccessful(Payload):
     """A new (non-child) account was activated."""
+
+
+account_activated = type_signal(ActivateSuccessful)
 
 
 @callback_type("batch_task_cancelling_completed")
@@ -334,6 +340,9 @@ class BatchTaskCancellingCompleted(Payload):
 
     batch_id: int | str | None = identifier("Id of the cancelled batch (number or UUID string)")
     cancelled_tasks_number: int | None = integer("How many tasks were cancelled", 12)
+
+
+batch_task_cancelled = type_signal(BatchTaskCancellingCompleted)
 
 
 @callback_type("call_history_report")
@@ -346,16 +355,25 @@ class CallHistoryReport(Payload):
     order_date: datetime | None = timestamp("When the report was ordered (UTC)")
 
 
+call_history_report_ready = type_signal(CallHistoryReport)
+
+
 @callback_type("card_expired")
 @dataclass(frozen=True)
 class CardExpired(Payload):
     """The saved bank card expired."""
 
 
+card_expired = type_signal(CardExpired)
+
+
 @callback_type("card_expires_in_month")
 @dataclass(frozen=True)
 class CardExpiresInMonth(Payload):
     """The saved bank card expires within a month."""
+
+
+card_expiring = type_signal(CardExpiresInMonth)
 
 
 @callback_type("card_payment")
@@ -368,10 +386,16 @@ class CardPayment(Payload):
     amount: Decimal | None = money("Amount in the account currency", 50.0)
 
 
+card_payment_received = type_signal(CardPayment)
+
+
 @callback_type("card_payment_failed")
 @dataclass(frozen=True)
 class CardPaymentFailed(Payload):
     """A card payment failed."""
+
+
+card_payment_failed = type_signal(CardPaymentFailed)
 
 
 @callback_type("certificate_expired", DEPRECATED)
@@ -380,12 +404,18 @@ class CertificateExpired(Payload):
     """A push certificate expired (deprecated: see expired_certificates)."""
 
 
+certificate_expired = type_signal(CertificateExpired)
+
+
 @callback_type("expired_agreement")
 @dataclass(frozen=True)
 class ExpiredAgreement(Payload):
     """The confirmation-document waiting period of agreements ended."""
 
     document_ids: tuple[int, ...] | None = integer_list("Agreement document ids", (5001, 5002))
+
+
+agreement_expired = type_signal(ExpiredAgreement)
 
 
 @callback_type("expired_certificates")
@@ -398,6 +428,9 @@ class ExpiredCertificates(Payload):
     )
 
 
+certificates_expired = type_signal(ExpiredCertificates)
+
+
 @callback_type("expiring_agreement")
 @dataclass(frozen=True)
 class ExpiringAgreement(Payload):
@@ -405,6 +438,9 @@ class ExpiringAgreement(Payload):
 
     expiration_date: date | None = date_field("Expiration date")
     until_expiration: int | None = integer("Days left", 10)
+
+
+agreement_expiring = type_signal(ExpiringAgreement)
 
 
 @callback_type("expiring_certificates")
@@ -417,6 +453,9 @@ class ExpiringCertificates(Payload):
     )
 
 
+certificates_expiring = type_signal(ExpiringCertificates)
+
+
 @callback_type("expiring_callerid")
 @dataclass(frozen=True)
 class ExpiringCallerId(Payload):
@@ -424,6 +463,9 @@ class ExpiringCallerId(Payload):
 
     callerids: tuple[str, ...] | None = text_list("Caller IDs", ("12025550143",))
     expiration_date: date | None = date_field("Expiration date")
+
+
+callerids_expiring = type_signal(ExpiringCallerId)
 
 
 @callback_type("invoice_received")
@@ -439,10 +481,16 @@ class InvoiceReceived(Payload):
     currency: str | None = text("Currency code", "USD")
 
 
+invoice_received = type_signal(InvoiceReceived)
+
+
 @callback_type("js_fail")
 @dataclass(frozen=True)
 class JsFail(Payload):
     """A VoxEngine scenario raised a JavaScript error (with send_js_error enabled)."""
+
+
+js_failed = type_signal(JsFail)
 
 
 @callback_type("min_balance")
@@ -454,6 +502,9 @@ class MinBalance(Payload):
     is_repeated: bool | None = boolean("This is a repeated notification")
 
 
+min_balance_reached = type_signal(MinBalance)
+
+
 @callback_type("next_charge_alert")
 @dataclass(frozen=True)
 class NextChargeAlert(Payload):
@@ -463,6 +514,9 @@ class NextChargeAlert(Payload):
     insufficient_funds_amount: Decimal | None = money("Money still needed", 20.5)
 
 
+next_charge_alert = type_signal(NextChargeAlert)
+
+
 @callback_type("phone_number_activation_status_changed", nested=True)
 @dataclass(frozen=True)
 class PhoneNumberActivationStatusChanged(Payload):
@@ -470,6 +524,9 @@ class PhoneNumberActivationStatusChanged(Payload):
 
     phone_number: str | None = text("The number", "12025550143")
     activation_status: str | None = text("New activation status", "ACTIVE")
+
+
+phone_number_activation_status_changed = type_signal(PhoneNumberActivationStatusChanged)
 
 
 @callback_type("regulation_address_documents_requested")
@@ -485,6 +542,9 @@ class RegulationAddressDocumentsRequested(Payload):
     comment: str | None = text("Reviewer note", "")
 
 
+regulation_address_documents_requested = type_signal(RegulationAddressDocumentsRequested)
+
+
 @callback_type("regulation_address_uploaded")
 @dataclass(frozen=True)
 class RegulationAddressUploaded(Payload):
@@ -494,6 +554,9 @@ class RegulationAddressUploaded(Payload):
     uploaded: datetime | None = timestamp("Upload time (UTC)")
     is_individual: bool | None = boolean("Whether the owner is an individual")
     regulation_address_name: str | None = text("Address name", "Main office")
+
+
+regulation_address_uploaded = type_signal(RegulationAddressUploaded)
 
 
 @callback_type("regulation_address_verified")
@@ -509,6 +572,9 @@ class RegulationAddressVerified(Payload):
     regulation_address_name: str | None = text("Address name", "Main office")
 
 
+regulation_address_verified = type_signal(RegulationAddressVerified)
+
+
 @callback_type("renewed_subscriptions")
 @dataclass(frozen=True)
 class RenewedSubscriptions(Payload):
@@ -517,10 +583,16 @@ class RenewedSubscriptions(Payload):
     subscriptions: tuple[Subscription, ...] | None = items(Subscription, "Renewed subscriptions")
 
 
+subscriptions_renewed = type_signal(RenewedSubscriptions)
+
+
 @callback_type("reset_account_password_request")
 @dataclass(frozen=True)
 class ResetAccountPasswordRequest(Payload):
     """A password reset was requested for the account."""
+
+
+password_reset_requested = type_signal(ResetAccountPasswordRequest)
 
 
 @callback_type("robokassa_payment")
@@ -531,6 +603,9 @@ class RobokassaPayment(Payload):
     transaction_id: int | None = integer("Transaction id", 880012)
     transaction_type: str | None = text("Transaction type", "robokassa_payment")
     amount: Decimal | None = money("Amount in the account currency", 50.0)
+
+
+robokassa_payment_received = type_signal(RobokassaPayment)
 
 
 def _single_sip_registration(data: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -555,6 +630,9 @@ class SipRegistrationFail(Payload):
     )
 
 
+sip_registration_failed = type_signal(SipRegistrationFail)
+
+
 @callback_type("sip_registration_recovered")
 @dataclass(frozen=True)
 class SipRegistrationRecovered(Payload):
@@ -563,6 +641,9 @@ class SipRegistrationRecovered(Payload):
     sip_registrations: tuple[SipRegistrationRef, ...] | None = items(
         SipRegistrationRef, "Recovered registrations"
     )
+
+
+sip_registration_recovered = type_signal(SipRegistrationRecovered)
 
 
 @callback_type("sms_inbound", nested=True)
@@ -575,12 +656,18 @@ class SmsInbound(Payload):
     sms_body: str | None = text("Message text", "Hello")
 
 
+sms_received = type_signal(SmsInbound)
+
+
 @callback_type("subscription_is_detached")
 @dataclass(frozen=True)
 class SubscriptionIsDetached(Payload):
     """Subscriptions were cancelled."""
 
     subscriptions: tuple[Subscription, ...] | None = items(Subscription, "Cancelled subscriptions")
+
+
+subscription_detached = type_signal(SubscriptionIsDetached)
 
 
 @callback_type("subscription_is_frozen")
@@ -591,6 +678,9 @@ class SubscriptionIsFrozen(Payload):
     subscriptions: tuple[Subscription, ...] | None = items(Subscription, "Frozen subscriptions")
 
 
+subscription_frozen = type_signal(SubscriptionIsFrozen)
+
+
 @callback_type("transaction_history_report")
 @dataclass(frozen=True)
 class TransactionHistoryReport(Payload):
@@ -599,6 +689,9 @@ class TransactionHistoryReport(Payload):
     history_report_id: int | None = integer("Report id", 4243)
     success: bool | None = boolean("Whether the report was built", True)
     order_date: datetime | None = timestamp("When the report was ordered (UTC)")
+
+
+transaction_history_report_ready = type_signal(TransactionHistoryReport)
 
 
 @callback_type("transcription_complete", nested=True)
@@ -615,12 +708,18 @@ class TranscriptionComplete(Payload):
     transcription_cost: Decimal | None = money("Cost of the transcription", 0.05)
 
 
+transcription_completed = type_signal(TranscriptionComplete)
+
+
 @callback_type("unverified_subscription_detached")
 @dataclass(frozen=True)
 class UnverifiedSubscriptionDetached(Payload):
     """Unverified subscriptions were cancelled."""
 
     subscriptions: tuple[Subscription, ...] | None = items(Subscription, "Cancelled subscriptions")
+
+
+unverified_subscription_detached = type_signal(UnverifiedSubscriptionDetached)
 
 
 @callback_type("wire_transfer")
@@ -633,6 +732,9 @@ class WireTransfer(Payload):
     amount: Decimal | None = money("Amount in the account currency", 500.0)
 
 
+wire_transfer_received = type_signal(WireTransfer)
+
+
 @callback_type("restored_agreement_status")
 @dataclass(frozen=True)
 class RestoredAgreementStatus(Payload):
@@ -640,6 +742,9 @@ class RestoredAgreementStatus(Payload):
 
     document_id: int | None = integer("Agreement document id", 5001)
     expiration_date: date | None = date_field("New expiration date")
+
+
+agreement_status_restored = type_signal(RestoredAgreementStatus)
 
 
 # Legacy types: no longer documented, still parsed ----------------------------------------------
@@ -651,6 +756,9 @@ class StagnantAccount(Payload):
     """No activity on the account since it was created."""
 
 
+account_stagnant = type_signal(StagnantAccount)
+
+
 @callback_type("plan_config", LEGACY)
 @dataclass(frozen=True)
 class PlanConfig(Payload):
@@ -659,6 +767,9 @@ class PlanConfig(Payload):
     plan_type: str | None = text("Plan type", choices=("IM", "MAU"))
     plan_name: str | None = text("Plan name", "Business")
     packages: tuple[PlanPackage, ...] | None = items(PlanPackage, "Packages of the plan")
+
+
+plan_changed = type_signal(PlanConfig)
 
 
 @callback_type("new_invoice", LEGACY, nested=True)
@@ -675,10 +786,16 @@ class NewInvoice(Payload):
     units: tuple[InvoiceUnit, ...] | None = items(InvoiceUnit, "Invoice lines")
 
 
+invoice_issued = type_signal(NewInvoice)
+
+
 @callback_type("balance_is_changed", LEGACY)
 @dataclass(frozen=True)
 class BalanceIsChanged(Payload):
     """The account was topped up."""
+
+
+balance_changed = type_signal(BalanceIsChanged)
 
 
 @callback_type("expired_callerid", LEGACY)
@@ -689,10 +806,16 @@ class ExpiredCallerId(Payload):
     callerids: tuple[str, ...] | None = text_list("Caller IDs", ("12025550143",))
 
 
+callerids_expired = type_signal(ExpiredCallerId)
+
+
 @callback_type("uncharged_tariff", LEGACY)
 @dataclass(frozen=True)
 class UnchargedTariff(Payload):
     """A tariff could not be charged."""
+
+
+tariff_uncharged = type_signal(UnchargedTariff)
 
 
 @dataclass(frozen=True)
@@ -714,3 +837,15 @@ class ClassificationComplete(Payload):
         ClassificationUnit, "Classification results"
     )
     classification_cost: Decimal | None = money("Cost of the classification", 0.05)
+
+
+classification_completed = type_signal(ClassificationComplete)
+
+
+def signal_names() -> dict[str, str]:
+    """The exported name of each per-type signal, by wire type."""
+    return {
+        signal.name: name
+        for name, signal in globals().items()
+        if isinstance(signal, CallbackSignal) and signal.name in CALLBACK_TYPES
+    }

@@ -12,115 +12,25 @@ collector runs. Pass ``weak=True`` to ``connect`` for the weak reference blinker
 
 from __future__ import annotations
 
-from typing import Any, Callable, Generic, Protocol, TypeVar
+from types import MappingProxyType
+from typing import Any, Callable, Generic, Mapping, Protocol, TypeVar
 
 from blinker import ANY, NamedSignal
 from flask import Flask
 
 from .callbacks import Callback
-from .payloads import (
-    A2PSmsActivated,
-    AccountDocumentStatusUpdated,
-    AccountDocumentUploaded,
-    AccountDocumentVerified,
-    AccountIsFrozen,
-    AccountIsUnfrozen,
-    ActivateSuccessful,
-    BalanceIsChanged,
-    BatchTaskCancellingCompleted,
-    CallHistoryReport,
-    CardExpired,
-    CardExpiresInMonth,
-    CardPayment,
-    CardPaymentFailed,
-    CertificateExpired,
-    ClassificationComplete,
-    ExpiredAgreement,
-    ExpiredCallerId,
-    ExpiredCertificates,
-    ExpiringAgreement,
-    ExpiringCallerId,
-    ExpiringCertificates,
-    InvoiceReceived,
-    JsFail,
-    MinBalance,
-    NewInvoice,
-    NextChargeAlert,
-    Payload,
-    PhoneNumberActivationStatusChanged,
-    PlanConfig,
-    RegulationAddressDocumentsRequested,
-    RegulationAddressUploaded,
-    RegulationAddressVerified,
-    RenewedSubscriptions,
-    ResetAccountPasswordRequest,
-    RestoredAgreementStatus,
-    RobokassaPayment,
-    SipRegistrationFail,
-    SipRegistrationRecovered,
-    SmsInbound,
-    StagnantAccount,
-    SubscriptionIsDetached,
-    SubscriptionIsFrozen,
-    TransactionHistoryReport,
-    TranscriptionComplete,
-    UnchargedTariff,
-    UnverifiedSubscriptionDetached,
-    WireTransfer,
-)
+from .registry import Payload
 
 __all__ = [
-    "a2p_sms_activated",
-    "account_activated",
-    "account_document_status_updated",
-    "account_document_uploaded",
-    "account_document_verified",
-    "account_frozen",
-    "account_stagnant",
-    "account_unfrozen",
-    "agreement_expired",
-    "agreement_expiring",
-    "agreement_status_restored",
-    "balance_changed",
-    "batch_task_cancelled",
-    "call_history_report_ready",
+    "CallbackSignal",
+    "Receiver",
+    "VoxSignal",
     "callback_duplicate",
     "callback_received",
     "callback_rejected",
-    "callerids_expired",
-    "callerids_expiring",
-    "card_expired",
-    "card_expiring",
-    "card_payment_failed",
-    "card_payment_received",
-    "certificate_expired",
-    "certificates_expired",
-    "certificates_expiring",
-    "classification_completed",
-    "invoice_issued",
-    "invoice_received",
-    "js_failed",
-    "min_balance_reached",
-    "next_charge_alert",
-    "password_reset_requested",
-    "phone_number_activation_status_changed",
-    "plan_changed",
-    "regulation_address_documents_requested",
-    "regulation_address_uploaded",
-    "regulation_address_verified",
-    "robokassa_payment_received",
     "signal_for",
-    "sip_registration_failed",
-    "sip_registration_recovered",
-    "sms_received",
-    "subscription_detached",
-    "subscription_frozen",
-    "subscriptions_renewed",
-    "tariff_uncharged",
-    "transaction_history_report_ready",
-    "transcription_completed",
-    "unverified_subscription_detached",
-    "wire_transfer_received",
+    "type_signal",
+    "type_signals",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -171,7 +81,9 @@ def _signal(name: str) -> VoxSignal:
     return VoxSignal(name)
 
 
-def _for_type(payload: type[P]) -> CallbackSignal[P]:
+def type_signal(payload: type[P]) -> CallbackSignal[P]:
+    """The signal of a registered payload class, named after its wire type; declared in
+    ``payloads.py`` right after the class (``min_balance_reached = type_signal(MinBalance)``)."""
     signal: CallbackSignal[P] = CallbackSignal(payload.wire_type)
     _by_type[payload.wire_type] = signal  # type: ignore[assignment]
     return signal
@@ -184,102 +96,6 @@ callback_rejected = _signal("callback_rejected")
 #: An authentic callback already handled before; not dispatched again. Keywords: ``callback``,
 #: as received this time: the hash does not cover the body, so do not trust its payload.
 callback_duplicate: CallbackSignal[Payload] = CallbackSignal("callback_duplicate")
-
-# One signal per known type, typed by its payload class. Keywords: ``callback``.
-#: ``a2p_sms_activated``
-a2p_sms_activated = _for_type(A2PSmsActivated)
-#: ``account_document_status_updated``
-account_document_status_updated = _for_type(AccountDocumentStatusUpdated)
-#: ``account_document_uploaded`` (deprecated type)
-account_document_uploaded = _for_type(AccountDocumentUploaded)
-#: ``account_document_verified`` (deprecated type)
-account_document_verified = _for_type(AccountDocumentVerified)
-#: ``account_is_frozen``
-account_frozen = _for_type(AccountIsFrozen)
-#: ``account_is_unfrozen``
-account_unfrozen = _for_type(AccountIsUnfrozen)
-#: ``activate_successful``
-account_activated = _for_type(ActivateSuccessful)
-#: ``batch_task_cancelling_completed``
-batch_task_cancelled = _for_type(BatchTaskCancellingCompleted)
-#: ``call_history_report``
-call_history_report_ready = _for_type(CallHistoryReport)
-#: ``card_expired``
-card_expired = _for_type(CardExpired)
-#: ``card_expires_in_month``
-card_expiring = _for_type(CardExpiresInMonth)
-#: ``card_payment``
-card_payment_received = _for_type(CardPayment)
-#: ``card_payment_failed``
-card_payment_failed = _for_type(CardPaymentFailed)
-#: ``certificate_expired`` (deprecated type)
-certificate_expired = _for_type(CertificateExpired)
-#: ``expired_agreement``
-agreement_expired = _for_type(ExpiredAgreement)
-#: ``expired_certificates``
-certificates_expired = _for_type(ExpiredCertificates)
-#: ``expiring_agreement``
-agreement_expiring = _for_type(ExpiringAgreement)
-#: ``expiring_certificates``
-certificates_expiring = _for_type(ExpiringCertificates)
-#: ``expiring_callerid``
-callerids_expiring = _for_type(ExpiringCallerId)
-#: ``invoice_received``
-invoice_received = _for_type(InvoiceReceived)
-#: ``js_fail``
-js_failed = _for_type(JsFail)
-#: ``min_balance``
-min_balance_reached = _for_type(MinBalance)
-#: ``next_charge_alert``
-next_charge_alert = _for_type(NextChargeAlert)
-#: ``phone_number_activation_status_changed``
-phone_number_activation_status_changed = _for_type(PhoneNumberActivationStatusChanged)
-#: ``regulation_address_documents_requested``
-regulation_address_documents_requested = _for_type(RegulationAddressDocumentsRequested)
-#: ``regulation_address_uploaded``
-regulation_address_uploaded = _for_type(RegulationAddressUploaded)
-#: ``regulation_address_verified``
-regulation_address_verified = _for_type(RegulationAddressVerified)
-#: ``renewed_subscriptions``
-subscriptions_renewed = _for_type(RenewedSubscriptions)
-#: ``reset_account_password_request``
-password_reset_requested = _for_type(ResetAccountPasswordRequest)
-#: ``robokassa_payment``
-robokassa_payment_received = _for_type(RobokassaPayment)
-#: ``sip_registration_fail``
-sip_registration_failed = _for_type(SipRegistrationFail)
-#: ``sip_registration_recovered``
-sip_registration_recovered = _for_type(SipRegistrationRecovered)
-#: ``sms_inbound``
-sms_received = _for_type(SmsInbound)
-#: ``subscription_is_detached``
-subscription_detached = _for_type(SubscriptionIsDetached)
-#: ``subscription_is_frozen``
-subscription_frozen = _for_type(SubscriptionIsFrozen)
-#: ``transaction_history_report``
-transaction_history_report_ready = _for_type(TransactionHistoryReport)
-#: ``transcription_complete``
-transcription_completed = _for_type(TranscriptionComplete)
-#: ``unverified_subscription_detached``
-unverified_subscription_detached = _for_type(UnverifiedSubscriptionDetached)
-#: ``wire_transfer``
-wire_transfer_received = _for_type(WireTransfer)
-#: ``restored_agreement_status``
-agreement_status_restored = _for_type(RestoredAgreementStatus)
-#: ``stagnant_account`` (legacy type)
-account_stagnant = _for_type(StagnantAccount)
-#: ``plan_config`` (legacy type)
-plan_changed = _for_type(PlanConfig)
-#: ``new_invoice`` (legacy type)
-invoice_issued = _for_type(NewInvoice)
-#: ``balance_is_changed`` (legacy type)
-balance_changed = _for_type(BalanceIsChanged)
-#: ``expired_callerid`` (legacy type)
-callerids_expired = _for_type(ExpiredCallerId)
-#: ``uncharged_tariff`` (legacy type)
-tariff_uncharged = _for_type(UnchargedTariff)
-#: ``classification_complete`` (legacy type)
-classification_completed = _for_type(ClassificationComplete)
 
 
 def signal_for(type_name: str) -> CallbackSignal[Payload]:
@@ -294,15 +110,7 @@ def signal_for(type_name: str) -> CallbackSignal[Payload]:
         raise KeyError(f"no signal for unknown callback type {type_name!r}") from None
 
 
-def type_signals() -> dict[str, CallbackSignal[Payload]]:
-    """Every per-type signal by wire type."""
-    return dict(_by_type)
-
-
-def signal_names() -> dict[str, str]:
-    """The exported name of each per-type signal, by wire type."""
-    return {
-        signal.name: name
-        for name, signal in globals().items()
-        if isinstance(signal, NamedSignal) and signal.name in _by_type
-    }
+def type_signals() -> Mapping[str, CallbackSignal[Payload]]:
+    """Every per-type signal by wire type (a read-only view, complete once ``payloads`` is
+    imported, as it is with the package)."""
+    return MappingProxyType(_by_type)

@@ -19,7 +19,7 @@ from werkzeug.test import TestResponse
 
 from .auth import sign
 from .callbacks import Callback
-from .payloads import Payload
+from .registry import Payload
 from .samples import (
     DEFAULT_ACCOUNT_ID,
     DEFAULT_API_KEY,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from servers import ROOT
 
-from flask_voxcallbacks import CALLBACK_TYPES, signals
+from flask_voxcallbacks import CALLBACK_TYPES, payloads
 from flask_voxcallbacks.config import CONFIG_KEYS
 
 pytestmark = pytest.mark.subprocess
@@ -20,7 +20,7 @@ DOCS = ROOT / "docs"
 SOURCES = [*DOCS.glob("*.rst"), ROOT / "README.rst", ROOT / "CHANGES.rst"]
 KEYS = {key.name for key in CONFIG_KEYS}
 LITERAL = '<code class="docutils literal notranslate"><span class="pre">{}</span></code>'
-SIGNALS = set(signals.signal_names().values()) | {
+SIGNALS = set(payloads.signal_names().values()) | {
     "callback_received",
     "callback_rejected",
     "callback_duplicate",
@@ -67,7 +67,7 @@ def test_built_configuration_page_lists_every_key(built: Path) -> None:
 def test_built_signals_page_lists_every_signal_and_field(built: Path) -> None:
     page = (built / "signals.html").read_text().split('id="nested-items"')[0]
     headings = set(re.findall("<h3>" + LITERAL.format(r"(\w+)"), page))
-    assert headings == set(signals.signal_names().values())
+    assert headings == set(payloads.signal_names().values())
     for type_name, spec in CALLBACK_TYPES.items():
         assert "Wire type " + LITERAL.format(type_name) in page
         for field_name, _ in spec.payload.wire_fields():

@@ -81,6 +81,10 @@ def test_the_layers_import_downwards_only() -> None:
     for base in ("flask_voxcallbacks.store.base", "flask_voxcallbacks.queue.base"):
         assert graph[base] <= {base.rsplit(".", 1)[0]}, graph[base]
     assert "flask_voxcallbacks.testing" not in graph["flask_voxcallbacks.cli"]
+    # The registry and the callback object sit below the payload declarations, which use them.
+    assert graph["flask_voxcallbacks.registry"] == {"flask_voxcallbacks.fields"}
+    for lower in ("callbacks", "signals", "registry", "fields"):
+        assert "flask_voxcallbacks.payloads" not in graph[f"flask_voxcallbacks.{lower}"]
 
 
 def test_importing_the_package_loads_neither_the_test_kit_nor_the_pytest_plugin() -> None:
@@ -99,3 +103,26 @@ def test_importing_the_package_loads_neither_the_test_kit_nor_the_pytest_plugin(
     assert "flask_voxcallbacks.handling" in loaded
     assert "flask_voxcallbacks.testing" not in loaded
     assert "flask_voxcallbacks.pytest_plugin" not in loaded
+
+
+def test_the_package_lists_its_exports_and_exports_every_type_and_signal() -> None:
+    import flask_voxcallbacks
+    from flask_voxcallbacks import CALLBACK_TYPES, payloads
+
+    source = (PACKAGE / "__init__.py").read_text()
+    assert "import *" not in source
+    exported = set(flask_voxcallbacks.__all__)
+    assert all(hasattr(flask_voxcallbacks, name) for name in exported)
+    for type_name, spec in CALLBACK_TYPES.items():
+        assert spec.payload.__name__ in exported, f"{spec.payload.__name__} is not exported"
+        signal = payloads.signal_names()[type_name]
+        assert signal in exported, f"the signal {signal} of {type_name} is not exported"
+
+
+def test_the_type_registry_is_read_only() -> None:
+    import pytest
+
+    from flask_voxcallbacks import CALLBACK_TYPES
+
+    with pytest.raises(TypeError):
+        CALLBACK_TYPES["made_up"] = CALLBACK_TYPES["min_balance"]  # type: ignore[index]

@@ -6,7 +6,7 @@ import re
 
 from servers import ROOT
 
-from flask_voxcallbacks import CALLBACK_TYPES, signals
+from flask_voxcallbacks import CALLBACK_TYPES, payloads
 from flask_voxcallbacks.config import CONFIG_KEYS
 
 README = (ROOT / "README.rst").read_text()
@@ -21,7 +21,7 @@ def test_config_table_matches_the_code() -> None:
 
 def test_signal_table_matches_the_code() -> None:
     rows = re.findall(r"^``(\w+)``\s+``(\w+)``\s+(current|deprecated|legacy)$", README, re.M)
-    names = signals.signal_names()
+    names = payloads.signal_names()
     assert {(name, type_name) for name, type_name, _ in rows} == {
         (name, type_name) for type_name, name in names.items()
     }

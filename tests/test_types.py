@@ -13,7 +13,7 @@ from conftest import ENDPOINT
 from flask_voxcallbacks import CALLBACK_TYPES, UnknownPayload, signal_for
 from flask_voxcallbacks.callbacks import build_callback
 from flask_voxcallbacks.fields import FieldSpec, Record
-from flask_voxcallbacks.payloads import CURRENT, DEPRECATED, LEGACY
+from flask_voxcallbacks.registry import CURRENT, DEPRECATED, LEGACY
 from flask_voxcallbacks.testing import make_batch, make_callback
 
 SCALAR_TYPES: dict[str, Any] = {

@@ -13,7 +13,7 @@ from sphinx.application import Sphinx
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
-from flask_voxcallbacks import CALLBACK_TYPES, Callback, signals
+from flask_voxcallbacks import CALLBACK_TYPES, Callback, payloads
 from flask_voxcallbacks.config import CONFIG_KEYS
 from flask_voxcallbacks.fields import wire_fields
 
@@ -53,7 +53,7 @@ def _fields_rst(fields: tuple[tuple[str, Any], ...]) -> list[str]:
 
 
 def signals_rst() -> list[str]:
-    names = signals.signal_names()
+    names = payloads.signal_names()
     lines: list[str] = []
     for type_name, spec in sorted(CALLBACK_TYPES.items(), key=lambda item: names[item[0]]):
         title = f"``{names[type_name]}``"
@@ -129,7 +129,7 @@ def signal_role(
     options: Any = None,
     content: Any = None,
 ) -> tuple[list[nodes.Node], list[nodes.system_message]]:
-    known = set(signals.signal_names().values()) | set(GENERAL_SIGNALS)
+    known = set(payloads.signal_names().values()) | set(GENERAL_SIGNALS)
     if text not in known:
         message = inliner.reporter.warning(
             f"{text!r} is not a flask_voxcallbacks signal", line=lineno
