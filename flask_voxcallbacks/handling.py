@@ -21,9 +21,13 @@ from .registry import Payload
 from .safe_text import printable
 from .signals import callback_duplicate, callback_rejected
 from .state import VoxState, get_state
-from .store.base import Claim, ClaimStatus, KeptCallback, Name
+from .store.base import Claim, ClaimStatus, KeptCallback, Name, ToComplete, ToQueue
 
 logger = logging.getLogger("flask_voxcallbacks")
+
+#: The clock that times handlers (the lease warning) and the completions' records; tests give
+#: a fake one.
+clock = time.monotonic
 
 
 class Outcome(Name):
@@ -234,16 +238,16 @@ class _Completions:
     def __init__(self, state: VoxState) -> None:
         self.store = state.store
         self.ttl = state.settings.dedup_ttl
-        self.pending: list[tuple[int, int, str]] = []
-        self.since = time.monotonic()
+        self.pending: list[ToComplete] = []
+        self.since = clock()
 
     def add(self, key: tuple[int, int], token: str) -> None:
         self.pending.append((*key, token))
-        if time.monotonic() - self.since >= RECORD_EVERY:
+        if clock() - self.since >= RECORD_EVERY:
             self.record()
 
     def record(self) -> None:
-        self.since = time.monotonic()
+        self.since = clock()
         if not self.pending:
             return
         done, self.pending = self.pending, []
@@ -270,7 +274,7 @@ def enqueue_batch(app: Flask, state: VoxState, arrivals: list[Arrival]) -> list[
     assert state.queue is not None
     claims = _claim(state, arrivals, take_queued=False)
     outcomes: list[str] = []
-    queued: list[tuple[int, int, str, Mapping[str, Any]]] = []
+    queued: list[ToQueue] = []
     first_outcome: dict[tuple[int, int], str] = {}
     for arrival, claim in zip(arrivals, claims):
         key = (arrival.account_id, arrival.callback_id)
@@ -410,14 +414,14 @@ def _run(app: Flask, state: VoxState, arrival: Arrival, claim: Claim) -> str:
     """Build a claimed callback and dispatch it to the receivers that have not yet succeeded
     for it; record a failure at once. ACCEPTED or FAILED."""
     settings = state.settings
-    started = time.monotonic()
+    started = clock()
     callback = _build(arrival)
     if callback is None:
         result = Dispatched(["the callback could not be built: see the log"], claim.succeeded)
     else:
         result = dispatch(app, callback, claim.succeeded)
         del callback
-    elapsed = time.monotonic() - started
+    elapsed = clock() - started
     if elapsed > settings.lease_seconds:
         logger.warning(
             "handlers of callback %s took %.0f s, longer than VOXCALLBACKS_LEASE_SECONDS=%d:"

@@ -114,7 +114,7 @@ def test_state_of_an_app_without_the_extension_is_a_clear_error() -> None:
         get_state(Flask(__name__))
 
 
-def test_defaults_are_documented_in_one_table() -> None:
+def test_config_keys_are_unique_and_prefixed_and_their_defaults_apply() -> None:
     names = [key.name for key in CONFIG_KEYS]
     assert len(names) == len(set(names))
     assert all(name.startswith("VOXCALLBACKS_") for name in names)

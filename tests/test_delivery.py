@@ -129,14 +129,6 @@ def test_cli_prune(app) -> None:
     assert missing.exit_code == 2
 
 
-def test_handler_slower_than_the_lease_is_logged(vox_log) -> None:
-    app = make_app(VOXCALLBACKS_LEASE_SECONDS=1)
-    with callback_received.connected_to(lambda sender, callback: time.sleep(1.1), app):
-        response = app.test_client().post(ENDPOINT, json=make_batch(make_callback("js_fail")))
-    assert response.status_code == 200
-    assert "longer than VOXCALLBACKS_LEASE_SECONDS=1" in vox_log.text
-
-
 class StoreClock:
     """Moves the time of an app's memory or SQLite store forward."""
 

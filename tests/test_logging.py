@@ -100,15 +100,22 @@ def test_the_logging_recipe_shows_info_lines_on_flasks_handler(app, client, caps
     assert f"callback {item['callback_id']} type=min_balance account=1234567 accepted" in err
 
 
-def test_handlers_slower_than_the_lease_are_reported(vox_log) -> None:
+def test_handlers_slower_than_the_lease_are_reported(vox_log, monkeypatch) -> None:
     import re
-    import time
 
     from conftest import make_app
 
+    from flask_voxcallbacks import handling
+
+    now = [1000.0]
+    monkeypatch.setattr(handling, "clock", lambda: now[0])
+
+    def slow(sender, callback):
+        now[0] += 1.6  # the handler takes 1.6 s of the fake clock
+
     app = make_app(VOXCALLBACKS_LEASE_SECONDS=1)
     item = make_callback("min_balance")
-    with callback_received.connected_to(lambda sender, callback: time.sleep(1.6), app):
+    with callback_received.connected_to(slow, app):
         answer = app.test_client().post(ENDPOINT, json=make_batch(item)).get_json()
     assert answer["accepted"] == 1
     (warning,) = [r.getMessage() for r in vox_log.records if r.levelname == "WARNING"]

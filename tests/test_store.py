@@ -522,6 +522,8 @@ def test_complete_many_skips_unknown_keys(store: Store) -> None:
     claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     store.complete_many([(1, 404, "no-such-token"), (1, 5, claim.token)], ttl=DAY)
     assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == DONE
+    # The unknown key was not marked done: its first claim takes it.
+    assert store.claim(1, 404, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
 
 
 def test_an_sqlite_batch_that_fails_leaves_no_transaction_open(tmp_path: Path) -> None:

@@ -64,6 +64,16 @@ class Key(NamedTuple):
     callback_id: int
 
 
+# What the batched methods take, one tuple per callback (plain tuples: a batch of 1,000 builds
+# them on the hot path).
+#: ``(account_id, callback_id, digest)``: a callback to claim, pinned to its body's digest.
+ToClaim = tuple[int, int, str]
+#: ``(account_id, callback_id, token)``: a claimed callback to record as done.
+ToComplete = tuple[int, int, str]
+#: ``(account_id, callback_id, token, item)``: a claimed callback to keep for its job.
+ToQueue = tuple[int, int, str, Mapping[str, Any]]
+
+
 @dataclass(frozen=True)
 class Claim:
     """The answer to a claim: its ``status``; ``token`` proves ownership of a CLAIMED key;
@@ -95,6 +105,10 @@ class KeptCallback:
     item: Mapping[str, Any] = field(repr=False)
     state: KeptState = KeptState.FAILED
     succeeded: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> Key:
+        return Key(self.account_id, self.callback_id)
 
     @property
     def queued(self) -> bool:
@@ -134,7 +148,7 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def claim_many(
         self,
-        keys: Sequence[tuple[int, int, str]],
+        keys: Sequence[ToClaim],
         lease_seconds: int,
         ttl: int,
         take_queued: bool = False,
@@ -145,9 +159,7 @@ class Store(abc.ABC):
         then it is claimed like a failed one."""
 
     @abc.abstractmethod
-    def queue_many(
-        self, queued: Sequence[tuple[int, int, str, Mapping[str, Any]]], retention: int
-    ) -> None:
+    def queue_many(self, queued: Sequence[ToQueue], retention: int) -> None:
         """Keep the item of each claimed ``(account_id, callback_id, token, item)`` as queued
         (for ``retention`` s, listed by ``failed``) and release its claim, in one round trip."""
 
@@ -168,7 +180,7 @@ class Store(abc.ABC):
         return self.find_kept(account_id, callback_id)
 
     @abc.abstractmethod
-    def complete_many(self, claimed: Sequence[tuple[int, int, str]], ttl: int) -> None:
+    def complete_many(self, claimed: Sequence[ToComplete], ttl: int) -> None:
         """Complete each ``(account_id, callback_id, token)``, as ``complete`` would, in one
         round trip to the store."""
 

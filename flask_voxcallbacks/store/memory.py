@@ -7,7 +7,20 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Collection, Mapping, Sequence
 
-from .base import BUSY, CLAIMED, DONE, MISMATCH, QUEUED, Claim, KeptCallback, KeptState, Store
+from .base import (
+    BUSY,
+    CLAIMED,
+    DONE,
+    MISMATCH,
+    QUEUED,
+    Claim,
+    KeptCallback,
+    KeptState,
+    Store,
+    ToClaim,
+    ToComplete,
+    ToQueue,
+)
 
 Key = tuple[int, int]
 #: The answers without a token, built once: building a frozen Claim costs 0.7 us (timeit), a
@@ -70,7 +83,7 @@ class MemoryStore(Store):
 
     def claim_many(
         self,
-        keys: Sequence[tuple[int, int, str]],
+        keys: Sequence[ToClaim],
         lease_seconds: int,
         ttl: int,
         take_queued: bool = False,
@@ -107,7 +120,7 @@ class MemoryStore(Store):
         failure = record.failure
         return Claim(CLAIMED, record.token, failure.succeeded if failure is not None else ())
 
-    def complete_many(self, claimed: Sequence[tuple[int, int, str]], ttl: int) -> None:
+    def complete_many(self, claimed: Sequence[ToComplete], ttl: int) -> None:
         until = self.now() + ttl
         with self._lock:
             for account_id, callback_id, token in claimed:
@@ -124,9 +137,7 @@ class MemoryStore(Store):
                 self._done[key] = (digest, deadline)
                 self._schedule(key, deadline)
 
-    def queue_many(
-        self, queued: Sequence[tuple[int, int, str, Mapping[str, Any]]], retention: int
-    ) -> None:
+    def queue_many(self, queued: Sequence[ToQueue], retention: int) -> None:
         now = self.now()
         with self._lock:
             for account_id, callback_id, token, item in queued:

@@ -7,7 +7,20 @@ from typing import Any, Collection, Mapping, Sequence
 
 import redis
 
-from .base import BUSY, CLAIMED, DONE, MISMATCH, QUEUED, Claim, KeptCallback, KeptState, Store
+from .base import (
+    BUSY,
+    CLAIMED,
+    DONE,
+    MISMATCH,
+    QUEUED,
+    Claim,
+    KeptCallback,
+    KeptState,
+    Store,
+    ToClaim,
+    ToComplete,
+    ToQueue,
+)
 
 # One hash per callback, ``cb:account_id:callback_id``, expiring with its record: ``digest`` pins
 # the body of the first claim; ``token`` and ``lease`` (the end of the lease, in ms of the
@@ -66,16 +79,19 @@ return result
 
 # One call completes every callback of a batch. KEYS: the failed index, then the hash of each
 # callback. ARGV: ttl s, the prefix's length. Whoever holds the claim, it goes: a done callback
-# is never claimed again.
+# is never claimed again. A key without a pin (never claimed, or expired) is left alone: a done
+# marker without a pin would take any body for a duplicate.
 _COMPLETE = """
 for i = 2, #KEYS do
   local key = KEYS[i]
-  redis.call('HSET', key, 'done', '1')
-  redis.call('HDEL', key, 'token', 'lease', 'ok')
-  if redis.call('HDEL', key, 'record', 'attempts', 'queued') > 0 then
-    redis.call('ZREM', KEYS[1], string.sub(key, ARGV[2] + 1))
+  if redis.call('HEXISTS', key, 'digest') == 1 then
+    redis.call('HSET', key, 'done', '1')
+    redis.call('HDEL', key, 'token', 'lease', 'ok')
+    if redis.call('HDEL', key, 'record', 'attempts', 'queued') > 0 then
+      redis.call('ZREM', KEYS[1], string.sub(key, ARGV[2] + 1))
+    end
+    redis.call('EXPIRE', key, ARGV[1])
   end
-  redis.call('EXPIRE', key, ARGV[1])
 end
 return 1
 """
@@ -152,7 +168,7 @@ class RedisStore(Store):
 
     def claim_many(
         self,
-        keys: Sequence[tuple[int, int, str]],
+        keys: Sequence[ToClaim],
         lease_seconds: int,
         ttl: int,
         take_queued: bool = False,
@@ -173,9 +189,7 @@ class RedisStore(Store):
             claims[i - 1] = Claim(CLAIMED, f"{prefix}{i}", _names(succeeded))
         return claims
 
-    def queue_many(
-        self, queued: Sequence[tuple[int, int, str, Mapping[str, Any]]], retention: int
-    ) -> None:
+    def queue_many(self, queued: Sequence[ToQueue], retention: int) -> None:
         if not queued:
             return
         now = self.now()
@@ -196,7 +210,7 @@ class RedisStore(Store):
         values = self.client.hmget(self._hash(account_id, callback_id), _RECORD_FIELDS)
         return _failed(_name(account_id, callback_id), values)
 
-    def complete_many(self, claimed: Sequence[tuple[int, int, str]], ttl: int) -> None:
+    def complete_many(self, claimed: Sequence[ToComplete], ttl: int) -> None:
         if not claimed:
             return
         names = [self._failed_key, *(self._hash(a, c) for a, c, _ in claimed)]

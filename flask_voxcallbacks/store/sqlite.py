@@ -18,7 +18,20 @@ try:
 except ImportError:  # Windows: SQLite's busy handler alone orders the writers.
     _flock = None  # type: ignore[assignment]
 
-from .base import BUSY, CLAIMED, DONE, MISMATCH, QUEUED, Claim, KeptCallback, KeptState, Store
+from .base import (
+    BUSY,
+    CLAIMED,
+    DONE,
+    MISMATCH,
+    QUEUED,
+    Claim,
+    KeptCallback,
+    KeptState,
+    Store,
+    ToClaim,
+    ToComplete,
+    ToQueue,
+)
 
 # One row per key. ``digest`` pins the body of the first claim; the row lives until
 # ``expires_at`` (or the end of its lease), then the key is new again. ``done_until`` is set
@@ -225,7 +238,7 @@ class SQLiteStore(Store):
 
     def claim_many(
         self,
-        keys: Sequence[tuple[int, int, str]],
+        keys: Sequence[ToClaim],
         lease_seconds: int,
         ttl: int,
         take_queued: bool = False,
@@ -289,7 +302,7 @@ class SQLiteStore(Store):
         # Queued, even while a job runs it: the item is kept until a job handles it.
         return Claim(QUEUED if queued and not take_queued else BUSY)
 
-    def complete_many(self, claimed: Sequence[tuple[int, int, str]], ttl: int) -> None:
+    def complete_many(self, claimed: Sequence[ToComplete], ttl: int) -> None:
         until = self.now() + ttl
         with self._writing() as db:
             db.executemany(
@@ -321,9 +334,7 @@ class SQLiteStore(Store):
                 },
             )
 
-    def queue_many(
-        self, queued: Sequence[tuple[int, int, str, Mapping[str, Any]]], retention: int
-    ) -> None:
+    def queue_many(self, queued: Sequence[ToQueue], retention: int) -> None:
         now = self.now()
         with self._writing() as db:
             db.executemany(
