@@ -1,3 +1,5 @@
+"""Fixtures shared by the tests; the helpers they import are in helpers.py."""
+
 from __future__ import annotations
 
 import logging
@@ -6,31 +8,16 @@ from typing import Any, Iterator
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from helpers import Clock, Seen, _made, make_app
 
-from flask_voxcallbacks import VoxCallbacks, callback_received, callback_rejected
-from flask_voxcallbacks.auth import Credentials
-from flask_voxcallbacks.testing import DEFAULT_ACCOUNT_ID, DEFAULT_API_KEY, DEFAULT_SALT
+from flask_voxcallbacks import callback_received, callback_rejected
+from flask_voxcallbacks.store import open_store
+from flask_voxcallbacks.store.base import Store
 
 pytest_plugins = ["pytester"]
 
 #: A host project run by test_host_project.py in its own folder, with its own settings.
 collect_ignore = ["host_project"]
-
-ENDPOINT = "/voximplant/callbacks"
-CHILD_ACCOUNT_ID = 7654321
-CHILD_API_KEY = "9a8b7c6d-0000-1111-2222-333344445555"
-CHILD_SALT = "child-salt"
-
-#: The main account's credentials as the authentication code holds them.
-MAIN_ACCOUNTS = {DEFAULT_ACCOUNT_ID: Credentials(DEFAULT_API_KEY, DEFAULT_SALT)}
-
-BASE_CONFIG: dict[str, Any] = {
-    "TESTING": True,
-    "VOXCALLBACKS_ACCOUNT_ID": DEFAULT_ACCOUNT_ID,
-    "VOXCALLBACKS_API_KEY": DEFAULT_API_KEY,
-    "VOXCALLBACKS_SALT": DEFAULT_SALT,
-    "VOXCALLBACKS_ACCOUNTS": {CHILD_ACCOUNT_ID: {"api_key": CHILD_API_KEY, "salt": CHILD_SALT}},
-}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -40,19 +27,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         uses_redis = "redis_server" in getattr(item, "fixturenames", ())
         if uses_redis or item.get_closest_marker("subprocess") is not None:
             item.add_marker(pytest.mark.server)
-
-
-#: Applications made by make_app during the current test, whose stores close after it.
-_made: list[Flask] = []
-
-
-def make_app(**config: Any) -> Flask:
-    app = Flask(__name__)
-    app.config.update(BASE_CONFIG)
-    app.config.update(config)
-    VoxCallbacks(app)
-    _made.append(app)
-    return app
 
 
 @pytest.fixture(autouse=True)
@@ -75,22 +49,6 @@ def app() -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
-
-
-class Seen:
-    """What the signals delivered during a test."""
-
-    def __init__(self) -> None:
-        self.received: list[Any] = []
-        self.rejected: list[tuple[Any, str]] = []
-        self.senders: list[Any] = []
-
-    def on_received(self, sender: Any, callback: Any, **extra: Any) -> None:
-        self.senders.append(sender)
-        self.received.append(callback)
-
-    def on_rejected(self, sender: Any, callback: Any, reason: str, **extra: Any) -> None:
-        self.rejected.append((callback, reason))
 
 
 @pytest.fixture
@@ -139,3 +97,16 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/vox.db"
     return str(request.getfixturevalue("redis_url"))
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """A store of each kind, closed after the test."""
+    store = open_store(store_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def clock(store: Store) -> Clock:
+    return Clock(store)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CHILD_ACCOUNT_ID, CHILD_API_KEY, CHILD_SALT, ENDPOINT, MAIN_ACCOUNTS
+from helpers import CHILD_ACCOUNT_ID, CHILD_API_KEY, CHILD_SALT, ENDPOINT, MAIN_ACCOUNTS
 
 from flask_voxcallbacks import RejectedCallback, sign
 from flask_voxcallbacks.auth import REASONS, Credentials, authenticate

@@ -8,13 +8,15 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import ClassVar
 
 import pytest
-from conftest import CHILD_API_KEY, CHILD_SALT, make_app
+from flask import Flask
+from helpers import CHILD_API_KEY, CHILD_SALT, ENDPOINT, Flaky, make_app
 from servers import free_port
 
-from flask_voxcallbacks import CALLBACK_TYPES, payloads
+from flask_voxcallbacks import CALLBACK_TYPES, callback_received, payloads
 from flask_voxcallbacks.auth import authenticate
+from flask_voxcallbacks.pinning import body_digest
 from flask_voxcallbacks.state import get_state
-from flask_voxcallbacks.testing import DEFAULT_API_KEY, DEFAULT_SALT
+from flask_voxcallbacks.testing import DEFAULT_API_KEY, DEFAULT_SALT, make_batch, make_callback
 
 
 def test_types_lists_every_type_with_signal_and_fields(app) -> None:
@@ -370,3 +372,80 @@ def test_send_with_a_misspelt_field_names_it(app) -> None:
     )
     assert result.exit_code == 2
     assert "did you mean 'is_min_credit'?" in result.output
+
+
+def test_cli_lists_and_replays_failures(app_on_each_store) -> None:
+    app = app_on_each_store
+    flaky = Flaky()
+    client, runner = app.test_client(), app.test_cli_runner()
+    items = [make_callback("min_balance"), make_callback("sms_inbound")]
+    with callback_received.connected_to(flaky, app):
+        client.post(ENDPOINT, json=make_batch(*items))
+        listing = runner.invoke(args=["voxcallbacks", "failed"])
+        assert listing.exit_code == 0
+        for item in items:
+            assert str(item["callback_id"]) in listing.output
+        assert "crm unreachable" in listing.output and "attempts=1" in listing.output
+        assert "2 failed callback(s), 0 queued." in listing.output
+
+        still = runner.invoke(args=["voxcallbacks", "replay", str(items[0]["callback_id"])])
+        assert still.exit_code == 1 and "1 still failing" in still.output
+        flaky.failing = False
+        one = runner.invoke(args=["voxcallbacks", "replay", str(items[0]["callback_id"])])
+        assert one.exit_code == 0, one.output
+        assert flaky.handled == [items[0]["callback_id"]]
+        rest = runner.invoke(args=["voxcallbacks", "replay", "--all"])
+        assert rest.exit_code == 0 and "1 replayed, 0 still failing" in rest.output
+        again = runner.invoke(args=["voxcallbacks", "replay", "--all"])
+        assert "0 replayed" in again.output
+    assert flaky.handled == [item["callback_id"] for item in items]
+    assert "No failed or queued callbacks." in runner.invoke(args=["voxcallbacks", "failed"]).output
+
+
+def test_cli_replay_arguments_are_checked(app_on_each_store) -> None:
+    app = app_on_each_store
+    runner = app.test_cli_runner()
+    neither = runner.invoke(args=["voxcallbacks", "replay"])
+    assert neither.exit_code == 2 and "--all" in neither.output
+    unknown = runner.invoke(args=["voxcallbacks", "replay", "424242"])
+    assert unknown.exit_code == 1 and "424242" in unknown.output
+
+
+def test_cli_prune(app_on_each_store) -> None:
+    app = app_on_each_store
+    client, runner = app.test_client(), app.test_cli_runner()
+    with callback_received.connected_to(Flaky(), app):
+        client.post(ENDPOINT, json=make_batch(make_callback("min_balance")))
+    kept = runner.invoke(args=["voxcallbacks", "prune", "--older-than", "1"])
+    assert "Removed 0" in kept.output
+    gone = runner.invoke(args=["voxcallbacks", "prune", "--older-than", "0"])
+    assert "Removed 1" in gone.output
+    assert get_state(app).store.kept() == []
+    missing = runner.invoke(args=["voxcallbacks", "prune"])
+    assert missing.exit_code == 2
+
+
+def test_replay_does_not_count_a_callback_running_elsewhere_as_replayed(app_on_each_store) -> None:
+    app = app_on_each_store
+    flaky = Flaky()
+    item = make_callback("min_balance")
+    client, runner = app.test_client(), app.test_cli_runner()
+    with callback_received.connected_to(flaky, app):
+        client.post(ENDPOINT, json=make_batch(item))
+        flaky.failing = False
+        get_state(app).store.claim(
+            item["account_id"], item["callback_id"], body_digest(item), lease_seconds=60, ttl=60
+        )
+        result = runner.invoke(args=["voxcallbacks", "replay", "--all"])
+    assert result.exit_code == 1
+    assert (
+        f"{item['callback_id']}  account={item['account_id']}  type=min_balance  in_progress"
+        in result.output
+    )
+    assert "0 replayed, 1 still failing" in result.output
+    assert flaky.handled == []
+
+
+@pytest.fixture
+def app_on_each_store(store_url: str) -> Flask:
+    return make_app(VOXCALLBACKS_STORE=store_url)

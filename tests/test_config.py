@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import BASE_CONFIG, ENDPOINT, make_app
 from flask import Flask
+from helpers import BASE_CONFIG, ENDPOINT, make_app
 
 from flask_voxcallbacks import ConfigurationError, VoxCallbacks
 from flask_voxcallbacks.config import CONFIG_KEYS

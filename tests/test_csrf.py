@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import BASE_CONFIG, ENDPOINT
 from flask import Flask
 from flask_wtf import CSRFProtect
+from helpers import BASE_CONFIG, ENDPOINT
 
 from flask_voxcallbacks import VoxCallbacks
 from flask_voxcallbacks.testing import make_batch, make_callback, record_callbacks

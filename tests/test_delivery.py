@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import ENDPOINT, make_app
+from helpers import ENDPOINT, Flaky, make_app
 
 from flask_voxcallbacks import callback_duplicate, callback_received, min_balance_reached
 from flask_voxcallbacks.pinning import body_digest
@@ -17,19 +17,6 @@ from flask_voxcallbacks.testing import make_batch, make_callback, record_callbac
 @pytest.fixture
 def app(store_url: str):
     return make_app(VOXCALLBACKS_STORE=store_url)
-
-
-class Flaky:
-    """A receiver that fails while ``failing`` is set, and counts its successful calls."""
-
-    def __init__(self) -> None:
-        self.failing = True
-        self.handled: list[int] = []
-
-    def __call__(self, sender: Any, callback: Any, **extra: Any) -> None:
-        if self.failing:
-            raise ConnectionError("crm unreachable")
-        self.handled.append(callback.callback_id)
 
 
 def test_redelivery_is_a_duplicate_not_a_second_dispatch(app, client, seen) -> None:
@@ -81,54 +68,6 @@ def test_callback_claimed_elsewhere_gets_503(app, client, seen) -> None:
     assert seen.received == []
 
 
-def test_cli_lists_and_replays_failures(app) -> None:
-    flaky = Flaky()
-    client, runner = app.test_client(), app.test_cli_runner()
-    items = [make_callback("min_balance"), make_callback("sms_inbound")]
-    with callback_received.connected_to(flaky, app):
-        client.post(ENDPOINT, json=make_batch(*items))
-        listing = runner.invoke(args=["voxcallbacks", "failed"])
-        assert listing.exit_code == 0
-        for item in items:
-            assert str(item["callback_id"]) in listing.output
-        assert "crm unreachable" in listing.output and "attempts=1" in listing.output
-        assert "2 failed callback(s), 0 queued." in listing.output
-
-        still = runner.invoke(args=["voxcallbacks", "replay", str(items[0]["callback_id"])])
-        assert still.exit_code == 1 and "1 still failing" in still.output
-        flaky.failing = False
-        one = runner.invoke(args=["voxcallbacks", "replay", str(items[0]["callback_id"])])
-        assert one.exit_code == 0, one.output
-        assert flaky.handled == [items[0]["callback_id"]]
-        rest = runner.invoke(args=["voxcallbacks", "replay", "--all"])
-        assert rest.exit_code == 0 and "1 replayed, 0 still failing" in rest.output
-        again = runner.invoke(args=["voxcallbacks", "replay", "--all"])
-        assert "0 replayed" in again.output
-    assert flaky.handled == [item["callback_id"] for item in items]
-    assert "No failed or queued callbacks." in runner.invoke(args=["voxcallbacks", "failed"]).output
-
-
-def test_cli_replay_arguments_are_checked(app) -> None:
-    runner = app.test_cli_runner()
-    neither = runner.invoke(args=["voxcallbacks", "replay"])
-    assert neither.exit_code == 2 and "--all" in neither.output
-    unknown = runner.invoke(args=["voxcallbacks", "replay", "424242"])
-    assert unknown.exit_code == 1 and "424242" in unknown.output
-
-
-def test_cli_prune(app) -> None:
-    client, runner = app.test_client(), app.test_cli_runner()
-    with callback_received.connected_to(Flaky(), app):
-        client.post(ENDPOINT, json=make_batch(make_callback("min_balance")))
-    kept = runner.invoke(args=["voxcallbacks", "prune", "--older-than", "1"])
-    assert "Removed 0" in kept.output
-    gone = runner.invoke(args=["voxcallbacks", "prune", "--older-than", "0"])
-    assert "Removed 1" in gone.output
-    assert get_state(app).store.kept() == []
-    missing = runner.invoke(args=["voxcallbacks", "prune"])
-    assert missing.exit_code == 2
-
-
 class StoreClock:
     """Moves the time of an app's memory or SQLite store forward."""
 
@@ -159,26 +98,6 @@ def test_a_handled_callback_is_remembered_for_the_dedup_ttl_not_the_lease(
         again = client.post(ENDPOINT, json=make_batch(item))
     assert again.get_json()["accepted"] == 1, "forgotten once the TTL is over"
     assert len(seen) == 2
-
-
-def test_replay_does_not_count_a_callback_running_elsewhere_as_replayed(app) -> None:
-    flaky = Flaky()
-    item = make_callback("min_balance")
-    client, runner = app.test_client(), app.test_cli_runner()
-    with callback_received.connected_to(flaky, app):
-        client.post(ENDPOINT, json=make_batch(item))
-        flaky.failing = False
-        get_state(app).store.claim(
-            item["account_id"], item["callback_id"], body_digest(item), lease_seconds=60, ttl=60
-        )
-        result = runner.invoke(args=["voxcallbacks", "replay", "--all"])
-    assert result.exit_code == 1
-    assert (
-        f"{item['callback_id']}  account={item['account_id']}  type=min_balance  in_progress"
-        in result.output
-    )
-    assert "0 replayed, 1 still failing" in result.output
-    assert flaky.handled == []
 
 
 def test_a_store_outage_loses_nothing(redis_server) -> None:
@@ -212,7 +131,7 @@ def test_the_failure_record_names_each_failing_receiver(app, client) -> None:
     (record,) = get_state(app).store.kept()
     assert record.error.splitlines() == [
         "min_balance:test_delivery.broken_function: ValueError: no such customer",
-        "callback_received:test_delivery.Flaky: ConnectionError: crm unreachable",
+        "callback_received:helpers.Flaky: ConnectionError: crm unreachable",
     ]
 
 

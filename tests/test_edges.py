@@ -8,8 +8,8 @@ import logging
 from typing import Any
 
 import pytest
-from conftest import CHILD_ACCOUNT_ID, CHILD_API_KEY, CHILD_SALT, ENDPOINT, make_app
 from flask.testing import FlaskCliRunner
+from helpers import CHILD_ACCOUNT_ID, CHILD_API_KEY, CHILD_SALT, ENDPOINT, make_app
 
 from flask_voxcallbacks import (
     ConfigurationError,

@@ -6,7 +6,7 @@ import json
 import logging
 
 import pytest
-from conftest import ENDPOINT, make_app
+from helpers import ENDPOINT, make_app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from conftest import CHILD_API_KEY, CHILD_SALT, ENDPOINT
+from helpers import CHILD_API_KEY, CHILD_SALT, ENDPOINT
 from servers import ROOT
 
 from flask_voxcallbacks import callback_received
@@ -103,7 +103,7 @@ def test_the_logging_recipe_shows_info_lines_on_flasks_handler(app, client, caps
 def test_handlers_slower_than_the_lease_are_reported(vox_log, monkeypatch) -> None:
     import re
 
-    from conftest import make_app
+    from helpers import make_app
 
     from flask_voxcallbacks import handling
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import ENDPOINT, make_app
+from helpers import ENDPOINT, make_app
 
 from flask_voxcallbacks import callback_received, callback_rejected, min_balance_reached
 from flask_voxcallbacks.state import get_state

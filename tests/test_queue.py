@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-from conftest import ENDPOINT
+from helpers import ENDPOINT
 from servers import BIN, ROOT, free_port, post, start, stop, voxcallbacks_cli
 
 from flask_voxcallbacks.testing import make_batch, make_callback

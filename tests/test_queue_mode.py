@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 import pytest
-from conftest import ENDPOINT, make_app
+from helpers import ENDPOINT, make_app
 
 from flask_voxcallbacks import ConfigurationError, callback_duplicate, callback_received
 from flask_voxcallbacks.handling import run_job

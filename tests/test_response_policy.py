@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ENDPOINT, make_app
+from helpers import ENDPOINT, make_app
 
 from flask_voxcallbacks import callback_received, callback_rejected, min_balance_reached
 from flask_voxcallbacks.testing import make_batch, make_callback, record_callbacks

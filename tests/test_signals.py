@@ -6,7 +6,7 @@ import gc
 from typing import Any
 
 import pytest
-from conftest import ENDPOINT, make_app
+from helpers import ENDPOINT, make_app
 
 import flask_voxcallbacks
 from flask_voxcallbacks import (

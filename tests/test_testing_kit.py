@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CHILD_ACCOUNT_ID, CHILD_API_KEY, CHILD_SALT, ENDPOINT, MAIN_ACCOUNTS, make_app
+from helpers import CHILD_ACCOUNT_ID, CHILD_API_KEY, CHILD_SALT, ENDPOINT, MAIN_ACCOUNTS, make_app
 
 from flask_voxcallbacks import CALLBACK_TYPES
 from flask_voxcallbacks.auth import authenticate

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import ENDPOINT
+from helpers import ENDPOINT
 
 from flask_voxcallbacks import CALLBACK_TYPES, UnknownPayload, signal_for
 from flask_voxcallbacks.callbacks import build_callback

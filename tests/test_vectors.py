@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
-from conftest import ENDPOINT
+from helpers import ENDPOINT
 
 from flask_voxcallbacks import sign
 from flask_voxcallbacks.payloads import MinBalance, SmsInbound, SubscriptionIsFrozen
@@ -67,7 +67,7 @@ def test_child_account_vector(client, seen) -> None:
 
 
 def test_vectors_rejected_under_other_credentials() -> None:
-    from conftest import make_app
+    from helpers import make_app
 
     app = make_app(VOXCALLBACKS_SALT="another-salt")
     response = app.test_client().post(ENDPOINT, json=VECTORS["4.1"])
@@ -82,7 +82,7 @@ def test_vectors_rejected_under_other_credentials() -> None:
 
 
 def test_empty_salt_mode_accepts_the_unsalted_hash() -> None:
-    from conftest import make_app
+    from helpers import make_app
 
     item = dict(VECTORS["4.1"]["callbacks"][0], hash="42bb2cc397bef3f2ae1bba64cf873ccc")
     app = make_app(VOXCALLBACKS_SALT="")

@@ -1,0 +1,109 @@
+"""Helpers shared by the tests: the test application's settings, ``make_app``, what the signals
+delivered, and the store tests' constants and clock."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Flask
+
+from flask_voxcallbacks import VoxCallbacks
+from flask_voxcallbacks.auth import Credentials
+from flask_voxcallbacks.store.base import Store
+from flask_voxcallbacks.testing import DEFAULT_ACCOUNT_ID, DEFAULT_API_KEY, DEFAULT_SALT
+
+ENDPOINT = "/voximplant/callbacks"
+CHILD_ACCOUNT_ID = 7654321
+CHILD_API_KEY = "9a8b7c6d-0000-1111-2222-333344445555"
+CHILD_SALT = "child-salt"
+
+#: The main account's credentials as the authentication code holds them.
+MAIN_ACCOUNTS = {DEFAULT_ACCOUNT_ID: Credentials(DEFAULT_API_KEY, DEFAULT_SALT)}
+
+BASE_CONFIG: dict[str, Any] = {
+    "TESTING": True,
+    "VOXCALLBACKS_ACCOUNT_ID": DEFAULT_ACCOUNT_ID,
+    "VOXCALLBACKS_API_KEY": DEFAULT_API_KEY,
+    "VOXCALLBACKS_SALT": DEFAULT_SALT,
+    "VOXCALLBACKS_ACCOUNTS": {CHILD_ACCOUNT_ID: {"api_key": CHILD_API_KEY, "salt": CHILD_SALT}},
+}
+
+
+#: Applications made by make_app during the current test, whose stores close after it.
+_made: list[Flask] = []
+
+
+def make_app(**config: Any) -> Flask:
+    app = Flask(__name__)
+    app.config.update(BASE_CONFIG)
+    app.config.update(config)
+    VoxCallbacks(app)
+    _made.append(app)
+    return app
+
+
+class Seen:
+    """What the signals delivered during a test."""
+
+    def __init__(self) -> None:
+        self.received: list[Any] = []
+        self.rejected: list[tuple[Any, str]] = []
+        self.senders: list[Any] = []
+
+    def on_received(self, sender: Any, callback: Any, **extra: Any) -> None:
+        self.senders.append(sender)
+        self.received.append(callback)
+
+    def on_rejected(self, sender: Any, callback: Any, reason: str, **extra: Any) -> None:
+        self.rejected.append((callback, reason))
+
+
+class Flaky:
+    """A receiver that fails while ``failing`` is set, and counts its successful calls."""
+
+    def __init__(self) -> None:
+        self.failing = True
+        self.handled: list[int] = []
+
+    def __call__(self, sender: Any, callback: Any, **extra: Any) -> None:
+        if self.failing:
+            raise ConnectionError("crm unreachable")
+        self.handled.append(callback.callback_id)
+
+
+# The store tests ---------------------------------------------------------------------------------
+
+ITEM = {"callback_id": 5, "account_id": 1, "type": "min_balance"}
+BODY = "digest-of-the-first-body"
+
+
+OTHER = "digest-of-another-body"
+
+
+DAY = 86400
+
+
+class Clock:
+    """Moves a store's time forward: its clock for memory and SQLite, real time for Redis,
+    whose expiries the server keeps (with a margin over the 1 s TTLs used with it)."""
+
+    def __init__(self, store: Store) -> None:
+        self.offset = 0.0
+        self.real = type(store).__name__ == "RedisStore"
+        if not self.real:
+            store.now = lambda: time.time() + self.offset  # type: ignore[method-assign]
+
+    def advance(self, seconds: float) -> None:
+        if self.real:
+            time.sleep(seconds + 0.5)
+        else:
+            self.offset += seconds
+
+
+def stored_keys(store: Store) -> int:
+    """How many keys a memory or SQLite store holds."""
+    if hasattr(store, "_open"):
+        return len(store._open) + len(store._done)
+    db = store._connection()  # type: ignore[attr-defined]
+    return int(db.execute("SELECT COUNT(*) FROM voxcallbacks").fetchone()[0])

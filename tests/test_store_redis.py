@@ -1,0 +1,58 @@
+"""What only the Redis store does: its schemes, its round trips, its failed index."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from helpers import BODY, DAY, ITEM
+
+from flask_voxcallbacks.store import open_store
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://localhost:6379/0", "rediss://localhost:6380/0", "unix:///run/redis.sock"]
+)
+def test_every_redis_scheme_opens_a_redis_store(url: str) -> None:
+    store = open_store(url)
+    assert type(store).__name__ == "RedisStore"
+    store.close()
+
+
+def test_a_batch_costs_redis_two_round_trips(redis_url: str) -> None:
+    import redis
+    from helpers import ENDPOINT, make_app
+
+    from flask_voxcallbacks.testing import make_batch, make_callback
+
+    app = make_app(VOXCALLBACKS_STORE=redis_url)
+    client = redis.Redis.from_url(redis_url)
+
+    def evalsha_calls() -> int:
+        stats = client.info("commandstats")
+        return int(stats.get("cmdstat_evalsha", {}).get("calls", 0)) + int(
+            stats.get("cmdstat_eval", {}).get("calls", 0)
+        )
+
+    items = [make_callback("min_balance") for _ in range(10)]
+    app.test_client().post(ENDPOINT, json=make_batch(items[0]))  # loads the scripts
+    before = evalsha_calls()
+    response = app.test_client().post(ENDPOINT, json=make_batch(*items[1:]))
+    assert response.get_json()["accepted"] == 9
+    assert evalsha_calls() - before == 2, "one call claims the batch, one completes it"
+    client.close()
+
+
+def test_redis_prune_takes_the_pruned_callbacks_out_of_the_failed_index(redis_url: str) -> None:
+    store = open_store(redis_url)
+    try:
+        for callback_id in (5, 6):
+            claim = store.claim(7, callback_id, BODY, lease_seconds=60, ttl=DAY)
+            store.fail(7, callback_id, claim.token, "boom", ITEM, retention=DAY)
+        index = store._failed_key  # type: ignore[attr-defined]
+        assert sorted(store.client.zrange(index, 0, -1)) == [b"7:5", b"7:6"]  # type: ignore[attr-defined]
+        time.sleep(0.01)
+        assert store.prune(older_than=0) == 2
+        assert store.client.zrange(index, 0, -1) == []  # type: ignore[attr-defined]
+    finally:
+        store.close()
