@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import hmac
 import json
 import urllib.error
 import urllib.request
@@ -13,8 +14,17 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from .auth import (
+    INVALID_ACCOUNT_ID,
+    INVALID_CALLBACK_ID,
+    MISSING_HASH,
+    UNKNOWN_ACCOUNT,
+    Rejection,
+    authenticate,
+    sign,
+)
 from .callbacks import Callback
-from .config import ConfigurationError, load_settings, redact_url
+from .config import ConfigurationError, Settings, load_settings, redact_url
 from .fields import wire_fields
 from .handling import ACCEPTED, DUPLICATE, handle_kept, kept_callbacks
 from .payloads import CALLBACK_TYPES, signal_names
@@ -322,3 +332,71 @@ def types_command() -> None:
             click.echo(f"    {field_name}: {field.kind}")
     click.echo(f"{len(CALLBACK_TYPES)} types. Common fields on every callback:")
     click.echo("    " + ", ".join(name for name, _ in wire_fields(Callback)))
+
+
+@voxcallbacks_cli.command("verify")
+@click.argument("source", type=click.File("r"), default="-")
+def verify_command(source: Any) -> None:
+    """Check captured callbacks against this application's accounts: whether each hash matches
+    and, if not, what was compared. SOURCE is a file (default: standard input) holding an item,
+    a list of items or a whole batch, as JSON. The api key and the salt are never printed."""
+    try:
+        data = json.loads(source.read())
+    except ValueError as error:
+        raise click.ClickException(f"the input is not JSON: {error}") from None
+    if isinstance(data, dict) and "callbacks" in data:
+        data = data["callbacks"]
+    items = data if isinstance(data, list) else [data]
+    settings = get_state(current_app).settings
+    wrong = 0
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            click.echo(f"item {index}: not a JSON object")
+            wrong += 1
+            continue
+        where = (
+            f"item {index} (callback {printable(item.get('callback_id'))},"
+            f" account {printable(item.get('account_id'))})"
+        )
+        verdict = authenticate(item, settings.accounts)
+        if isinstance(verdict, Rejection):
+            wrong += 1
+            click.echo(f"{where}: {_explain(item, verdict, settings)}")
+        else:
+            click.echo(f"{where}: the hash matches")
+    click.echo(f"{len(items) - wrong} of {len(items)} item(s) authentic.")
+    if wrong:
+        raise SystemExit(1)
+
+
+def _explain(item: dict[str, Any], rejection: Rejection, settings: Settings) -> str:
+    """What a rejection means for this configuration, without any secret."""
+    account = rejection.account_id
+    if rejection.reason == INVALID_ACCOUNT_ID:
+        return "account_id is missing or is not a positive number"
+    if rejection.reason == INVALID_CALLBACK_ID:
+        return "callback_id is missing or is not a positive number"
+    if rejection.reason == UNKNOWN_ACCOUNT:
+        return (
+            f"account {account} is not configured: set it as VOXCALLBACKS_ACCOUNT_ID or add it"
+            " to VOXCALLBACKS_ACCOUNTS"
+        )
+    if rejection.reason == MISSING_HASH:
+        return "the item has no hash"
+    assert account is not None and rejection.callback_id is not None
+    credentials = settings.accounts[account]
+    setting = (
+        "VOXCALLBACKS_SALT and VOXCALLBACKS_API_KEY"
+        if account == settings.account_id
+        else f"VOXCALLBACKS_ACCOUNTS[{account}]"
+    )
+    text = (
+        f"the hash does not match md5(salt + account_id + api_key + callback_id) computed with"
+        f" the salt ({len(credentials.salt)} characters) and the api key"
+        f" ({len(credentials.api_key)} characters) of {setting}"
+    )
+    received = str(item.get("hash", "")).lower()
+    unsalted = sign("", account, credentials.api_key, rejection.callback_id)
+    if credentials.salt and hmac.compare_digest(unsalted, received):
+        return text + "; it matches without a salt: the account has none on Voximplant's side"
+    return text + "; compare them with the account's Webhooks page and API keys"

@@ -239,21 +239,49 @@ def _count(value: Any, name: str) -> int:
 PREFIX = "VOXCALLBACKS_"
 
 
+def _squeezed(name: str) -> str:
+    """A key's letters and digits, upper-cased: ``vox-callback_store`` is ``VOXCALLBACKSTORE``."""
+    return "".join(char for char in name.upper() if char.isalnum())
+
+
+_SQUEEZED = {_squeezed(name): name for name in DEFAULTS}
+
+
+def _looks_like_ours(name: str) -> bool:
+    """A key meant for this extension: ours in another spelling (``VOXCALLBACK_STORE``,
+    ``VOX_CALLBACKS_STORE``, ``voxcallbacks_store``), or one edit away from one of ours."""
+    squeezed = _squeezed(name)
+    if squeezed.startswith("VOXCALLBACK"):
+        return True
+    return bool(difflib.get_close_matches(name.upper(), DEFAULTS, n=1, cutoff=0.9))
+
+
 def _unknown_keys(config: Mapping[str, Any]) -> None:
-    """Refuse ``VOXCALLBACKS_*`` keys this version does not know: a misspelt key would otherwise
-    leave its setting at the default (a per-process memory store for ``VOXCALLBACKS_STOR``)."""
-    for name in sorted(k for k in config if isinstance(k, str) and k.startswith(PREFIX)):
+    """Refuse keys that look like ``VOXCALLBACKS_*`` settings but are not: a misspelt key would
+    otherwise leave its setting at the default (a per-process memory store for
+    ``VOXCALLBACK_STORE``)."""
+    for name in sorted(k for k in config if isinstance(k, str) and _looks_like_ours(k)):
         if name in DEFAULTS:
             continue
-        # Compared without the common prefix, which would make every name look close.
-        suffixes = [known[len(PREFIX) :] for known in DEFAULTS]
-        close = difflib.get_close_matches(name[len(PREFIX) :], suffixes, n=1, cutoff=0.6)
-        hint = (
-            f"did you mean {PREFIX}{close[0]}?"
-            if close
-            else f"the settings are {', '.join(DEFAULTS)}."
-        )
-        raise ConfigurationError(f"{name} is not a flask-voxcallbacks setting; {hint}")
+        same = _SQUEEZED.get(_squeezed(name))
+        if same is not None:
+            raise ConfigurationError(
+                f"{name} is not a flask-voxcallbacks setting; write it {same}."
+            )
+        raise ConfigurationError(f"{name} is not a flask-voxcallbacks setting; {_hint(name)}")
+
+
+def _hint(name: str) -> str:
+    """The known key a misspelt one most likely means, as a question, or the list of keys."""
+    # Compared without the common prefix, which would make every name look close.
+    bare = _squeezed(name).removeprefix("VOXCALLBACKS").removeprefix("VOXCALLBACK")
+    suffixes = {_squeezed(known[len(PREFIX) :]): known for known in DEFAULTS}
+    close = [known for suffix, known in suffixes.items() if bare and suffix.startswith(bare)]
+    close = close or difflib.get_close_matches(name.upper(), DEFAULTS, n=1, cutoff=0.85)
+    close = close or [suffixes[m] for m in difflib.get_close_matches(bare, suffixes, n=1)]
+    if close:
+        return f"did you mean {close[0]}?"
+    return f"the settings are {', '.join(DEFAULTS)}."
 
 
 def load_settings(config: Mapping[str, Any]) -> Settings:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask
 
 from .cli import voxcallbacks_cli
@@ -10,6 +12,8 @@ from .queue import open_queue
 from .state import EXTENSION_NAME, VoxState
 from .store import open_store
 from .views import make_blueprint
+
+logger = logging.getLogger("flask_voxcallbacks")
 
 
 class VoxCallbacks:
@@ -35,6 +39,13 @@ class VoxCallbacks:
                 "VOXCALLBACKS_QUEUE needs a store its workers share: set VOXCALLBACKS_STORE to"
                 " sqlite:///path/to/file.db (one host) or redis://host:port/db; memory:// lives"
                 " in one process (it is accepted with a queue only when the app is TESTING)"
+            )
+        if settings.store_url.startswith("memory:") and not (app.debug or app.testing):
+            logger.warning(
+                "VOXCALLBACKS_STORE is memory://: each process remembers only the callbacks it"
+                " handled, so under several workers (gunicorn -w 2) a redelivery can run a"
+                " callback again, and a restart forgets them all; use sqlite:///path/to/file.db"
+                " (one host) or redis://host:port/db"
             )
         queue = open_queue(settings.queue_url, app, settings.namespace)
         store = open_store(settings.store_url, app.instance_path, settings.namespace)

@@ -8,11 +8,11 @@ import hashlib
 import json
 import logging
 import time
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from flask import Flask
 
-from .auth import BODY_MISMATCH, Rejection, authenticate
+from .auth import BODY_MISMATCH, HASH_MISMATCH, Rejection, authenticate, id_text
 from .callbacks import Callback, RejectedCallback, build_callback
 from .dispatch import Dispatched, dispatch, send
 from .pinning import canonical_json, without_hash
@@ -110,11 +110,13 @@ def handle_items(app: Flask, state: VoxState, items: list[dict[str, Any]]) -> di
     """
     counts: dict[str, int] = {outcome: 0 for outcome in Outcome}
     reasons: dict[str, int] = {}
+    #: The account ids the rejected items named, by reason (as sent: they are not trusted).
+    accounts: dict[str, list[object]] = {}
     unfinished: dict[str, list[int]] = {FAILED: [], IN_PROGRESS: []}
     for start in range(0, len(items), CHUNK_ITEMS):
         chunk = items[start : start + CHUNK_ITEMS]
-        _handle_chunk(app, state, chunk, counts, reasons, unfinished)
-    _log_batch(len(items), counts, reasons, unfinished)
+        _handle_chunk(app, state, chunk, counts, reasons, unfinished, accounts)
+    _log_batch(len(items), counts, reasons, unfinished, accounts, state.settings.accounts)
     return counts
 
 
@@ -125,6 +127,7 @@ def _handle_chunk(
     counts: dict[str, int],
     reasons: dict[str, int],
     unfinished: dict[str, list[int]],
+    rejected_from: dict[str, list[object]],
 ) -> None:
     arrivals = []
     accounts = state.settings.accounts
@@ -134,6 +137,7 @@ def _handle_chunk(
             reject(app, item, verdict)
             counts[REJECTED] += 1
             reasons[verdict.reason] = reasons.get(verdict.reason, 0) + 1
+            rejected_from.setdefault(verdict.reason, []).append(item.get("account_id"))
             continue
         type_name = item.get("type")
         item.pop("hash", None)
@@ -166,30 +170,55 @@ def _handle_chunk(
 
 
 def _log_batch(
-    total: int, counts: dict[str, int], reasons: dict[str, int], unfinished: dict[str, list[int]]
+    total: int,
+    counts: dict[str, int],
+    reasons: dict[str, int],
+    unfinished: dict[str, list[int]],
+    accounts: dict[str, list[object]],
+    configured: Mapping[int, object],
 ) -> None:
     """One line for a batch with anything but accepted or queued callbacks: a WARNING when some
-    were rejected, failed or are in progress elsewhere, else (duplicates only) INFO."""
+    were rejected, failed or are in progress elsewhere, else (duplicates only) INFO. Rejections
+    name the accounts their items named; a hash that does not match on a configured account
+    says what to check."""
     parts = []
     for outcome in (FAILED, IN_PROGRESS):
         if counts[outcome]:
             ids = unfinished[outcome]
             parts.append(f"{counts[outcome]} {outcome.replace('_', ' ')} (callback {_ids(ids)})")
     if counts[REJECTED]:
-        detail = ", ".join(f"{reason}={n}" for reason, n in sorted(reasons.items()))
-        parts.append(f"{counts[REJECTED]} rejected ({detail})")
+        details = []
+        for reason, n in sorted(reasons.items()):
+            named = [a for a in accounts.get(reason, ()) if a is not None]
+            details.append(f"{reason}={n}" + (f" from account {_ids(named)}" if named else ""))
+        parts.append(f"{counts[REJECTED]} rejected ({', '.join(details)})")
     if counts[DUPLICATE]:
         parts.append(f"{counts[DUPLICATE]} duplicate(s)")
     if not parts:
         return
     level = logging.INFO if parts and len(parts) == 1 and counts[DUPLICATE] else logging.WARNING
-    logger.log(level, "batch of %d: %s", total, ", ".join(parts))
+    hint = ""
+    mismatched = [a for a in accounts.get(HASH_MISMATCH, ()) if id_value(a) in configured]
+    if mismatched:
+        hint = (
+            f"; if they come from Voximplant, the salt or api key configured for account"
+            f" {_ids(mismatched)} differ from its own: compare VOXCALLBACKS_SALT (or the account's"
+            " VOXCALLBACKS_ACCOUNTS entry) with the salt on Voximplant's Webhooks page, or check"
+            " a captured item with `flask voxcallbacks verify`"
+        )
+    logger.log(level, "batch of %d: %s%s", total, ", ".join(parts), hint)
 
 
-def _ids(callback_ids: list[int], limit: int = 5) -> str:
-    """The first few distinct ids of a list."""
-    distinct = list(dict.fromkeys(callback_ids))
-    shown = ", ".join(str(i) for i in distinct[:limit])
+def id_value(value: object) -> int | None:
+    """An account id as sent, as a number, or None when it is not one."""
+    text = id_text(value)
+    return int(text) if text is not None else None
+
+
+def _ids(values: Sequence[object], limit: int = 5) -> str:
+    """The first few distinct values of a list, fit to log (they may come from a forger)."""
+    distinct = list(dict.fromkeys(printable(value, limit=40) for value in values))
+    shown = ", ".join(distinct[:limit])
     more = len(distinct) - limit
     return f"{shown} and {more} more" if more > 0 else shown
 

@@ -155,7 +155,11 @@ def test_a_flood_of_forged_items_is_one_warning_line(client, caplog) -> None:
     response = client.post(ENDPOINT, json=make_batch(*forged, *[{}] * 499))
     assert response.status_code == 403 and response.get_json()["rejected"] == 999
     assert [r.getMessage() for r in caplog.records] == [
-        "batch of 999: 999 rejected (hash_mismatch=500, invalid_account_id=499)"
+        "batch of 999: 999 rejected (hash_mismatch=500 from account 1234567,"
+        " invalid_account_id=499); if they come from Voximplant, the salt or api key configured"
+        " for account 1234567 differ from its own: compare VOXCALLBACKS_SALT (or the account's"
+        " VOXCALLBACKS_ACCOUNTS entry) with the salt on Voximplant's Webhooks page, or check a"
+        " captured item with `flask voxcallbacks verify`"
     ]
 
 

@@ -28,7 +28,14 @@ def test_one_line_per_callback_and_one_summary_of_the_rejections(app, client, vo
         ),
         ("DEBUG", "callback - type=- account=- rejected (invalid_account_id)"),
         ("INFO", f"callback {good['callback_id']} type=min_balance account=1234567 accepted"),
-        ("WARNING", "batch of 3: 2 rejected (hash_mismatch=1, invalid_account_id=1)"),
+        (
+            "WARNING",
+            "batch of 3: 2 rejected (hash_mismatch=1 from account 1234567, invalid_account_id=1);"
+            " if they come from Voximplant, the salt or api key configured for account 1234567"
+            " differ from its own: compare VOXCALLBACKS_SALT (or the account's"
+            " VOXCALLBACKS_ACCOUNTS entry) with the salt on Voximplant's Webhooks page, or check"
+            " a captured item with `flask voxcallbacks verify`",
+        ),
     ]
 
 
