@@ -314,11 +314,27 @@ def check_command() -> None:
         reason = printable(f"{type(error).__name__}: {error}", limit=300)
         raise click.ClickException(f"the store {store_url} cannot be read: {reason}") from None
     click.echo(f"Failed or queued callbacks: {pending}")
+    errors: list[str] = []
     if state.queue is not None:
         click.echo(f"Queue: {state.queue.description}")
         warnings += state.queue.warnings(current_app)
+        errors += state.queue.errors(current_app)
+        if not errors:
+            workers = state.queue.workers(current_app)
+            if workers is not None:
+                click.echo(f"Workers listening: {workers}")
+            if workers == 0:
+                warnings.append(
+                    "no worker listens on the queue: callbacks are answered 200 and wait,"
+                    " queued, until one starts"
+                )
     for warning in warnings:
         click.echo(f"Warning: {warning}")
+    for problem in errors:
+        click.echo(f"Error: {printable(problem, limit=300)}")
+    if errors:
+        # Every callback would fail: a probe or a deploy script must not read this as ready.
+        raise click.ClickException(f"{len(errors)} error(s): callbacks would not be handled")
     click.echo(f"OK, with {len(warnings)} warning(s)" if warnings else "OK")
 
 

@@ -289,14 +289,14 @@ def test_a_missing_engine_package_is_named(
     )
 
 
-def test_celery_mode_without_a_celery_app_fails_the_request_and_warns(redis_url: str) -> None:
+def test_celery_mode_without_a_celery_app_fails_the_request_and_the_check(redis_url: str) -> None:
     app = make_app(VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE="celery")
     response = app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
     assert response.status_code == 500
     check = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
-    assert "Queue: celery" in check.output
+    assert "Queue: celery" in check.output and check.exit_code == 1
     assert (
-        'Warning: VOXCALLBACKS_QUEUE is "celery" but app.extensions["celery"] holds no Celery'
+        'Error: VOXCALLBACKS_QUEUE is "celery" but app.extensions["celery"] holds no Celery'
         " app: set it up as in Flask's Celery pattern (celery_init_app)\n" in check.output
     )
 
@@ -362,15 +362,45 @@ def test_the_plugins_memory_store_handles_callbacks_inline(app) -> None:
 def test_check_names_the_queue_and_warns_when_its_broker_does_not_answer(
     app, redis_url: str
 ) -> None:
+    from rq import Worker
     from servers import free_port
 
     check = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
     assert "Queue: rq://" in check.output and "does not answer" not in check.output
+    assert "Workers listening: 0" in check.output
+    assert "Warning: no worker listens on the queue" in check.output
+    assert check.exit_code == 0
+    queue = get_state(app).queue
+    worker = Worker([queue.queue], connection=queue.connection)  # type: ignore[union-attr]
+    worker.register_birth()
+    try:
+        check = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
+    finally:
+        worker.register_death()
+    assert "Workers listening: 1" in check.output and "no worker listens" not in check.output
     dead = make_app(
         VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE=f"rq://127.0.0.1:{free_port()}/1"
     )
     check = dead.test_cli_runner().invoke(args=["voxcallbacks", "check"])
-    assert "Warning: the RQ queue's Redis server does not answer" in check.output
+    assert "Error: the RQ queue's Redis server does not answer" in check.output
+    assert check.exit_code == 1 and not check.output.rstrip().endswith("OK")
+
+
+def test_check_fails_without_a_celery_app_or_with_its_broker_down(redis_url: str) -> None:
+    from servers import free_port
+
+    app = make_app(VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE="celery")
+    check = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
+    assert check.exit_code == 1
+    assert 'Error: VOXCALLBACKS_QUEUE is "celery" but app.extensions["celery"]' in check.output
+    celery_app_for(app, f"redis://127.0.0.1:{free_port()}/1")
+    check = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
+    assert check.exit_code == 1
+    assert "Error: the Celery broker cannot be reached" in check.output
+    celery_app_for(app, redis_url.rsplit("/", 1)[0] + "/1")
+    check = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
+    assert check.exit_code == 0, check.output
+    assert "Workers listening: 0" in check.output
 
 
 def celery_app_for(app, broker: str) -> Any:

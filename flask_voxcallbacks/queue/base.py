@@ -60,8 +60,17 @@ class Queue(abc.ABC):
         cannot all be enqueued."""
 
     def warnings(self, app: Flask) -> list[str]:
-        """Set-up problems (shown by ``flask voxcallbacks check``)."""
+        """Set-up problems that weaken a guarantee (shown by ``flask voxcallbacks check``)."""
         return []
+
+    def errors(self, app: Flask) -> list[str]:
+        """Set-up problems that fail every callback: a broker that cannot be reached, an engine
+        that is not set up (``flask voxcallbacks check`` exits 1)."""
+        return []
+
+    def workers(self, app: Flask) -> int | None:
+        """How many workers listen on the queue now, or None when the engine cannot tell."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - a no-op is right for queues without connections
         """Release connections."""

@@ -70,12 +70,36 @@ class CeleryQueue(Queue):
         except Exception as error:
             failure.append(error)
 
-    def warnings(self, app: Flask) -> list[str]:
+    def errors(self, app: Flask) -> list[str]:
         try:
-            _celery_of(app)
+            celery = _celery_of(app)
         except QueueError as error:
             return [str(error)]
+        failure: list[BaseException] = []
+
+        def connect() -> None:
+            try:
+                with celery.connection_for_write() as connection:
+                    connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+            except Exception as error:
+                failure.append(error)
+
+        probe = threading.Thread(target=connect, name="voxcallbacks-check", daemon=True)
+        probe.start()
+        probe.join(ENQUEUE_TIMEOUT)
+        if probe.is_alive():
+            return [f"the Celery broker did not answer within {ENQUEUE_TIMEOUT} s"]
+        if failure:
+            reason = f"{type(failure[0]).__name__}: {failure[0]}"
+            return [f"the Celery broker cannot be reached: {reason}"]
         return []
+
+    def workers(self, app: Flask) -> int | None:
+        try:
+            replies = _celery_of(app).control.inspect(timeout=1).ping()
+        except Exception:
+            return None
+        return len(replies or {})
 
 
 def _celery_of(app: Flask) -> Celery:

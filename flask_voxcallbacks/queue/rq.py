@@ -57,12 +57,18 @@ class RQQueue(Queue):
     def worker(self) -> Worker:
         return Worker([self.queue], connection=self.connection)
 
-    def warnings(self, app: Flask) -> list[str]:
+    def errors(self, app: Flask) -> list[str]:
         try:
-            self.connection.ping()
+            self._sending.ping()
         except redis.RedisError as error:
             return [f"the RQ queue's Redis server does not answer: {error}"]
         return []
+
+    def workers(self, app: Flask) -> int | None:
+        try:
+            return int(Worker.count(queue=self._sender))
+        except redis.RedisError:
+            return None
 
     def close(self) -> None:
         self.connection.close()
