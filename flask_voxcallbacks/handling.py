@@ -332,33 +332,47 @@ def enqueue_batch(app: Flask, state: VoxState, arrivals: list[Arrival]) -> list[
     return outcomes
 
 
-def run_job(app: Flask, account_id: int, callback_id: int, namespace: str = "") -> str:
+def run_job(
+    app: Flask, account_id: int, callback_id: int, namespace: str = "", store: str = ""
+) -> str:
     """The job of a queued callback: load its item from the store and handle it as inline
     handling would (claim, dispatch, record); return the outcome.
 
     A job that runs again after a success finds the callback done and dispatches nothing; a job
     whose callback is being run elsewhere returns IN_PROGRESS. A job of another application
-    (another ``namespace``, or an account this one is not configured for) raises
+    (another ``namespace``, an account this one is not configured for, or another ``store``: the
+    identity of the store of the application that queued it) raises
     :class:`~flask_voxcallbacks.queue.JobRefused`: it is neither run nor dropped.
     """
     state = get_state(app)
     settings = state.settings
+    where = f"the job of callback {callback_id} (account {account_id})"
     if namespace != settings.namespace:
         raise JobRefused(
-            f"the job of callback {callback_id} (account {account_id}) belongs to the namespace"
-            f" {namespace!r}, and this worker's application has VOXCALLBACKS_NAMESPACE ="
-            f" {settings.namespace!r}: give each application its own queue"
+            f"{where} belongs to the namespace {namespace!r}, and this worker's application has"
+            f" VOXCALLBACKS_NAMESPACE = {settings.namespace!r}: give each application its own"
+            " queue"
         )
     if account_id not in settings.accounts:
         raise JobRefused(
-            f"the job of callback {callback_id} belongs to account {account_id}, which this"
-            " worker's application is not configured for: give each application its own queue"
-            " (VOXCALLBACKS_NAMESPACE)"
+            f"{where} belongs to an account this worker's application is not configured for:"
+            " give each application its own queue (VOXCALLBACKS_NAMESPACE)"
+        )
+    if store and store != state.store.identity:
+        raise JobRefused(
+            f"{where} was queued by an application whose store is {store}, and this worker's"
+            f" store is {state.store.identity}: start the worker with the web application's"
+            " VOXCALLBACKS_STORE"
         )
     record = state.store.find_kept(account_id, callback_id)
     if record is None:
-        logger.info(
-            "job for callback %s account=%s: nothing queued (handled already, or pruned)",
+        if state.store.knows(account_id, callback_id):
+            logger.info("job for callback %s account=%s: handled already", callback_id, account_id)
+            return DUPLICATE
+        logger.warning(
+            "job for callback %s account=%s: the store has no record of it, so nothing runs;"
+            " it was pruned or expired (VOXCALLBACKS_FAILURE_RETENTION), the store was emptied,"
+            " or this worker does not use the web application's VOXCALLBACKS_STORE",
             callback_id,
             account_id,
         )

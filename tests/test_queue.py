@@ -196,7 +196,7 @@ def test_a_job_killed_with_its_worker_is_recovered_by_replay_and_runs_once(
     if engine.name == "celery":
         time.sleep(5)  # past the broker's visibility timeout
         worker = engine.start_worker(**env)
-        engine.wait_for(lambda: "nothing queued" in engine.log.read_text(), seconds=60)
+        engine.wait_for(lambda: "handled already" in engine.log.read_text(), seconds=60)
     else:
         from queue_app import create_app  # noqa: F401 - the job function's module is importable
 

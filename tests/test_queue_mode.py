@@ -138,12 +138,45 @@ def test_a_failed_enqueue_forgets_the_callbacks_and_answers_500(
     assert run_jobs(app) == 2
 
 
-def test_a_job_with_nothing_queued_says_so(app, vox_log) -> None:
+def test_a_job_with_nothing_queued_says_so_and_warns_when_the_store_never_saw_it(
+    app, vox_log
+) -> None:
     assert run_job(app, 1234567, 42) == "duplicate"
-    assert (
-        "job for callback 42 account=1234567: nothing queued (handled already, or pruned)"
-        in vox_log.messages
+    (warning,) = [r.getMessage() for r in vox_log.records if r.levelname == "WARNING"]
+    assert warning == (
+        "job for callback 42 account=1234567: the store has no record of it, so nothing runs;"
+        " it was pruned or expired (VOXCALLBACKS_FAILURE_RETENTION), the store was emptied, or"
+        " this worker does not use the web application's VOXCALLBACKS_STORE"
     )
+    item = make_callback("min_balance")
+    app.test_client().post(ENDPOINT, json=make_batch(item))
+    run_jobs(app)
+    vox_log.clear()
+    assert run_job(app, item["account_id"], item["callback_id"]) == "duplicate"
+    assert vox_log.messages == [
+        f"job for callback {item['callback_id']} account=1234567: handled already"
+    ]
+
+
+def test_a_job_queued_on_another_store_is_refused_by_the_worker(app, redis_url: str) -> None:
+    from flask_voxcallbacks.queue import JobRefused
+    from flask_voxcallbacks.queue.rq import run_callback
+
+    item = make_callback("min_balance")
+    app.test_client().post(ENDPOINT, json=make_batch(item))
+    other_db = redis_url.rsplit("/", 1)[0] + "/5"
+    worker_app = make_app(
+        VOXCALLBACKS_STORE=other_db, VOXCALLBACKS_QUEUE=get_state(app).queue.description
+    )  # type: ignore[union-attr]
+    job = get_state(app).queue.queue.jobs[0]  # type: ignore[union-attr]
+    assert job.args[3] == get_state(app).store.identity
+    assert job.args[3].endswith("/0#voxcallbacks:") and "***" not in job.args[3]
+    with worker_app.app_context(), pytest.raises(JobRefused) as refused:
+        run_callback(*job.args)
+    assert f"whose store is {job.args[3]}, and this worker's store is" in str(refused.value)
+    assert "/5#voxcallbacks:" in str(refused.value)
+    (kept,) = get_state(app).store.kept()
+    assert kept.queued, "the callback stays queued for its own workers"
 
 
 def test_a_job_whose_handler_fails_records_the_failure_and_raises(app) -> None:
@@ -435,7 +468,11 @@ def test_celery_tasks_name_the_callback_and_run_it_in_its_application(redis_url:
         args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
         sent.append((message["headers"]["task"], args, kwargs))
     assert sent == [
-        (TASK_NAME, [item["account_id"], item["callback_id"]], {"retries": 2, "namespace": ""})
+        (
+            TASK_NAME,
+            [item["account_id"], item["callback_id"]],
+            {"retries": 2, "namespace": "", "store": get_state(app).store.identity},
+        )
         for item in items
     ]
     assert seen == []

@@ -511,3 +511,34 @@ def test_claim_states_and_outcomes_read_as_their_values() -> None:
     assert ClaimStatus.CLAIMED == "claimed" and f"{ClaimStatus.DONE}" == "done"
     assert str(Outcome.IN_PROGRESS) == "in_progress"
     assert json.dumps({Outcome.FAILED: 1}) == '{"failed": 1}'
+
+
+def test_the_store_knows_the_keys_it_holds_a_record_of(store: Store, clock: Clock) -> None:
+    assert not store.knows(1, 5)
+    claim = store.claim(1, 5, BODY, lease_seconds=1, ttl=2)
+    assert store.knows(1, 5) and not store.knows(1, 6) and not store.knows(2, 5)
+    store.fail(1, 5, claim.token, "boom", ITEM, retention=2)
+    assert store.knows(1, 5)
+    done = store.claim(1, 7, BODY, lease_seconds=1, ttl=2)
+    store.complete(1, 7, done.token, ttl=2)
+    assert store.knows(1, 7)
+    clock.advance(3)
+    assert not store.knows(1, 5) and not store.knows(1, 7), "forgotten once their time ended"
+
+
+def test_two_stores_share_their_records_exactly_when_their_identities_match(
+    store_url: str, tmp_path: Path
+) -> None:
+    first, same = open_store(store_url), open_store(store_url)
+    try:
+        if store_url.startswith("memory:"):
+            assert first.identity != same.identity, "each memory store is its own"
+            return
+        assert first.identity == same.identity
+        other = open_store(store_url, namespace="billing")
+        assert other.identity != first.identity
+        other.close()
+        assert "***" not in first.identity and "@" not in first.identity
+    finally:
+        first.close()
+        same.close()

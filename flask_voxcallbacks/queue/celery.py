@@ -27,14 +27,15 @@ class CeleryQueue(Queue):
 
     def enqueue(self, app: Flask, keys: Sequence[tuple[int, int]], retries: int) -> None:
         celery = _celery_of(app)
-        namespace = get_state(app).settings.namespace
+        state = get_state(app)
+        job = {"namespace": state.settings.namespace, "store": state.store.identity}
         failure: list[BaseException] = []
         # A broker that accepts the connection and then never answers would hold the request
         # for ever: the jobs are sent from a thread that the request waits for ENQUEUE_TIMEOUT
         # seconds at most. Jobs it sends later find their callbacks no longer queued.
         sender = threading.Thread(
             target=self._send,
-            args=(celery, keys, retries, namespace, failure),
+            args=(celery, keys, retries, job, failure),
             name="voxcallbacks-enqueue",
             daemon=True,
         )
@@ -51,7 +52,7 @@ class CeleryQueue(Queue):
         celery: Celery,
         keys: Sequence[tuple[int, int]],
         retries: int,
-        namespace: str,
+        job: dict[str, str],
         failure: list[BaseException],
     ) -> None:
         try:
@@ -63,7 +64,7 @@ class CeleryQueue(Queue):
                     celery.send_task(
                         TASK_NAME,
                         args=(account_id, callback_id),
-                        kwargs={"retries": retries, "namespace": namespace},
+                        kwargs={"retries": retries, **job},
                         connection=connection,
                         retry=False,
                     )
@@ -116,13 +117,18 @@ def _celery_of(app: Flask) -> Celery:
     name=TASK_NAME, bind=True, ignore_result=True, acks_late=True, reject_on_worker_lost=True
 )
 def run_callback(
-    task: Task, account_id: int, callback_id: int, retries: int = 0, namespace: str = ""
+    task: Task,
+    account_id: int,
+    callback_id: int,
+    retries: int = 0,
+    namespace: str = "",
+    store: str = "",
 ) -> str:
     """Handle a queued callback in the application's context; a failure is retried ``retries``
     times with back-off, then left to ``flask voxcallbacks replay``."""
     app = _flask_app(task.app)
     with app.app_context():
-        outcome = run_job(app, account_id, callback_id, namespace)
+        outcome = run_job(app, account_id, callback_id, namespace, store)
     if outcome == FAILED:
         attempt = task.request.retries
         if attempt < retries:

@@ -36,12 +36,13 @@ class RQQueue(Queue):
         retry = Retry(max=retries, interval=retry_delays(retries)) if retries else None
         # A job may run as long as its claim's lease: the handlers would be stopped, and the
         # callback left claimed, if RQ's own timeout (180 s by default) ended the job earlier.
-        settings = get_state(app).settings
+        state = get_state(app)
+        settings = state.settings
         timeout = settings.lease_seconds
         jobs = [
             RQ.prepare_data(
                 JOB,
-                args=(account_id, callback_id, settings.namespace),
+                args=(account_id, callback_id, settings.namespace, state.store.identity),
                 timeout=timeout,
                 result_ttl=0,
                 retry=retry,
@@ -75,12 +76,12 @@ class RQQueue(Queue):
         self._sending.close()
 
 
-def run_callback(account_id: int, callback_id: int, namespace: str = "") -> str:
+def run_callback(account_id: int, callback_id: int, namespace: str = "", store: str = "") -> str:
     """Handle a queued callback; run by ``flask voxcallbacks worker`` in the application's
     context. A failure raises, so that RQ retries the job as its ``Retry`` says; a job of
     another application raises :class:`JobRefused` and stays in RQ's failed jobs."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    outcome = run_job(app, account_id, callback_id, namespace)
+    outcome = run_job(app, account_id, callback_id, namespace, store)
     if outcome == FAILED:
         raise JobFailed(account_id, callback_id)
     return outcome

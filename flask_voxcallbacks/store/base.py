@@ -226,6 +226,17 @@ class Store(abc.ABC):
         given ``accounts`` only when they are given, and forget expired records; return how many
         failures were removed. A pruned key stays pinned to its body until its record expires."""
 
+    @abc.abstractmethod
+    def knows(self, account_id: int, callback_id: int) -> bool:
+        """Whether the store holds any record of the key (claimed, done, failed or queued)."""
+
+    @property
+    def identity(self) -> str:
+        """Which store this is, without any password: two processes whose stores have the same
+        identity share their records. Jobs carry it, so that a worker on another store refuses
+        them instead of finding nothing to run."""
+        return f"{type(self).__name__}:{id(self)}"
+
     def warnings(self) -> list[str]:
         """Set-up problems that weaken a guarantee (shown by ``flask voxcallbacks check``)."""
         return []

@@ -175,6 +175,16 @@ class MemoryStore(Store):
                 return None
             return record.failure
 
+    def knows(self, account_id: int, callback_id: int) -> bool:
+        key = (account_id, callback_id)
+        now = self.now()
+        with self._lock:
+            done = self._done.get(key)
+            if done is not None and done[1] > now:
+                return True
+            record = self._open.get(key)
+            return record is not None and record.deadline > now
+
     def fail(
         self,
         account_id: int,

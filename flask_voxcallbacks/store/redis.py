@@ -210,6 +210,15 @@ class RedisStore(Store):
         values = self.client.hmget(self._hash(account_id, callback_id), _RECORD_FIELDS)
         return _failed(_name(account_id, callback_id), values)
 
+    def knows(self, account_id: int, callback_id: int) -> bool:
+        return bool(self.client.exists(self._hash(account_id, callback_id)))
+
+    @property
+    def identity(self) -> str:
+        kwargs = self.client.connection_pool.connection_kwargs
+        where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
+        return f"redis://{where}/{kwargs.get('db', 0)}#{self.prefix}"
+
     def complete_many(self, claimed: Sequence[ToComplete], ttl: int) -> None:
         if not claimed:
             return

@@ -152,6 +152,10 @@ _SQL = {
             receivers = NULL
         WHERE error IS NOT NULL AND failed_at < ?""",
     "delete_expired": _DELETE_EXPIRED,
+    "knows": (
+        "SELECT 1 FROM {table} WHERE account_id = ? AND callback_id = ?"
+        " AND (expires_at > ? OR lease_until > ?)"
+    ),
     "sweep_end": "SELECT rowid FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT 1 OFFSET ?",
 }
 
@@ -355,6 +359,19 @@ class SQLiteStore(Store):
     def find_kept(self, account_id: int, callback_id: int) -> KeptCallback | None:
         rows = self._failed_rows(self._sql["pending"], (self.now(), account_id, callback_id))
         return _failed(rows[0]) if rows else None
+
+    def knows(self, account_id: int, callback_id: int) -> bool:
+        with self._lock:
+            row = (
+                self._connection()
+                .execute(self._sql["knows"], (account_id, callback_id, self.now(), self.now()))
+                .fetchone()
+            )
+        return row is not None
+
+    @property
+    def identity(self) -> str:
+        return f"sqlite:///{os.path.realpath(self.path)}#{self.table}"
 
     def kept(self) -> list[KeptCallback]:
         return [_failed(row) for row in self._failed_rows(self._sql["failed"], (self.now(),))]
