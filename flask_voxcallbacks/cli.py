@@ -114,6 +114,13 @@ def replay_command(replay_all: bool, account_id: int | None, callback_ids: tuple
     if replay_all:
         # A younger queued callback most likely still has its job on the way.
         oldest = state.store.now() - state.settings.lease_seconds
+        young = [r for r in records if r.queued and r.kept_at > oldest]
+        if young:
+            click.echo(
+                f"Skipped {len(young)} queued callback(s) younger than the lease"
+                f" (VOXCALLBACKS_LEASE_SECONDS={state.settings.lease_seconds}): their jobs are"
+                " most likely on the way; name one to replay it now."
+            )
         records = [r for r in records if not r.queued or r.kept_at <= oldest]
     if account_id is not None:
         records = [record for record in records if record.account_id == account_id]
@@ -156,6 +163,9 @@ def worker_command(burst: bool) -> None:
     from .queue.rq import RQQueue
 
     assert isinstance(queue, RQQueue)
+    problems = queue.errors(current_app)
+    if problems:
+        raise click.ClickException(printable(problems[0], limit=300))
     until = " until none is left" if burst else ""
     click.echo(f"Running the jobs of {queue.description}{until}")
     # Retries after a delay are scheduled jobs: the worker's scheduler enqueues them when due.

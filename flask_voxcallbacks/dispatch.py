@@ -11,7 +11,7 @@ from flask import Flask
 
 from .callbacks import Callback
 from .registry import Payload
-from .safe_text import printable
+from .safe_text import printable, redact
 from .signals import callback_received, type_signals
 
 logger = logging.getLogger("flask_voxcallbacks")
@@ -88,7 +88,7 @@ def _call_one(
     except Exception as error:
         name = receiver_name(receiver)
         logger.exception("receiver %s of %s failed", name, signal.name)
-        errors.append(f"{signal.name}:{name}: {type(error).__name__}: {error}")
+        errors.append(redact(f"{signal.name}:{name}: {type(error).__name__}: {error}"))
         return False
     return True
 

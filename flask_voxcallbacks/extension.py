@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 
 from flask import Flask
 
 from .cli import voxcallbacks_cli
-from .config import ConfigurationError, load_settings
+from .config import CONFIG_KEYS, ConfigurationError, load_settings
 from .queue import open_queue
+from .safe_text import RedactSecrets, add_secrets
 from .state import EXTENSION_NAME, VoxState
 from .store import open_store
 from .views import make_blueprint
 
 logger = logging.getLogger("flask_voxcallbacks")
+if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+    logger.addFilter(RedactSecrets())
 
 
 class VoxCallbacks:
@@ -34,6 +38,12 @@ class VoxCallbacks:
                 "flask_voxcallbacks is already set up on this application; call init_app once."
             )
         settings = load_settings(app.config)
+        # As Flask's own extensions do: app.config shows every setting, defaults included.
+        for key in CONFIG_KEYS:
+            if not key.required:
+                app.config.setdefault(key.name, copy.deepcopy(key.default))
+        add_secrets(*(c.api_key for c in settings.accounts.values()))
+        add_secrets(*(c.salt for c in settings.accounts.values()))
         if settings.queue_url and settings.store_url.startswith("memory:") and not app.testing:
             raise ConfigurationError(
                 "VOXCALLBACKS_QUEUE needs a store its workers share: set VOXCALLBACKS_STORE to"

@@ -52,8 +52,13 @@ def receive() -> Response | tuple[Response, int]:
     try:
         items = parse_batch(body)
     except BadBatch as error:
-        logger.warning("batch refused: %s", error)
-        return _error(400, str(error))
+        message = str(error)
+        kind = request.mimetype
+        if kind and kind != "application/json" and not kind.endswith("+json"):
+            # A form or a text body: say what came, Voximplant posts application/json.
+            message += f" (the request's Content-Type is {kind}; callbacks are JSON)"
+        logger.warning("batch refused: %s", message)
+        return _error(400, message)
     cap = state.settings.max_items
     if len(items) > cap:
         logger.warning("batch refused: %d items, over VOXCALLBACKS_MAX_ITEMS=%d", len(items), cap)

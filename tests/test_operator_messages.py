@@ -116,3 +116,72 @@ def test_verify_reads_one_item_from_standard_input_and_refuses_what_is_not_json(
     assert ok.exit_code == 0 and ok.output.endswith("1 of 1 item(s) authentic.\n")
     bad = runner.invoke(args=["voxcallbacks", "verify"], input="hash=abc")
     assert bad.exit_code == 1 and "the input is not JSON" in bad.output
+
+
+def test_a_secret_in_a_receivers_error_reaches_neither_the_store_nor_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from flask_voxcallbacks import callback_received
+    from flask_voxcallbacks.state import get_state
+
+    caplog.set_level(logging.DEBUG, logger="flask_voxcallbacks")
+    app = make_app()
+    api_key, salt = BASE_CONFIG["VOXCALLBACKS_API_KEY"], BASE_CONFIG["VOXCALLBACKS_SALT"]
+
+    def leaky(sender: Flask, callback: Any, **extra: Any) -> None:
+        raise RuntimeError(f"CRM refused key {api_key} (salt {salt}); retry with api_key=hunter2")
+
+    callback_received.connect(leaky, app, weak=False)
+    item = make_callback("min_balance")
+    assert app.test_client().post(ENDPOINT, json=make_batch(item)).status_code == 500
+    (kept,) = get_state(app).store.kept()
+    assert "CRM refused key *** (salt ***); retry with api_key=***" in kept.error
+    logged = "\n".join(caplog.text.splitlines())
+    assert "CRM refused key ***" in logged
+    for secret in (api_key, salt, "hunter2"):
+        assert secret not in kept.error and secret not in logged
+
+
+def test_a_form_post_is_told_that_callbacks_are_json(client: Any) -> None:
+    response = client.post(ENDPOINT, data={"callbacks": "x"})
+    assert response.status_code == 400
+    assert response.get_json()["error"].endswith(
+        "(the request's Content-Type is application/x-www-form-urlencoded; callbacks are JSON)"
+    )
+
+
+def test_the_defaults_are_written_to_app_config() -> None:
+    app = make_app()
+    assert app.config["VOXCALLBACKS_PATH"] == "/voximplant/callbacks"
+    assert app.config["VOXCALLBACKS_STORE"] == "memory://"
+    assert app.config["VOXCALLBACKS_LEASE_SECONDS"] == 300
+    other = make_app(VOXCALLBACKS_ACCOUNTS={})
+    assert other.config["VOXCALLBACKS_NAMESPACE"] == ""
+
+
+def test_replay_all_says_how_many_young_queued_callbacks_it_skipped() -> None:
+    from celery import Celery
+
+    app = make_app(VOXCALLBACKS_QUEUE="celery")
+    app.extensions["celery"] = Celery("operator", broker="memory://")
+    app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
+    result = app.test_cli_runner().invoke(args=["voxcallbacks", "replay", "--all"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(
+        "Skipped 1 queued callback(s) younger than the lease (VOXCALLBACKS_LEASE_SECONDS=300):"
+        " their jobs are most likely on the way; name one to replay it now."
+    )
+
+
+def test_the_worker_command_stops_at_once_when_its_broker_does_not_answer(
+    redis_url: str,
+) -> None:
+    from servers import free_port
+
+    app = make_app(
+        VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE=f"rq://127.0.0.1:{free_port()}/1"
+    )
+    result = app.test_cli_runner().invoke(args=["voxcallbacks", "worker", "--burst"])
+    assert result.exit_code == 1
+    (line,) = [line for line in result.output.splitlines() if line]
+    assert line.startswith("Error: the RQ queue's Redis server does not answer")
