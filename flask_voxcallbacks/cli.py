@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import hmac
 import json
+import os
 import urllib.error
 import urllib.request
 from datetime import datetime, timezone
@@ -311,7 +312,9 @@ def check_command() -> None:
                 " page and the same in the configuration"
             )
     store_url = redact_url(settings.store_url)
-    click.echo(f"Store: {store_url}")
+    where = getattr(state.store, "path", None)
+    resolved = f" (the file {os.path.realpath(where)})" if isinstance(where, str) else ""
+    click.echo(f"Store: {store_url}{resolved}")
     if settings.store_url.startswith("memory:") and not (current_app.debug or current_app.testing):
         warnings.append(
             "memory:// remembers handled callbacks in this process only and forgets them on"

@@ -185,3 +185,24 @@ def test_the_worker_command_stops_at_once_when_its_broker_does_not_answer(
     assert result.exit_code == 1
     (line,) = [line for line in result.output.splitlines() if line]
     assert line.startswith("Error: the RQ queue's Redis server does not answer")
+
+
+def test_check_prints_the_sqlite_file_it_resolved_and_warns_when_another_user_owns_it(
+    tmp_path: Any,
+) -> None:
+    import os
+
+    app = Flask(__name__, instance_path=str(tmp_path / "instance"))
+    app.config.update({**BASE_CONFIG, "VOXCALLBACKS_STORE": "sqlite:///vox.db"})
+    VoxCallbacks(app)
+    try:
+        path = os.path.realpath(tmp_path / "instance" / "vox.db")
+        check = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
+        assert f"Store: sqlite:///vox.db (the file {path})" in check.output
+        assert "belongs to another user" not in check.output
+        if os.getuid() == 0:  # only root can give a file away
+            os.chown(path, 12345, -1)
+            check = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
+            assert f"Warning: {path} belongs to another user (uid 12345" in check.output
+    finally:
+        app.extensions["voxcallbacks"].store.close()

@@ -413,9 +413,16 @@ class SQLiteStore(Store):
         found = []
         for path in (self.path, f"{self.path}-wal", f"{self.path}-shm"):
             try:
-                mode = os.stat(path).st_mode & 0o777
+                status = os.stat(path)
             except FileNotFoundError:
                 continue
+            mode = status.st_mode & 0o777
+            if hasattr(os, "getuid") and status.st_uid != os.getuid():
+                found.append(
+                    f"{path} belongs to another user (uid {status.st_uid}, this process runs as"
+                    f" uid {os.getuid()}): the workers of each user must be able to write it;"
+                    f" chown it to the user the application runs as"
+                )
             if mode & 0o077:
                 found.append(
                     f"{path} can be read by other users (mode {mode:o}); it holds personal data"
