@@ -34,8 +34,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT), str(HERE)]
 
-from servers import BIN, RedisServer, free_port, start, stop  # noqa: E402
+from servers import BIN, RedisServer, free_port, post, start, stop  # noqa: E402
 
 from flask_voxcallbacks.testing import make_batch, make_callback  # noqa: E402
 
@@ -241,15 +239,8 @@ class Soak:
     def deliver(self, body: bytes, deadline: float) -> None:
         """Post one batch until it is answered 200, as Voximplant redelivers."""
         while time.monotonic() < deadline:
-            request = urllib.request.Request(
-                self.url, data=body, method="POST", headers={"Content-Type": "application/json"}
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=30) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
+            if post(self.url, body)[0] == 200:
+                return
             time.sleep(REDELIVER_AFTER)
         raise TimeoutError("a batch was not accepted before the soak's deadline")
 

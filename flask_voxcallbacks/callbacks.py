@@ -135,21 +135,20 @@ class ReadOnlyDict(dict):  # type: ignore[type-arg]
 
     def __getitem__(self, key: str) -> Any:
         value = dict.__getitem__(self, key)
-        kind = type(value)
-        if kind is dict or kind is list:
-            value = _read_only_copy(value)
-            dict.__setitem__(self, key, value)
-        return value
+        frozen = _frozen(value)
+        if frozen is not value:
+            dict.__setitem__(self, key, frozen)
+        return frozen
 
     def get(self, key: str, default: Any = None) -> Any:
         return self[key] if key in self else default  # noqa: SIM401 - through __getitem__
 
     def _all_read_only(self) -> None:
         for key, value in dict.items(self):
-            kind = type(value)
-            if kind is dict or kind is list:
+            frozen = _frozen(value)
+            if frozen is not value:
                 # Replacing the value of a key is allowed while iterating.
-                dict.__setitem__(self, key, _read_only_copy(value))
+                dict.__setitem__(self, key, frozen)
 
     def values(self) -> Any:
         self._all_read_only()
@@ -183,20 +182,19 @@ class ReadOnlyList(list):  # type: ignore[type-arg]
 
     def _all_read_only(self) -> None:
         for index, value in enumerate(list.__iter__(self)):
-            kind = type(value)
-            if kind is dict or kind is list:
-                list.__setitem__(self, index, _read_only_copy(value))
+            frozen = _frozen(value)
+            if frozen is not value:
+                list.__setitem__(self, index, frozen)
 
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
             self._all_read_only()
             return ReadOnlyList(list.__getitem__(self, index))
         value = list.__getitem__(self, index)
-        kind = type(value)
-        if kind is dict or kind is list:
-            value = _read_only_copy(value)
-            list.__setitem__(self, index, value)
-        return value
+        frozen = _frozen(value)
+        if frozen is not value:
+            list.__setitem__(self, index, frozen)
+        return frozen
 
     def __iter__(self) -> Any:
         self._all_read_only()
@@ -211,9 +209,15 @@ class ReadOnlyList(list):  # type: ignore[type-arg]
         return list, (list(list.__iter__(self)),)
 
 
-def _read_only_copy(value: Any) -> Any:
-    """A shallow read-only copy of a JSON object or array."""
-    return ReadOnlyDict(value) if type(value) is dict else ReadOnlyList(value)
+def _frozen(value: Any) -> Any:
+    """A shallow read-only copy of a JSON object or array; any other value as it is (a value
+    already read-only is not copied again)."""
+    kind = type(value)
+    if kind is dict:
+        return ReadOnlyDict(value)
+    if kind is list:
+        return ReadOnlyList(value)
+    return value
 
 
 def read_only(item: Mapping[str, Any]) -> ReadOnlyDict:

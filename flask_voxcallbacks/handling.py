@@ -4,7 +4,6 @@ mode."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -15,7 +14,7 @@ from flask import Flask
 from .auth import BODY_MISMATCH, HASH_MISMATCH, Rejection, authenticate, id_text
 from .callbacks import Callback, RejectedCallback, build_callback
 from .dispatch import Dispatched, dispatch, send
-from .pinning import canonical_json, without_hash
+from .pinning import canonical_body, digest
 from .queue.base import JobRefused
 from .registry import Payload
 from .safe_text import printable
@@ -74,7 +73,7 @@ class Arrival:
         self.callback_id = callback_id
         self.type = type_name
         #: Taken before any receiver runs, so that nothing a receiver does can reach the store.
-        self.body = canonical_json(without_hash(item) if "hash" in item else item)
+        self.body = canonical_body(item)
 
     def callback(self) -> Callback[Payload]:
         return build_callback(self.item, self.callback_id, self.account_id, self.type)
@@ -409,10 +408,7 @@ def kept_callbacks(state: VoxState) -> tuple[list[KeptCallback], int]:
 
 def _claim(state: VoxState, arrivals: list[Arrival], take_queued: bool) -> list[Claim]:
     """Claim every callback in one store call, each pinned to the digest of its body."""
-    keys = [
-        (a.account_id, a.callback_id, hashlib.sha256(a.body.encode("ascii")).hexdigest())
-        for a in arrivals
-    ]
+    keys = [(a.account_id, a.callback_id, digest(a.body)) for a in arrivals]
     settings = state.settings
     return state.store.claim_many(keys, settings.lease_seconds, settings.dedup_ttl, take_queued)
 

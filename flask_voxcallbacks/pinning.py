@@ -54,11 +54,20 @@ def canonical_json(item: Mapping[str, Any]) -> str:
     return _CANONICAL.encode(item)
 
 
+def canonical_body(item: Mapping[str, Any]) -> str:
+    """The canonical JSON of the item without its ``hash``: what a callback id is pinned to and
+    what a failure record keeps."""
+    return canonical_json(without_hash(item) if "hash" in item else item)
+
+
+def digest(body: str) -> str:
+    """SHA-256 of a canonical body, in hex: the pin."""
+    return hashlib.sha256(body.encode("ascii")).hexdigest()
+
+
 def body_digest(item: Mapping[str, Any]) -> str:
-    """SHA-256 of the item's canonical JSON, ``hash`` left out: the body a callback id is pinned to.
+    """The pin of an item: the SHA-256 of its canonical JSON, ``hash`` left out.
 
     Key order and white space do not change it; any changed value, key or type does.
     """
-    if "hash" in item:
-        item = without_hash(item)
-    return hashlib.sha256(canonical_json(item).encode("ascii")).hexdigest()
+    return digest(canonical_body(item))

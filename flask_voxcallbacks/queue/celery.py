@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from celery import Celery, Task, shared_task  # type: ignore[import-untyped]
 from flask import Flask, current_app, has_app_context
@@ -29,37 +29,10 @@ class CeleryQueue(Queue):
         celery = _celery_of(app)
         state = get_state(app)
         job = {"namespace": state.settings.namespace, "store": state.store.identity}
-        failure: list[BaseException] = []
-        # A broker that accepts the connection and then never answers would hold the request
-        # for ever: the jobs are sent from a thread that the request waits for ENQUEUE_TIMEOUT
-        # seconds at most. Jobs it sends later find their callbacks no longer queued.
-        sender = threading.Thread(
-            target=self._send,
-            args=(celery, keys, retries, job, failure),
-            name="voxcallbacks-enqueue",
-            daemon=True,
-        )
-        sender.start()
-        sender.join(ENQUEUE_TIMEOUT)
-        if sender.is_alive():
-            raise QueueError(f"the Celery broker did not take the jobs within {ENQUEUE_TIMEOUT} s")
-        if failure:
-            error = failure[0]
-            raise QueueError(f"the Celery broker took no job: {type(error).__name__}: {error}")
 
-    @staticmethod
-    def _send(
-        celery: Celery,
-        keys: Sequence[tuple[int, int]],
-        retries: int,
-        job: dict[str, str],
-        failure: list[BaseException],
-    ) -> None:
-        try:
+        def send() -> None:
             with celery.connection_for_write() as connection:
-                # One quick attempt: a broker that does not answer fails the request at once (the
-                # sender redelivers the callbacks) rather than after Celery's minutes of retries.
-                connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+                _connect_once(connection)
                 for account_id, callback_id in keys:
                     celery.send_task(
                         TASK_NAME,
@@ -68,32 +41,24 @@ class CeleryQueue(Queue):
                         connection=connection,
                         retry=False,
                     )
-        except Exception as error:
-            failure.append(error)
+
+        # Jobs a silent broker takes after the deadline find their callbacks no longer queued.
+        problem = _within_deadline(send, "voxcallbacks-enqueue")
+        if problem is not None:
+            raise QueueError(f"the Celery broker took no job: {problem}")
 
     def errors(self, app: Flask) -> list[str]:
         try:
             celery = _celery_of(app)
         except QueueError as error:
             return [str(error)]
-        failure: list[BaseException] = []
 
         def connect() -> None:
-            try:
-                with celery.connection_for_write() as connection:
-                    connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
-            except Exception as error:
-                failure.append(error)
+            with celery.connection_for_write() as connection:
+                _connect_once(connection)
 
-        probe = threading.Thread(target=connect, name="voxcallbacks-check", daemon=True)
-        probe.start()
-        probe.join(ENQUEUE_TIMEOUT)
-        if probe.is_alive():
-            return [f"the Celery broker did not answer within {ENQUEUE_TIMEOUT} s"]
-        if failure:
-            reason = f"{type(failure[0]).__name__}: {failure[0]}"
-            return [f"the Celery broker cannot be reached: {reason}"]
-        return []
+        problem = _within_deadline(connect, "voxcallbacks-check")
+        return [] if problem is None else [f"the Celery broker cannot be reached: {problem}"]
 
     def workers(self, app: Flask) -> int | None:
         try:
@@ -101,6 +66,34 @@ class CeleryQueue(Queue):
         except Exception:
             return None
         return len(replies or {})
+
+
+def _connect_once(connection: Any) -> None:
+    """One quick attempt: a broker that does not answer fails the request at once (the sender
+    redelivers the callbacks) rather than after Celery's minutes of retries."""
+    connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+
+
+def _within_deadline(work: Callable[[], None], name: str) -> str | None:
+    """Run ``work`` on a thread and wait ENQUEUE_TIMEOUT seconds at most: a broker that accepts
+    the connection and then never answers would otherwise hold the request for ever. None when
+    ``work`` returned; else what went wrong."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except Exception as error:
+            failure.append(error)
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    thread.join(ENQUEUE_TIMEOUT)
+    if thread.is_alive():
+        return f"no answer within {ENQUEUE_TIMEOUT} s"
+    if failure:
+        return f"{type(failure[0]).__name__}: {failure[0]}"
+    return None
 
 
 def _celery_of(app: Flask) -> Celery:

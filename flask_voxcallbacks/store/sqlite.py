@@ -153,8 +153,8 @@ _SQL = {
         WHERE error IS NOT NULL AND failed_at < ?""",
     "delete_expired": _DELETE_EXPIRED,
     "knows": (
-        "SELECT 1 FROM {table} WHERE account_id = ? AND callback_id = ?"
-        " AND (expires_at > ? OR lease_until > ?)"
+        "SELECT 1 FROM {table} WHERE account_id = :account_id AND callback_id = :callback_id"
+        " AND (expires_at > :now OR lease_until > :now)"
     ),
     "sweep_end": "SELECT rowid FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT 1 OFFSET ?",
 }
@@ -361,12 +361,9 @@ class SQLiteStore(Store):
         return _failed(rows[0]) if rows else None
 
     def knows(self, account_id: int, callback_id: int) -> bool:
+        parameters = {"account_id": account_id, "callback_id": callback_id, "now": self.now()}
         with self._lock:
-            row = (
-                self._connection()
-                .execute(self._sql["knows"], (account_id, callback_id, self.now(), self.now()))
-                .fetchone()
-            )
+            row = self._connection().execute(self._sql["knows"], parameters).fetchone()
         return row is not None
 
     @property
