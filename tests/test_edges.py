@@ -666,3 +666,27 @@ def test_an_rq_worker_of_another_application_neither_runs_nor_drops_its_jobs(
     replay = cli(a, "replay", str(item["callback_id"]))
     assert replay.exit_code == 0, replay.output
     assert ids(a_seen) == [item["callback_id"]]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_the_receivers_that_succeeded_are_remembered_across_a_restart(
+    kind: str, tmp_path: Any, request: pytest.FixtureRequest
+) -> None:
+    store_url = (
+        f"sqlite:///{tmp_path}/vox.db"
+        if kind == "sqlite"
+        else str(request.getfixturevalue("redis_url"))
+    )
+    item = make_callback("min_balance")
+    before = make_app(VOXCALLBACKS_STORE=store_url)
+    first = Receivers(before)
+    assert before.test_client().post(ENDPOINT, json=make_batch(item)).status_code == 500
+    get_state(before).store.close()
+    # A new process: a new application and a new connection to the same store.
+    after = make_app(VOXCALLBACKS_STORE=store_url)
+    second = Receivers(after)
+    second.down = False
+    assert after.test_client().post(ENDPOINT, json=make_batch(item)).status_code == 200
+    assert first.mails == [item["callback_id"]] and second.mails == []
+    assert second.crm == [item["callback_id"]]
+    assert after.test_client().post(ENDPOINT, json=make_batch(item)).get_json()["duplicates"] == 1
