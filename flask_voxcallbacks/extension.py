@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from dataclasses import replace
 
 from flask import Flask
 
@@ -11,7 +12,7 @@ from .cli import voxcallbacks_cli
 from .config import CONFIG_KEYS, ConfigurationError, load_settings
 from .queue import open_queue
 from .safe_text import RedactSecrets, add_secrets
-from .state import EXTENSION_NAME, VoxState
+from .state import EXTENSION_NAME, VoxState, private_stores
 from .store import open_store
 from .views import make_blueprint
 
@@ -42,6 +43,10 @@ class VoxCallbacks:
         for key in CONFIG_KEYS:
             if not key.required:
                 app.config.setdefault(key.name, copy.deepcopy(key.default))
+        private = private_stores()
+        if private:
+            # Under the pytest plugin: the tests never reach the configured store or queue.
+            settings = replace(settings, store_url="memory://", queue_url="")
         add_secrets(*(c.api_key for c in settings.accounts.values()))
         add_secrets(*(c.salt for c in settings.accounts.values()))
         if settings.queue_url and settings.store_url.startswith("memory:") and not app.testing:
@@ -50,7 +55,7 @@ class VoxCallbacks:
                 " sqlite:///path/to/file.db (one host) or redis://host:port/db; memory:// lives"
                 " in one process (it is accepted with a queue only when the app is TESTING)"
             )
-        if settings.store_url.startswith("memory:") and not (app.debug or app.testing):
+        if settings.store_url.startswith("memory:") and not (app.debug or app.testing or private):
             logger.warning(
                 "VOXCALLBACKS_STORE is memory://: each process remembers only the callbacks it"
                 " handled, so under several workers (gunicorn -w 2) a redelivery can run a"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -22,8 +23,14 @@ collect_ignore = ["host_project"]
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark ``server`` every test that starts a server or another process (a Redis server, a
-    gunicorn, a worker): ``make test-fast`` runs the others."""
+    gunicorn, a worker): ``make test-fast`` runs the others. Mark ``vox_real_store`` the
+    package's own tests."""
+    here = Path(__file__).parent
     for item in items:
+        # The package's own tests set up applications on the stores they test; the example
+        # app's tests run as a host project's would, on the plugin's private stores.
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.vox_real_store)
         uses_redis = "redis_server" in getattr(item, "fixturenames", ())
         if uses_redis or item.get_closest_marker("subprocess") is not None:
             item.add_marker(pytest.mark.server)
