@@ -105,6 +105,7 @@ from .payloads import (
     unverified_subscription_detached,
     wire_transfer_received,
 )
+from .readiness import Readiness
 from .signals import (
     CallbackSignal,
     Receiver,
@@ -151,6 +152,7 @@ __all__ = [
     "Payload",
     "PhoneNumberActivationStatusChanged",
     "PlanConfig",
+    "Readiness",
     "Receiver",
     "RegulationAddressDocumentsRequested",
     "RegulationAddressUploaded",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import hmac
 import json
-import os
 import urllib.error
 import urllib.request
 from datetime import datetime, timezone
@@ -25,10 +24,11 @@ from .auth import (
     sign,
 )
 from .callbacks import Callback
-from .config import ConfigurationError, Settings, load_settings, redact_url
+from .config import Settings
 from .fields import wire_fields
 from .handling import ACCEPTED, DUPLICATE, handle_kept, kept_callbacks
 from .payloads import CALLBACK_TYPES, signal_names
+from .readiness import check_readiness, store_errors
 from .safe_text import printable
 from .samples import make_batch, make_callback_for
 from .state import get_state
@@ -164,9 +164,10 @@ def worker_command(burst: bool) -> None:
     from .queue.rq import RQQueue
 
     assert isinstance(queue, RQQueue)
-    problems = queue.errors(current_app)
+    # A store it cannot share or reach, or a broker that does not answer, stops it at once.
+    problems = store_errors(current_app) or queue.errors(current_app)
     if problems:
-        raise click.ClickException(printable(problems[0], limit=300))
+        raise click.ClickException(problems[0])
     until = " until none is left" if burst else ""
     click.echo(f"Running the jobs of {queue.description}{until}")
     # Retries after a delay are scheduled jobs: the worker's scheduler enqueues them when due.
@@ -293,62 +294,43 @@ def _what_went_wrong(status: int, summary: dict[str, Any]) -> str:
 
 
 @voxcallbacks_cli.command("check")
-def check_command() -> None:
-    """Validate the configuration and the store; print the endpoint and the accounts."""
-    try:
-        settings = load_settings(current_app.config)
-        state = get_state(current_app)
-    except (ConfigurationError, RuntimeError) as error:
-        raise click.ClickException(str(error)) from None
-    click.echo(f"Endpoint: POST {settings.path}")
-    warnings = []
-    for account_id, credentials in sorted(settings.accounts.items()):
-        role = "main" if account_id == settings.account_id else "extra"
-        salt = "salt set" if credentials.salt else "no salt (hash without salt)"
-        click.echo(f"Account {account_id} ({role}): {salt}")
-        if not credentials.salt:
-            warnings.append(
-                f"account {account_id} has no salt: set a security salt on Voximplant's Webhooks"
-                " page and the same in the configuration"
-            )
-    store_url = redact_url(settings.store_url)
-    where = getattr(state.store, "path", None)
-    resolved = f" (the file {os.path.realpath(where)})" if isinstance(where, str) else ""
-    click.echo(f"Store: {store_url}{resolved}")
-    if settings.store_url.startswith("memory:") and not (current_app.debug or current_app.testing):
-        warnings.append(
-            "memory:// remembers handled callbacks in this process only and forgets them on"
-            " restart; in production use sqlite:// (one host) or redis:// (several hosts)"
-        )
-    try:
-        pending = len(kept_callbacks(state)[0])
-        warnings += state.store.warnings()
-    except Exception as error:
-        reason = printable(f"{type(error).__name__}: {error}", limit=300)
-        raise click.ClickException(f"the store {store_url} cannot be read: {reason}") from None
-    click.echo(f"Failed or queued callbacks: {pending}")
-    errors: list[str] = []
-    if state.queue is not None:
-        click.echo(f"Queue: {state.queue.description}")
-        warnings += state.queue.warnings(current_app)
-        errors += state.queue.errors(current_app)
-        if not errors:
-            workers = state.queue.workers(current_app)
-            if workers is not None:
-                click.echo(f"Workers listening: {workers}")
-            if workers == 0:
-                warnings.append(
-                    "no worker listens on the queue: callbacks are answered 200 and wait,"
-                    " queued, until one starts"
-                )
-    for warning in warnings:
+@click.option("--strict", is_flag=True, help="Exit with status 2 when there are warnings.")
+@click.option(
+    "--ready", is_flag=True, help="Print one line, for a readiness probe: ready, or what is wrong."
+)
+def check_command(strict: bool, ready: bool) -> None:
+    """Validate the configuration, the store and the queue; print the endpoint and the accounts.
+
+    Exits with status 0 when every callback would be handled, 1 when none would (an ERROR line
+    says why), and with --strict 2 when there are warnings only.
+    """
+    verdict = check_readiness(current_app)
+    status = 1 if verdict.errors else 2 if strict and verdict.warnings else 0
+    if ready:
+        if verdict.errors:
+            click.echo(f"not ready: {verdict.errors[0]}")
+        elif status:
+            click.echo(f"not ready (--strict): {verdict.warnings[0]}")
+        else:
+            count = len(verdict.warnings)
+            click.echo(f"ready, with {count} warning(s)" if count else "ready")
+        raise SystemExit(status)
+    for fact in verdict.facts:
+        click.echo(fact)
+    for warning in verdict.warnings:
         click.echo(f"Warning: {warning}")
-    for problem in errors:
-        click.echo(f"Error: {printable(problem, limit=300)}")
-    if errors:
+    for problem in verdict.errors:
+        click.echo(f"Error: {problem}")
+    if verdict.errors:
         # Every callback would fail: a probe or a deploy script must not read this as ready.
-        raise click.ClickException(f"{len(errors)} error(s): callbacks would not be handled")
-    click.echo(f"OK, with {len(warnings)} warning(s)" if warnings else "OK")
+        click.echo(
+            f"Error: {len(verdict.errors)} error(s): callbacks would not be handled", err=True
+        )
+    elif verdict.warnings:
+        click.echo(f"OK, with {len(verdict.warnings)} warning(s)")
+    else:
+        click.echo("OK")
+    raise SystemExit(status)
 
 
 @voxcallbacks_cli.command("types")

@@ -6,11 +6,12 @@ import copy
 import logging
 from dataclasses import replace
 
-from flask import Flask
+from flask import Flask, current_app
 
 from .cli import voxcallbacks_cli
 from .config import CONFIG_KEYS, ConfigurationError, load_settings
 from .queue import open_queue
+from .readiness import Readiness, check_readiness
 from .safe_text import RedactSecrets, add_secrets
 from .state import EXTENSION_NAME, VoxState, private_stores
 from .store import open_store
@@ -69,6 +70,12 @@ class VoxCallbacks:
         app.register_blueprint(blueprint)
         _exempt_from_csrf(app, blueprint)
         app.cli.add_command(voxcallbacks_cli)
+
+    def check_ready(self, app: Flask | None = None) -> Readiness:
+        """Whether ``app`` (the current application by default) would handle callbacks now: its
+        configuration, store and queue checked as ``flask voxcallbacks check`` does. For
+        readiness probes: ``ready`` is false when every callback would fail."""
+        return check_readiness(app if app is not None else current_app._get_current_object())  # type: ignore[attr-defined]
 
 
 def _exempt_from_csrf(app: Flask, blueprint: object) -> None:

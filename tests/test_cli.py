@@ -9,10 +9,10 @@ from typing import ClassVar
 
 import pytest
 from flask import Flask
-from helpers import CHILD_API_KEY, CHILD_SALT, ENDPOINT, Flaky, make_app
+from helpers import BASE_CONFIG, CHILD_API_KEY, CHILD_SALT, ENDPOINT, Flaky, make_app
 from servers import free_port
 
-from flask_voxcallbacks import CALLBACK_TYPES, callback_received, payloads
+from flask_voxcallbacks import CALLBACK_TYPES, VoxCallbacks, callback_received, payloads
 from flask_voxcallbacks.auth import authenticate
 from flask_voxcallbacks.pinning import body_digest
 from flask_voxcallbacks.state import get_state
@@ -67,6 +67,47 @@ def test_check_warns_about_an_empty_salt_and_a_memory_store_in_production() -> N
     assert "Warning: account 1234567 has no salt" in result.output
     assert "Warning: memory:// remembers handled callbacks in this process only" in result.output
     assert "OK, with 2 warning(s)" in result.output
+
+
+def test_check_strict_exits_2_on_warnings_only() -> None:
+    warned = make_app(TESTING=False, VOXCALLBACKS_SALT="")
+    result = warned.test_cli_runner().invoke(args=["voxcallbacks", "check", "--strict"])
+    assert result.exit_code == 2, result.output
+    assert "OK, with 2 warning(s)" in result.output
+    clean = make_app()
+    assert clean.test_cli_runner().invoke(args=["voxcallbacks", "check", "--strict"]).exit_code == 0
+
+
+def test_check_ready_prints_one_line_for_probes() -> None:
+    runner = make_app(TESTING=False, VOXCALLBACKS_SALT="").test_cli_runner()
+    result = runner.invoke(args=["voxcallbacks", "check", "--ready"])
+    assert (result.exit_code, result.output) == (0, "ready, with 2 warning(s)\n")
+    result = runner.invoke(args=["voxcallbacks", "check", "--ready", "--strict"])
+    assert result.exit_code == 2
+    assert result.output.startswith("not ready (--strict): account 1234567 has no salt")
+    down = make_app(VOXCALLBACKS_STORE="redis://:hunter2@127.0.0.1:1/0").test_cli_runner()
+    result = down.invoke(args=["voxcallbacks", "check", "--ready"])
+    assert result.exit_code == 1
+    assert result.output.startswith("not ready: the store redis://***@127.0.0.1:1/0 cannot be read")
+    assert len(result.output.splitlines()) == 1 and "hunter2" not in result.output
+
+
+def test_check_ready_gives_the_verdict_of_the_check() -> None:
+    vox = VoxCallbacks()
+    good = Flask(__name__)
+    good.config.update(BASE_CONFIG)
+    vox.init_app(good)
+    with good.app_context():
+        verdict = vox.check_ready()
+    assert verdict.ready and verdict.errors == () and verdict.warnings == ()
+    assert "Store: memory://" in verdict.facts
+    down = make_app(VOXCALLBACKS_STORE="redis://:hunter2@127.0.0.1:1/0")
+    verdict = vox.check_ready(down)
+    assert not verdict.ready
+    assert verdict.errors[0].startswith("the store redis://***@127.0.0.1:1/0 cannot be read")
+    assert "hunter2" not in repr(verdict)
+    unset = vox.check_ready(Flask(__name__))
+    assert not unset.ready and "not set up on this application" in unset.errors[0]
 
 
 class Capture(BaseHTTPRequestHandler):

@@ -220,3 +220,25 @@ def test_the_example_files_fit_the_width_of_a_code_block() -> None:
         if len(line) > 76
     ]
     assert long == []
+
+
+def test_the_readiness_probe_example_answers_503_while_the_store_is_down() -> None:
+    from helpers import BASE_CONFIG
+
+    assert "examples/readiness_probe.py" in (ROOT / "docs/deployment.rst").read_text()
+    sys.path.insert(0, str(ROOT / "docs" / "examples"))
+    try:
+        import readiness_probe
+    finally:
+        sys.path.pop(0)
+    up = readiness_probe.create_app(dict(BASE_CONFIG))
+    assert up.test_client().get("/ready").get_json() == {"ready": True, "errors": []}
+    down = readiness_probe.create_app(
+        {**BASE_CONFIG, "VOXCALLBACKS_STORE": "redis://:hunter2@127.0.0.1:1/0"}
+    )
+    response = down.test_client().get("/ready")
+    assert response.status_code == 503
+    (error,) = response.get_json()["errors"]
+    assert error.startswith("the store redis://***@127.0.0.1:1/0 cannot be read")
+    assert "hunter2" not in response.get_data(as_text=True)
+    down.extensions["voxcallbacks"].store.close()

@@ -187,6 +187,21 @@ def test_the_worker_command_stops_at_once_when_its_broker_does_not_answer(
     assert line.startswith("Error: the RQ queue's Redis server does not answer")
 
 
+def test_the_worker_command_refuses_a_store_it_cannot_share_or_reach(redis_url: str) -> None:
+    memory = make_app(VOXCALLBACKS_QUEUE=f"{redis_url.replace('redis', 'rq', 1)}")
+    result = memory.test_cli_runner().invoke(args=["voxcallbacks", "worker", "--burst"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: VOXCALLBACKS_STORE is memory://: a worker cannot see")
+    away = make_app(
+        VOXCALLBACKS_STORE="redis://127.0.0.1:1/0",
+        VOXCALLBACKS_QUEUE=f"{redis_url.replace('redis', 'rq', 1)}",
+    )
+    result = away.test_cli_runner().invoke(args=["voxcallbacks", "worker", "--burst"])
+    assert result.exit_code == 1
+    (line,) = [line for line in result.output.splitlines() if line]
+    assert line.startswith("Error: the store redis://127.0.0.1:1/0 cannot be read")
+
+
 def test_check_prints_the_sqlite_file_it_resolved_and_warns_when_another_user_owns_it(
     tmp_path: Any,
 ) -> None:

@@ -209,6 +209,16 @@ def test_a_job_killed_with_its_worker_is_recovered_by_replay_and_runs_once(
 
 
 @pytest.mark.subprocess
+def test_a_worker_whose_store_cannot_be_read_refuses_to_start(engine: Engine) -> None:
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"
+    worker = engine.start_worker(burst=True, VOXCALLBACKS_STORE=unreachable)
+    assert worker.wait(timeout=60) != 0
+    log = engine.log.read_text()
+    assert f"the store {unreachable} cannot be read: ConnectionError" in log
+    assert "Traceback" not in log
+
+
+@pytest.mark.subprocess
 def test_a_broker_that_is_down_gives_500_and_loses_nothing(engine: Engine) -> None:
     dead = f"redis://127.0.0.1:{free_port()}/1"
     down = Engine(engine.name, engine.store.rsplit("/", 1)[0] + "/0", engine.ledger.parent)

@@ -8,10 +8,11 @@ import threading
 import weakref
 from typing import Any, Callable, Sequence
 
-from celery import Celery, Task, shared_task  # type: ignore[import-untyped]
+from celery import Celery, Task, shared_task, signals  # type: ignore[import-untyped]
 from flask import Flask, current_app, has_app_context
 
-from ..handling import FAILED, run_job
+from ..handling import FAILED, logger, run_job
+from ..readiness import store_errors
 from ..state import EXTENSION_NAME, get_state
 from .base import CELERY, ENQUEUE_TIMEOUT, TASK_NAME, JobFailed, Queue, QueueError, retry_delays
 
@@ -66,6 +67,19 @@ class CeleryQueue(Queue):
         except Exception:
             return None
         return len(replies or {})
+
+
+@signals.worker_init.connect(weak=False)  # type: ignore[untyped-decorator]
+def _refuse_a_store_it_cannot_use(sender: Any, **extra: Any) -> None:
+    """At a Celery worker's start: stop it, in one line, when the store of an application it
+    runs jobs for is memory:// or cannot be read, before it takes a job it could not run."""
+    celery = getattr(sender, "app", None)
+    for app in [app for app in _apps if app.extensions.get("celery") is celery]:
+        problems = store_errors(app)
+        if problems:
+            logger.error("the worker cannot start: %s", problems[0])
+            # SystemExit, unlike an exception, passes through Celery's signal dispatch.
+            raise SystemExit(1)
 
 
 def _connect_once(connection: Any) -> None:
