@@ -8,6 +8,15 @@ active. Then the mutants listed in ``tests/mutation_equivalent.txt`` (each with 
 changes no behaviour) are left out, the score of each module and every surviving mutant with its
 diff are printed, and the exit status is 1 when a module scores under the target or an
 equivalent entry is stale.
+
+An equivalent mutant is named by what survives edits elsewhere: its module, its function and the
+lines it changes, not by mutmut's sequence number (which every edit of the function renumbers)::
+
+    flask_voxcallbacks.dispatch _name -- every receiver has a __module__
+    -    module = getattr(receiver, "__module__", "?")
+    +    module = getattr(receiver, "__module__", "XX?XX")
+
+Entries are separated by blank lines; lines are compared without their indentation.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import sys
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENT = ROOT / "tests" / "mutation_equivalent.txt"
@@ -80,21 +90,79 @@ def statuses() -> dict[str, str]:
     return found
 
 
-def equivalents() -> dict[str, str]:
-    """Mutant name -> reason, from lines ``name -- reason``."""
-    listed: dict[str, str] = {}
-    for number, line in enumerate(EQUIVALENT.read_text().splitlines(), 1):
-        if not line.strip() or line.startswith("#"):
+class Change(NamedTuple):
+    """A mutant as the equivalents file names it: where it is and what it changes."""
+
+    module: str
+    function: str
+    removed: tuple[str, ...]
+    added: tuple[str, ...]
+
+
+def equivalents() -> dict[Change, str]:
+    """Each listed change -> the reason it changes no behaviour."""
+    listed: dict[Change, str] = {}
+    entries = re.split(r"\n\s*\n", EQUIVALENT.read_text())
+    for entry in entries:
+        lines = [line for line in entry.splitlines() if not line.startswith("#")]
+        if not lines:
             continue
-        name, sep, reason = line.partition(" -- ")
-        if not sep or not reason.strip():
-            raise SystemExit(f"{EQUIVALENT.name}:{number}: expected 'mutant -- reason'")
-        listed[name.strip()] = reason.strip()
+        head, sep, reason = lines[0].partition(" -- ")
+        where = head.split()
+        diff = lines[1:]
+        if not sep or not reason.strip() or len(where) != 2 or not diff:
+            raise SystemExit(
+                f"{EQUIVALENT.name}: expected 'module function -- reason' and a diff:"
+                f"\n{entry.strip()}"
+            )
+        if any(line[:1] not in "-+" for line in diff):
+            raise SystemExit(f"{EQUIVALENT.name}: diff lines start with - or +:\n{entry.strip()}")
+        listed[_change(where[0], where[1], diff)] = reason.strip()
     return listed
+
+
+def _change(module: str, function: str, diff: list[str]) -> Change:
+    removed = [line[1:].strip() for line in diff if line.startswith("-")]
+    added = [line[1:].strip() for line in diff if line.startswith("+")]
+    return Change(module, function, tuple(removed), tuple(added))
 
 
 def module_of(name: str) -> str:
     return re.split(r"\.x[_\u01c1]", name, maxsplit=1)[0]
+
+
+def function_of(name: str) -> str:
+    """``module.xǁClassǁmethod__mutmut_3`` -> ``Class.method``; ``module.x_func__mutmut_3`` ->
+    ``func``."""
+    mangled = name[len(module_of(name)) + 1 :]
+    mangled = re.sub(r"__mutmut_\d+$", "", mangled)
+    if mangled.startswith("x\u01c1"):
+        return mangled[2:].replace("\u01c1", ".")
+    return mangled[2:]
+
+
+def diff_of(name: str) -> list[str]:
+    """The lines ``name`` removes and adds, from mutmut's diff of the function (the renamed
+    ``def`` line left out)."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    lines = get_diff_for_mutant(name).splitlines()
+    changed = [
+        re.sub(r"__mutmut_(orig|\d+)", "", line)
+        for line in lines
+        if line[:1] in "-+" and not line.startswith(("---", "+++"))
+    ]
+    removed = [line[1:] for line in changed if line.startswith("-")]
+    added = [line[1:] for line in changed if line.startswith("+")]
+    for line in list(removed):
+        if line in added:
+            removed.remove(line)
+            added.remove(line)
+    return [f"-{line}" for line in removed] + [f"+{line}" for line in added]
+
+
+def change_of(name: str) -> Change:
+    return _change(module_of(name), function_of(name), diff_of(name))
 
 
 def main() -> int:
@@ -102,19 +170,19 @@ def main() -> int:
     if not found:
         print("No mutmut results in mutants/: run `make mutation`.")
         return 1
+    os.chdir(ROOT)  # mutmut reads its configuration and the mutants from here
     listed = equivalents()
-    recheck(
-        found,
-        [name for name, status in found.items() if status not in KILLED and name not in listed],
-    )
+    changes = {name: change_of(name) for name, status in found.items() if status not in KILLED}
+    equivalent = {name for name, change in changes.items() if change in listed}
+    recheck(found, [name for name in changes if name not in equivalent])
     totals: dict[str, Counter[str]] = defaultdict(Counter)
     survivors: list[str] = []
     for name, status in sorted(found.items()):
         counts = totals[module_of(name)]
         counts["all"] += 1
-        if name in listed:
+        if name in equivalent:
             counts["equivalent"] += 1
-        elif status in KILLED:
+        elif found[name] in KILLED:
             counts["killed"] += 1
         else:
             survivors.append(name)
@@ -129,21 +197,18 @@ def main() -> int:
             f"{module:40s} {counts['all']:7d} {counts['equivalent']:6d} {counts['killed']:6d}"
             f" {score:6.1%}{'' if score >= TARGET else '  < ' + format(TARGET, '.0%')}"
         )
-    stale = [name for name in listed if found.get(name, "killed") in KILLED]
-    for name in stale:
-        print(f"stale entry in {EQUIVALENT.name} (killed or gone): {name}")
+    stale = [change for change in listed if change not in {changes[n] for n in equivalent}]
+    for change in stale:
+        print(
+            f"stale entry in {EQUIVALENT.name} (killed or gone): {change.module}"
+            f" {change.function} {change.removed} -> {change.added}"
+        )
     for name in survivors:
-        print(f"\n{found[name]}: {name}")
-        diff = subprocess.run(
-            [sys.executable, "-m", "mutmut", "show", name],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
-        print("\n".join(line for line in diff.splitlines() if line[:1] in "+-@"))
+        change = changes[name]
+        print(f"\n{found[name]}: {name}\n{change.module} {change.function} -- ")
+        print("\n".join(diff_of(name)))
     print(f"\n{len(survivors)} surviving mutant(s), {len(listed)} listed as equivalent.")
-    return 1 if failing or stale else 0
+    return 1 if failing or stale or survivors else 0
 
 
 if __name__ == "__main__":
