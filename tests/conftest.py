@@ -11,9 +11,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from helpers import Clock, Seen, _made, make_app
 
-from flask_voxcallbacks import callback_received, callback_rejected
+from flask_voxcallbacks import callback_rejected
 from flask_voxcallbacks.store import open_store
 from flask_voxcallbacks.store.base import Store
+from flask_voxcallbacks.testing import record_callbacks
 
 pytest_plugins = ["pytester"]
 
@@ -60,12 +61,10 @@ def client(app: Flask) -> FlaskClient:
 
 @pytest.fixture
 def seen(app: Flask) -> Iterator[Seen]:
-    record = Seen()
-    with (
-        callback_received.connected_to(record.on_received, sender=app),
-        callback_rejected.connected_to(record.on_rejected, sender=app),
-    ):
-        yield record
+    with record_callbacks(app) as received:
+        record = Seen(received)
+        with callback_rejected.connected_to(record.on_rejected, sender=app):
+            yield record
 
 
 @pytest.fixture

@@ -44,16 +44,12 @@ def make_app(**config: Any) -> Flask:
 
 
 class Seen:
-    """What the signals delivered during a test."""
+    """What the signals delivered during a test: the callbacks dispatched (collected by the test
+    kit's ``record_callbacks``) and the items rejected, with their reasons."""
 
-    def __init__(self) -> None:
-        self.received: list[Any] = []
+    def __init__(self, received: list[Any]) -> None:
+        self.received = received
         self.rejected: list[tuple[Any, str]] = []
-        self.senders: list[Any] = []
-
-    def on_received(self, sender: Any, callback: Any, **extra: Any) -> None:
-        self.senders.append(sender)
-        self.received.append(callback)
 
     def on_rejected(self, sender: Any, callback: Any, reason: str, **extra: Any) -> None:
         self.rejected.append((callback, reason))

@@ -198,32 +198,3 @@ def test_a_store_outage_is_logged(vox_log) -> None:
     assert errors == ["store error while handling a batch of 1 callbacks"]
 
 
-def test_a_batch_larger_than_a_chunk_is_handled_in_order_with_one_summary(
-    app, client, seen, monkeypatch
-) -> None:
-    from flask_voxcallbacks import handling
-
-    monkeypatch.setattr(handling, "CHUNK_ITEMS", 3)
-    items = [make_callback("min_balance") for _ in range(7)]
-    forged = {**items[1], "hash": "0" * 32}
-    batch = [items[0], forged, *items[1:], items[0]]  # 9 items: chunks of 3, 3 and 3
-    claims: list[int] = []
-    store = get_state(app).store
-    original = store.claim_many
-
-    def counting(keys, *args):
-        claims.append(len(keys))
-        return original(keys, *args)
-
-    monkeypatch.setattr(store, "claim_many", counting)
-    response = client.post(ENDPOINT, json=make_batch(*batch))
-    assert response.status_code == 200
-    assert response.get_json() == {
-        "accepted": 7,
-        "rejected": 1,
-        "duplicates": 1,
-        "in_progress": 0,
-        "failed": 0,
-    }
-    assert [c.callback_id for c in seen.received] == [i["callback_id"] for i in items]
-    assert claims == [2, 3, 3]

@@ -4,7 +4,6 @@ another callback (per-item isolation, namespaces, pristine kept items, per-recei
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 import pytest
@@ -473,22 +472,6 @@ def test_a_number_that_overflows_to_infinity_is_refused(client: Any, seen: Any) 
     assert seen.received == []
 
 
-def test_redeliveries_in_one_batch_write_one_warning(vox_log: pytest.LogCaptureFixture) -> None:
-    app = make_app()
-    callback_received.connect(
-        lambda sender, callback, **kw: (_ for _ in ()).throw(RuntimeError("down")), app, weak=False
-    )
-    item = make_callback("min_balance")
-    vox_log.clear()
-    response = app.test_client().post(ENDPOINT, json=make_batch(*[item] * 1000))
-    assert response.status_code == 500 and response.get_json()["failed"] == 1000
-    warnings = [r for r in vox_log.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1, [r.getMessage() for r in warnings]
-    assert warnings[0].getMessage() == (
-        f"batch of 1000: 1000 failed (callback {item['callback_id']})"
-    )
-    errors = [r for r in vox_log.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1  # the receiver's traceback, once
 
 
 def test_the_memory_store_keeps_one_deadline_per_record() -> None:

@@ -1,4 +1,4 @@
-"""One test per row of the response policy table in README.rst."""
+"""views.py, the HTTP side: one test per row of the response policy table in README.rst."""
 
 from __future__ import annotations
 
