@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run run-queue test test-fast lint typecheck docs bench bench-deps chaos fuzz fuzz-smoke mutation system-deps clean
+.PHONY: run run-queue test test-fast test-matrix lint typecheck docs bench bench-deps chaos fuzz fuzz-smoke mutation system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ typecheck: $(VENV)/.test-installed
 
 test: system-deps lint typecheck docs fuzz-smoke
 	$(BIN)/python -m pytest
+
+# The test matrix of noxfile.py: every supported Python, the lowest and the newest dependencies,
+# the source distribution. Run by CI after `make test`.
+test-matrix: system-deps $(VENV)/.test-installed
+	$(BIN)/pip install --quiet 'nox>=2025.2'
+	$(BIN)/nox --non-interactive
 
 # Every test that starts no server and no other process, in about a minute, with the linters.
 test-fast: lint typecheck

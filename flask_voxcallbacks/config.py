@@ -174,7 +174,7 @@ def _salt(value: Any, name: str) -> str:
 def _positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConfigurationError(f"{name} must be a positive whole number.")
-    return value
+    return int(value)
 
 
 def _extra_accounts(value: Any, name: str) -> dict[int, Credentials]:
@@ -233,7 +233,7 @@ def _namespace(value: Any, name: str) -> str:
 def _count(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigurationError(f"{name} must be a whole number, 0 or more.")
-    return value
+    return int(value)
 
 
 PREFIX = "VOXCALLBACKS_"

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Request, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wsgi import get_input_stream
 
 from .handling import ACCEPTED, DUPLICATE, FAILED, IN_PROGRESS, QUEUED, REJECTED, handle_items
 from .parsing import BadBatch, parse_batch
@@ -71,13 +72,21 @@ def _read_body(cap: int) -> bytes:
     """The request body, refusing more than ``cap`` bytes whether it is sized or chunked.
 
     Werkzeug stops a chunked body at the limit without an error, so the limit is set one byte
-    higher and a body that reaches it is too large.
+    higher and a body that reaches it is too large. Flask sets the limit per request from 3.1
+    on; before, the body is read from Werkzeug's input stream with the same limit.
     """
-    request.max_content_length = cap + 1
-    body = request.get_data(cache=False)
+    if _PER_REQUEST_LIMIT:
+        request.max_content_length = cap + 1
+        body = request.get_data(cache=False)
+    else:
+        body = get_input_stream(request.environ, max_content_length=cap + 1).read()
     if len(body) > cap:
         raise RequestEntityTooLarge()
     return body
+
+
+#: Whether Flask's request takes a body limit of its own (Flask 3.1 and later).
+_PER_REQUEST_LIMIT = getattr(getattr(Request, "max_content_length", None), "fset", None) is not None
 
 
 def _summary(counts: dict[str, int], total: int, queue_mode: bool) -> Response:

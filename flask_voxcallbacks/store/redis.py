@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Collection, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence, cast
 
 import redis
 
@@ -207,7 +207,10 @@ class RedisStore(Store):
         self._unqueue(keys=names, args=[self._name_start])
 
     def find_kept(self, account_id: int, callback_id: int) -> KeptCallback | None:
-        values = self.client.hmget(self._hash(account_id, callback_id), _RECORD_FIELDS)
+        # redis-py before 7 types every answer as possibly awaitable; this client is synchronous.
+        values = cast(
+            list[Any], self.client.hmget(self._hash(account_id, callback_id), _RECORD_FIELDS)
+        )
         return _failed(_name(account_id, callback_id), values)
 
     def knows(self, account_id: int, callback_id: int) -> bool:
@@ -243,7 +246,8 @@ class RedisStore(Store):
         )
 
     def kept(self) -> list[KeptCallback]:
-        fields = [_text(f) for f in self.client.zrange(self._failed_key, 0, -1)]
+        members = cast(list[bytes], self.client.zrange(self._failed_key, 0, -1))
+        fields = [_text(f) for f in members]
         pipeline = self.client.pipeline(transaction=False)
         for field in fields:
             pipeline.hmget(f"{self._hash_prefix}{field}", _RECORD_FIELDS)
@@ -278,9 +282,10 @@ class RedisStore(Store):
 
     def warnings(self) -> list[str]:
         try:
-            policy = _text(self.client.config_get("maxmemory-policy").get("maxmemory-policy"))
-            persistence = self.client.config_get("appendonly")
-            saves = self.client.config_get("save")
+            config = cast(dict[str, Any], self.client.config_get("maxmemory-policy"))
+            policy = _text(config.get("maxmemory-policy"))
+            persistence = cast(dict[str, Any], self.client.config_get("appendonly"))
+            saves = cast(dict[str, Any], self.client.config_get("save"))
         except redis.ResponseError:
             return [
                 "the Redis server refuses CONFIG GET: make sure its maxmemory-policy is"
