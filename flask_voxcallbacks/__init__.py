@@ -109,9 +109,13 @@ from .readiness import Readiness
 from .signals import (
     CallbackSignal,
     Receiver,
+    callback_completed,
     callback_duplicate,
+    callback_failed,
+    callback_queued,
     callback_received,
     callback_rejected,
+    job_started,
     signal_for,
 )
 
@@ -189,7 +193,10 @@ __all__ = [
     "balance_changed",
     "batch_task_cancelled",
     "call_history_report_ready",
+    "callback_completed",
     "callback_duplicate",
+    "callback_failed",
+    "callback_queued",
     "callback_received",
     "callback_rejected",
     "callerids_expired",
@@ -204,6 +211,7 @@ __all__ = [
     "classification_completed",
     "invoice_issued",
     "invoice_received",
+    "job_started",
     "js_failed",
     "min_balance_reached",
     "next_charge_alert",

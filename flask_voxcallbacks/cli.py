@@ -136,7 +136,7 @@ def replay_command(replay_all: bool, account_id: int | None, callback_ids: tuple
     for record in records:
         where = f"{record.callback_id}  account={record.account_id}  type={printable(record.type)}"
         try:
-            outcome = handle_kept(app, state, record)
+            outcome = handle_kept(app, state, record, replay=True)
         except Exception as error:
             # The store failed under this one (the others are still replayed).
             reason = printable(f"{type(error).__name__}: {error}", limit=300)

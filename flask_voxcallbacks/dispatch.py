@@ -69,7 +69,7 @@ def dispatch(app: Flask, callback: Callback[Payload], skip: Collection[str] = ()
     return Dispatched(errors, tuple(sorted(succeeded)))
 
 
-def send(signal: NamedSignal, app: Flask, **kwargs: Any) -> list[str]:
+def send(signal: NamedSignal, app: Flask, /, **kwargs: Any) -> list[str]:
     """Call each receiver of ``signal`` for ``app``; log and return one line per receiver that
     raised."""
     errors: list[str] = []
@@ -80,7 +80,7 @@ def send(signal: NamedSignal, app: Flask, **kwargs: Any) -> list[str]:
 
 
 def _call_one(
-    signal: NamedSignal, receiver: Any, app: Flask, errors: list[str], **kwargs: Any
+    signal: NamedSignal, receiver: Any, app: Flask, errors: list[str], /, **kwargs: Any
 ) -> bool:
     """Call one receiver; on an exception log it, add a line to ``errors`` and return False."""
     try:

@@ -18,7 +18,14 @@ from .pinning import canonical_body, digest
 from .queue.base import JobRefused
 from .registry import Payload
 from .safe_text import printable
-from .signals import callback_duplicate, callback_rejected
+from .signals import (
+    callback_completed,
+    callback_duplicate,
+    callback_failed,
+    callback_queued,
+    callback_rejected,
+    job_started,
+)
 from .state import VoxState, get_state
 from .store.base import Claim, ClaimStatus, KeptCallback, Name, ToComplete, ToQueue
 
@@ -327,6 +334,17 @@ def enqueue_batch(app: Flask, state: VoxState, arrivals: list[Arrival]) -> list[
             )
             store.unqueue_many(jobs)
             outcomes = [FAILED if outcome == QUEUED else outcome for outcome in outcomes]
+        else:
+            if callback_queued.receivers:
+                for arrival, outcome in zip(arrivals, outcomes):
+                    if outcome == QUEUED:
+                        send(
+                            callback_queued,
+                            app,
+                            account_id=arrival.account_id,
+                            callback_id=arrival.callback_id,
+                            type=arrival.type,
+                        )
     _log_outcomes(arrivals, outcomes)
     return outcomes
 
@@ -379,10 +397,20 @@ def run_job(
     return handle_kept(app, state, record)
 
 
-def handle_kept(app: Flask, state: VoxState, record: KeptCallback) -> str:
+def handle_kept(app: Flask, state: VoxState, record: KeptCallback, replay: bool = False) -> str:
     """Handle a failed or queued callback from the item the store kept, as its job or a replay
-    does (a queued callback is taken); return the outcome."""
+    (``replay``) does (a queued callback is taken); return the outcome."""
     arrival = Arrival(record.item, record.account_id, record.callback_id, record.type)
+    if job_started.receivers:
+        send(
+            job_started,
+            app,
+            account_id=record.account_id,
+            callback_id=record.callback_id,
+            type=record.type,
+            replay=replay,
+            kept_at=record.kept_at,
+        )
     outcome = handle_batch(app, state, [arrival], take_queued=True)[0]
     if outcome in (FAILED, IN_PROGRESS):
         log_outcome(arrival.callback_id, arrival.type, arrival.account_id, outcome, level=WARNING)
@@ -459,7 +487,6 @@ def _run(app: Flask, state: VoxState, arrival: Arrival, claim: Claim) -> str:
         result = Dispatched(["the callback could not be built: see the log"], claim.succeeded)
     else:
         result = dispatch(app, callback, claim.succeeded)
-        del callback
     elapsed = clock() - started
     if elapsed > settings.lease_seconds:
         logger.warning(
@@ -470,6 +497,8 @@ def _run(app: Flask, state: VoxState, arrival: Arrival, claim: Claim) -> str:
             settings.lease_seconds,
         )
     if not result.errors:
+        if callback_completed.receivers:
+            send(callback_completed, app, callback=callback, duration=elapsed)
         return ACCEPTED
     try:
         state.store.fail(
@@ -485,6 +514,16 @@ def _run(app: Flask, state: VoxState, arrival: Arrival, claim: Claim) -> str:
         # Not recorded: the claim holds until its lease ends, then a redelivery runs it again.
         logger.exception(
             "store error while recording the failure of callback %s", arrival.callback_id
+        )
+    if callback_failed.receivers:
+        send(
+            callback_failed,
+            app,
+            account_id=arrival.account_id,
+            callback_id=arrival.callback_id,
+            type=arrival.type,
+            errors=tuple(result.errors),
+            duration=elapsed,
         )
     return FAILED
 

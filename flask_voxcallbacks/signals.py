@@ -25,9 +25,13 @@ __all__ = [
     "CallbackSignal",
     "Receiver",
     "VoxSignal",
+    "callback_completed",
     "callback_duplicate",
+    "callback_failed",
+    "callback_queued",
     "callback_received",
     "callback_rejected",
+    "job_started",
     "signal_for",
     "type_signal",
     "type_signals",
@@ -96,6 +100,25 @@ callback_rejected = _signal("callback_rejected")
 #: An authentic callback already handled before; not dispatched again. Keywords: ``callback``,
 #: as received this time: the hash does not cover the body, so do not trust its payload.
 callback_duplicate: CallbackSignal[Payload] = CallbackSignal("callback_duplicate")
+
+
+# Lifecycle signals: what became of a callback after its receivers, for metrics, traces and host
+# code. A receiver of these that raises is logged and changes no outcome.
+
+#: A callback whose receivers all succeeded (inline, in a job or in a replay). Keywords:
+#: ``callback``, ``duration`` (seconds its building and receivers took).
+callback_completed: CallbackSignal[Payload] = CallbackSignal("callback_completed")
+#: A callback that failed and is kept for redelivery or replay. Keywords: ``account_id``,
+#: ``callback_id``, ``type`` (as sent, ``""`` when absent), ``errors`` (one line per receiver that
+#: raised, or why the callback could not be built; secrets redacted), ``duration`` (seconds).
+callback_failed = _signal("callback_failed")
+#: Queue mode: a callback kept as queued and its job sent. Keywords: ``account_id``,
+#: ``callback_id``, ``type``.
+callback_queued = _signal("callback_queued")
+#: A job or a replay starts running a kept callback. Keywords: ``account_id``, ``callback_id``,
+#: ``type``, ``replay`` (True for ``flask voxcallbacks replay``), ``kept_at`` (when it was queued
+#: or failed, in seconds since the epoch).
+job_started = _signal("job_started")
 
 
 def signal_for(type_name: str) -> CallbackSignal[Payload]:

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from servers import ROOT
 
-from flask_voxcallbacks import CALLBACK_TYPES, payloads
+from flask_voxcallbacks import CALLBACK_TYPES, payloads, signals
 from flask_voxcallbacks.config import CONFIG_KEYS
+from flask_voxcallbacks.signals import VoxSignal
 
 pytestmark = pytest.mark.subprocess
 
@@ -20,11 +21,8 @@ DOCS = ROOT / "docs"
 SOURCES = [*DOCS.glob("*.rst"), ROOT / "README.rst", ROOT / "CHANGES.rst"]
 KEYS = {key.name for key in CONFIG_KEYS}
 LITERAL = '<code class="docutils literal notranslate"><span class="pre">{}</span></code>'
-SIGNALS = set(payloads.signal_names().values()) | {
-    "callback_received",
-    "callback_rejected",
-    "callback_duplicate",
-}
+GENERAL = {name for name in signals.__all__ if isinstance(getattr(signals, name), VoxSignal)}
+SIGNALS = set(payloads.signal_names().values()) | GENERAL
 
 
 def sphinx(source: Path, out: Path) -> subprocess.CompletedProcess[str]:
@@ -72,7 +70,8 @@ def test_built_signals_page_lists_every_signal_and_field(built: Path) -> None:
         assert "Wire type " + LITERAL.format(type_name) in page
         for field_name, _ in spec.payload.wire_fields():
             assert LITERAL.format(field_name) in page
-    for general in ("callback_received", "callback_rejected", "callback_duplicate"):
+    assert len(GENERAL) == 7
+    for general in GENERAL:
         assert LITERAL.format(general) in page
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -564,3 +565,31 @@ def test_a_callback_queued_before_a_switch_to_inline_handling_is_left_to_its_job
     seen = received(app)
     assert run_jobs(app) == 1
     assert [callback.callback_id for callback in seen] == [item["callback_id"]]
+
+
+def test_lifecycle_signals_follow_a_queued_callback_to_its_job(app) -> None:
+    from flask_voxcallbacks import callback_completed, callback_queued, job_started
+
+    events: list[tuple[str, Any]] = []
+    item = make_callback("min_balance")
+    key = (item["account_id"], item["callback_id"])
+
+    def on_queued(sender: Any, **extra: Any) -> None:
+        events.append(("queued", (extra["account_id"], extra["callback_id"], extra["type"])))
+
+    def on_started(sender: Any, **extra: Any) -> None:
+        events.append(("started", (extra["account_id"], extra["callback_id"], extra["replay"])))
+        assert 0 <= time.time() - extra["kept_at"] < 60
+
+    def on_completed(sender: Any, callback: Any, duration: float, **extra: Any) -> None:
+        events.append(("completed", (callback.account_id, callback.callback_id)))
+
+    with (
+        callback_queued.connected_to(on_queued, sender=app),
+        job_started.connected_to(on_started, sender=app),
+        callback_completed.connected_to(on_completed, sender=app),
+    ):
+        assert app.test_client().post(ENDPOINT, json=make_batch(item)).status_code == 200
+        assert events == [("queued", (*key, "min_balance"))]
+        assert run_jobs(app) == 1
+    assert events[1:] == [("started", (*key, False)), ("completed", key)]

@@ -40,6 +40,10 @@ def test_one_signal_per_known_type_and_all_exported() -> None:
         "callback_received",
         "callback_rejected",
         "callback_duplicate",
+        "callback_completed",
+        "callback_failed",
+        "callback_queued",
+        "job_started",
         "signal_for",
         "type_signal",
         "type_signals",
@@ -246,4 +250,52 @@ def test_a_failing_receiver_of_callback_rejected_changes_no_answer(app, client, 
     failures = [r for r in vox_log.records if r.exc_info]
     assert [r.getMessage() for r in failures] == [
         f"receiver {name}.<locals>.broken of callback_rejected failed"
+    ]
+
+
+def test_lifecycle_signals_tell_completed_failed_and_replayed_callbacks_apart() -> None:
+    from flask_voxcallbacks import callback_completed, callback_failed, job_started
+
+    app = make_app()
+    events: list[tuple[str, Any]] = []
+    broken = [True]
+
+    def on_sms(sender: Any, callback: Any, **extra: Any) -> None:
+        if broken[0]:
+            raise ConnectionError("crm down api_key=" + "s3cr3t")
+
+    def on_completed(sender: Any, callback: Any, duration: float, **extra: Any) -> None:
+        assert duration >= 0
+        events.append(("completed", callback.callback_id))
+
+    def on_failed(sender: Any, **extra: Any) -> None:
+        events.append(("failed", (extra["callback_id"], extra["type"], extra["errors"])))
+
+    def on_started(sender: Any, **extra: Any) -> None:
+        events.append(("started", (extra["callback_id"], extra["replay"])))
+
+    def raising(sender: Any, **extra: Any) -> None:
+        raise RuntimeError("a metrics backend that is down")
+
+    low, sms = make_callback("min_balance"), make_callback("sms_inbound")
+    with (
+        flask_voxcallbacks.sms_received.connected_to(on_sms, sender=app),
+        callback_completed.connected_to(on_completed, sender=app),
+        callback_completed.connected_to(raising, sender=app),
+        callback_failed.connected_to(on_failed, sender=app),
+        job_started.connected_to(on_started, sender=app),
+    ):
+        response = app.test_client().post(ENDPOINT, json=make_batch(low, sms))
+        assert response.get_json()["accepted"] == 1 and response.get_json()["failed"] == 1
+        broken[0] = False
+        result = app.test_cli_runner().invoke(args=["voxcallbacks", "replay", "--all"])
+        assert result.exit_code == 0, result.output
+    (error,) = events[1][1][2]
+    assert error.startswith("sms_inbound:test_signals.") and "ConnectionError: crm down" in error
+    assert "s3cr3t" not in error
+    assert events == [
+        ("completed", low["callback_id"]),
+        ("failed", (sms["callback_id"], "sms_inbound", (error,))),
+        ("started", (sms["callback_id"], True)),
+        ("completed", sms["callback_id"]),
     ]

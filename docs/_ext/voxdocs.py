@@ -13,13 +13,16 @@ from sphinx.application import Sphinx
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
-from flask_voxcallbacks import CALLBACK_TYPES, Callback, payloads
+from flask_voxcallbacks import CALLBACK_TYPES, Callback, payloads, signals
 from flask_voxcallbacks.config import CONFIG_KEYS
 from flask_voxcallbacks.fields import wire_fields
 
 logger = logging.getLogger(__name__)
 
-GENERAL_SIGNALS = ("callback_received", "callback_rejected", "callback_duplicate")
+#: The signals not tied to one type (received, rejected, duplicate and the lifecycle signals).
+GENERAL_SIGNALS = tuple(
+    name for name in signals.__all__ if isinstance(getattr(signals, name), signals.VoxSignal)
+)
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
