@@ -96,6 +96,18 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         3,
         "Times a job whose handlers failed is retried by its queue (after 10 s, 40 s, 160 s, ...).",
     ),
+    ConfigKey(
+        "VOXCALLBACKS_METRICS",
+        "",
+        '``"prometheus"`` counts callbacks, rejections, handler durations and kept callbacks with'
+        ' ``prometheus_client`` (the ``[prometheus]`` extra); ``""``: no metrics.',
+    ),
+    ConfigKey(
+        "VOXCALLBACKS_METRICS_REGISTRY",
+        None,
+        "The ``prometheus_client`` registry the metrics are registered on; None: its default"
+        " registry.",
+    ),
 )
 DEFAULTS = {key.name: key.default for key in CONFIG_KEYS}
 
@@ -116,6 +128,9 @@ class Settings:
     queue_url: str = ""
     queue_retries: int = 3
     namespace: str = ""
+    metrics: str = ""
+    #: A prometheus_client CollectorRegistry, or None for its default one.
+    metrics_registry: Any = None
 
     def __repr__(self) -> str:
         return (
@@ -218,6 +233,12 @@ def _queue_url(value: Any, name: str) -> str:
     return value
 
 
+def _metrics(value: Any, name: str) -> str:
+    if value not in ("", "prometheus"):
+        raise ConfigurationError(f'{name} must be "prometheus" or "" for no metrics.')
+    return str(value)
+
+
 _NAMESPACE = re.compile(r"[a-z0-9_]{1,32}")
 
 
@@ -315,6 +336,8 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         queue_url=read("VOXCALLBACKS_QUEUE", _queue_url),
         queue_retries=read("VOXCALLBACKS_QUEUE_RETRIES", _count),
         namespace=read("VOXCALLBACKS_NAMESPACE", _namespace),
+        metrics=read("VOXCALLBACKS_METRICS", _metrics),
+        metrics_registry=read("VOXCALLBACKS_METRICS_REGISTRY", lambda value, name: value),
     )
     if settings.dedup_ttl < settings.lease_seconds:
         # A done marker or pin that ended before a claim's lease would let a redelivery with

@@ -66,6 +66,8 @@ class VoxCallbacks:
         queue = open_queue(settings.queue_url, app, settings.namespace)
         store = open_store(settings.store_url, app.instance_path, settings.namespace)
         app.extensions[EXTENSION_NAME] = VoxState(settings, store, queue)
+        if settings.metrics:
+            _install_metrics(app, settings.metrics_registry)
         blueprint = make_blueprint(settings.path)
         app.register_blueprint(blueprint)
         _exempt_from_csrf(app, blueprint)
@@ -76,6 +78,17 @@ class VoxCallbacks:
         configuration, store and queue checked as ``flask voxcallbacks check`` does. For
         readiness probes: ``ready`` is false when every callback would fail."""
         return check_readiness(app if app is not None else current_app._get_current_object())  # type: ignore[attr-defined]
+
+
+def _install_metrics(app: Flask, registry: object) -> None:
+    try:
+        from .metrics import install  # prometheus_client: an optional package
+    except ImportError:
+        raise ConfigurationError(
+            'VOXCALLBACKS_METRICS = "prometheus" needs the prometheus_client package:'
+            " pip install 'flask-voxcallbacks[prometheus]'"
+        ) from None
+    install(app, registry)  # type: ignore[arg-type]
 
 
 def _exempt_from_csrf(app: Flask, blueprint: object) -> None:

@@ -22,6 +22,7 @@ from .signals import (
     callback_completed,
     callback_duplicate,
     callback_failed,
+    callback_in_progress,
     callback_queued,
     callback_rejected,
     job_started,
@@ -458,7 +459,17 @@ def _not_run(app: Flask, arrival: Arrival, claim: Claim, earlier: str | None) ->
             send(callback_duplicate, app, callback=callback)
         return DUPLICATE
     if claim.status is ClaimStatus.BUSY:
-        return earlier or IN_PROGRESS
+        if earlier:
+            return earlier
+        if callback_in_progress.receivers:
+            send(
+                callback_in_progress,
+                app,
+                account_id=arrival.account_id,
+                callback_id=arrival.callback_id,
+                type=arrival.type,
+            )
+        return IN_PROGRESS
     return None
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "callback_completed",
     "callback_duplicate",
     "callback_failed",
+    "callback_in_progress",
     "callback_queued",
     "callback_received",
     "callback_rejected",
@@ -115,6 +116,9 @@ callback_failed = _signal("callback_failed")
 #: Queue mode: a callback kept as queued and its job sent. Keywords: ``account_id``,
 #: ``callback_id``, ``type``.
 callback_queued = _signal("callback_queued")
+#: A callback another worker is running now (answered 503 so that the sender retries). Keywords:
+#: ``account_id``, ``callback_id``, ``type``.
+callback_in_progress = _signal("callback_in_progress")
 #: A job or a replay starts running a kept callback. Keywords: ``account_id``, ``callback_id``,
 #: ``type``, ``replay`` (True for ``flask voxcallbacks replay``), ``kept_at`` (when it was queued
 #: or failed, in seconds since the epoch).

@@ -70,7 +70,7 @@ def test_built_signals_page_lists_every_signal_and_field(built: Path) -> None:
         assert "Wire type " + LITERAL.format(type_name) in page
         for field_name, _ in spec.payload.wire_fields():
             assert LITERAL.format(field_name) in page
-    assert len(GENERAL) == 7
+    assert len(GENERAL) == 8
     for general in GENERAL:
         assert LITERAL.format(general) in page
 

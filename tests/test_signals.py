@@ -42,6 +42,7 @@ def test_one_signal_per_known_type_and_all_exported() -> None:
         "callback_duplicate",
         "callback_completed",
         "callback_failed",
+        "callback_in_progress",
         "callback_queued",
         "job_started",
         "signal_for",
