@@ -103,6 +103,12 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         ' ``prometheus_client`` (the ``[prometheus]`` extra); ``""``: no metrics.',
     ),
     ConfigKey(
+        "VOXCALLBACKS_TRACING",
+        "",
+        '``"opentelemetry"``: a span around each callback\'s receivers, linked across the queue'
+        ' (the ``[opentelemetry]`` extra); ``""``: no spans.',
+    ),
+    ConfigKey(
         "VOXCALLBACKS_METRICS_REGISTRY",
         None,
         "The ``prometheus_client`` registry the metrics are registered on; None: its default"
@@ -129,6 +135,7 @@ class Settings:
     queue_retries: int = 3
     namespace: str = ""
     metrics: str = ""
+    tracing: str = ""
     #: A prometheus_client CollectorRegistry, or None for its default one.
     metrics_registry: Any = None
 
@@ -239,6 +246,12 @@ def _metrics(value: Any, name: str) -> str:
     return str(value)
 
 
+def _tracing(value: Any, name: str) -> str:
+    if value not in ("", "opentelemetry"):
+        raise ConfigurationError(f'{name} must be "opentelemetry" or "" for no spans.')
+    return str(value)
+
+
 _NAMESPACE = re.compile(r"[a-z0-9_]{1,32}")
 
 
@@ -337,6 +350,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         queue_retries=read("VOXCALLBACKS_QUEUE_RETRIES", _count),
         namespace=read("VOXCALLBACKS_NAMESPACE", _namespace),
         metrics=read("VOXCALLBACKS_METRICS", _metrics),
+        tracing=read("VOXCALLBACKS_TRACING", _tracing),
         metrics_registry=read("VOXCALLBACKS_METRICS_REGISTRY", lambda value, name: value),
     )
     if settings.dedup_ttl < settings.lease_seconds:

@@ -13,7 +13,7 @@ from .config import CONFIG_KEYS, ConfigurationError, load_settings
 from .queue import open_queue
 from .readiness import Readiness, check_readiness
 from .safe_text import RedactSecrets, add_secrets
-from .state import EXTENSION_NAME, VoxState, private_stores
+from .state import EXTENSION_NAME, Tracing, VoxState, private_stores
 from .store import open_store
 from .views import make_blueprint
 
@@ -65,7 +65,8 @@ class VoxCallbacks:
             )
         queue = open_queue(settings.queue_url, app, settings.namespace)
         store = open_store(settings.store_url, app.instance_path, settings.namespace)
-        app.extensions[EXTENSION_NAME] = VoxState(settings, store, queue)
+        tracing = _open_tracing() if settings.tracing else None
+        app.extensions[EXTENSION_NAME] = VoxState(settings, store, queue, tracing)
         if settings.metrics:
             _install_metrics(app, settings.metrics_registry)
         blueprint = make_blueprint(settings.path)
@@ -78,6 +79,17 @@ class VoxCallbacks:
         configuration, store and queue checked as ``flask voxcallbacks check`` does. For
         readiness probes: ``ready`` is false when every callback would fail."""
         return check_readiness(app if app is not None else current_app._get_current_object())  # type: ignore[attr-defined]
+
+
+def _open_tracing() -> Tracing:
+    try:
+        from .tracing import OpenTelemetryTracing  # opentelemetry-api: an optional package
+    except ImportError:
+        raise ConfigurationError(
+            'VOXCALLBACKS_TRACING = "opentelemetry" needs the opentelemetry-api package:'
+            " pip install 'flask-voxcallbacks[opentelemetry]'"
+        ) from None
+    return OpenTelemetryTracing()
 
 
 def _install_metrics(app: Flask, registry: object) -> None:

@@ -27,7 +27,7 @@ from .signals import (
     callback_rejected,
     job_started,
 )
-from .state import VoxState, get_state
+from .state import CallbackSpan, VoxState, get_state
 from .store.base import Claim, ClaimStatus, KeptCallback, Name, ToComplete, ToQueue
 
 logger = logging.getLogger("flask_voxcallbacks")
@@ -71,15 +71,22 @@ class Arrival:
     and a large batch does not hold every callback at once.
     """
 
-    __slots__ = ("account_id", "body", "callback_id", "item", "type")
+    __slots__ = ("account_id", "body", "callback_id", "item", "link", "type")
 
     def __init__(
-        self, item: Mapping[str, Any], account_id: int, callback_id: int, type_name: str
+        self,
+        item: Mapping[str, Any],
+        account_id: int,
+        callback_id: int,
+        type_name: str,
+        link: str = "",
     ) -> None:
         self.item = item
         self.account_id = account_id
         self.callback_id = callback_id
         self.type = type_name
+        #: The trace context of the request that queued it (a job's), or "".
+        self.link = link
         #: Taken before any receiver runs, so that nothing a receiver does can reach the store.
         self.body = canonical_body(item)
 
@@ -351,7 +358,12 @@ def enqueue_batch(app: Flask, state: VoxState, arrivals: list[Arrival]) -> list[
 
 
 def run_job(
-    app: Flask, account_id: int, callback_id: int, namespace: str = "", store: str = ""
+    app: Flask,
+    account_id: int,
+    callback_id: int,
+    namespace: str = "",
+    store: str = "",
+    trace: str = "",
 ) -> str:
     """The job of a queued callback: load its item from the store and handle it as inline
     handling would (claim, dispatch, record); return the outcome.
@@ -360,7 +372,8 @@ def run_job(
     whose callback is being run elsewhere returns IN_PROGRESS. A job of another application
     (another ``namespace``, an account this one is not configured for, or another ``store``: the
     identity of the store of the application that queued it) raises
-    :class:`~flask_voxcallbacks.queue.JobRefused`: it is neither run nor dropped.
+    :class:`~flask_voxcallbacks.queue.JobRefused`: it is neither run nor dropped. ``trace`` is
+    the trace context of the request that queued it, which the callback's span links to.
     """
     state = get_state(app)
     settings = state.settings
@@ -395,13 +408,16 @@ def run_job(
             account_id,
         )
         return DUPLICATE
-    return handle_kept(app, state, record)
+    return handle_kept(app, state, record, link=trace)
 
 
-def handle_kept(app: Flask, state: VoxState, record: KeptCallback, replay: bool = False) -> str:
+def handle_kept(
+    app: Flask, state: VoxState, record: KeptCallback, replay: bool = False, link: str = ""
+) -> str:
     """Handle a failed or queued callback from the item the store kept, as its job or a replay
-    (``replay``) does (a queued callback is taken); return the outcome."""
-    arrival = Arrival(record.item, record.account_id, record.callback_id, record.type)
+    (``replay``) does (a queued callback is taken); return the outcome. ``link``: the trace
+    context its span links to."""
+    arrival = Arrival(record.item, record.account_id, record.callback_id, record.type, link)
     if job_started.receivers:
         send(
             job_started,
@@ -490,7 +506,26 @@ def _build(arrival: Arrival) -> Callback[Payload] | None:
 
 def _run(app: Flask, state: VoxState, arrival: Arrival, claim: Claim) -> str:
     """Build a claimed callback and dispatch it to the receivers that have not yet succeeded
-    for it; record a failure at once. ACCEPTED or FAILED."""
+    for it (in its span, when tracing); record a failure at once. ACCEPTED or FAILED."""
+    if state.tracing is None:
+        return _run_traced(app, state, arrival, claim, _NO_SPAN)
+    with state.tracing.span(
+        arrival.account_id, arrival.callback_id, arrival.type, arrival.link
+    ) as span:
+        return _run_traced(app, state, arrival, claim, span)
+
+
+class _NoSpan:
+    def failed(self, reason: str) -> None:
+        pass
+
+
+_NO_SPAN = _NoSpan()
+
+
+def _run_traced(
+    app: Flask, state: VoxState, arrival: Arrival, claim: Claim, span: CallbackSpan
+) -> str:
     settings = state.settings
     started = clock()
     callback = _build(arrival)
@@ -511,6 +546,7 @@ def _run(app: Flask, state: VoxState, arrival: Arrival, claim: Claim) -> str:
         if callback_completed.receivers:
             send(callback_completed, app, callback=callback, duration=elapsed)
         return ACCEPTED
+    span.failed(result.errors[0])
     try:
         state.store.fail(
             arrival.account_id,

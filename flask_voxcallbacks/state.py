@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Protocol
 
 from flask import Flask
 
@@ -13,6 +15,26 @@ from .store.base import Store
 EXTENSION_NAME = "voxcallbacks"
 
 
+class CallbackSpan(Protocol):
+    """The span of one callback while its receivers run."""
+
+    def failed(self, reason: str) -> None:
+        """Mark the span as failed, with the first error (secrets redacted)."""
+
+
+class Tracing(Protocol):
+    """Tracing of callbacks (``VOXCALLBACKS_TRACING``): a span around each callback's receivers,
+    and the trace context a queued callback's job links its span to."""
+
+    def span(
+        self, account_id: int, callback_id: int, type_name: str, link: str
+    ) -> AbstractContextManager[CallbackSpan]:
+        """The span of a callback, linked to the trace context ``link`` when it is not empty."""
+
+    def context(self) -> str:
+        """The current trace context (a W3C ``traceparent``), or ``""``."""
+
+
 @dataclass(frozen=True)
 class VoxState:
     """What ``init_app`` built for one application."""
@@ -21,6 +43,8 @@ class VoxState:
     store: Store
     #: Where jobs go in queue mode; None when the handlers run in the request.
     queue: Queue | None = None
+    #: Spans around the callbacks; None without ``VOXCALLBACKS_TRACING``.
+    tracing: Tracing | None = None
 
 
 class _PrivateStores:

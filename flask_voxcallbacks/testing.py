@@ -93,4 +93,4 @@ def use_memory_store(app: Flask) -> None:
     state = get_state(app)
     state.store.close()
     settings = replace(state.settings, store_url="memory://")
-    app.extensions[EXTENSION_NAME] = VoxState(settings, MemoryStore())
+    app.extensions[EXTENSION_NAME] = VoxState(settings, MemoryStore(), None, state.tracing)

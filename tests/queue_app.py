@@ -6,7 +6,8 @@ handler run is written to the SQLite ledger ``VOX_LEDGER``. The handlers of ``sm
 sleep ``VOX_SLEEP`` seconds; the first attempt of a ``js_fail`` callback hangs (so that a test
 can kill its worker in the middle of it); the first attempt of a ``call_history_report`` fails,
 after a receiver of its own signal has written ``notified`` to the ledger (it succeeds at once, so
-it never runs again).
+it never runs again). With ``VOX_TRACE_FILE`` set, callbacks are traced with OpenTelemetry and
+the finished spans written to that file, one JSON object per line.
 
 Run it as the Flask CLI's app (``--app queue_app:create_app``), under gunicorn
 (``queue_app:create_app()``) or as a Celery worker (``celery -A queue_app:celery_app worker``).
@@ -57,8 +58,27 @@ def notify(sender: Flask, callback: Callback[Any], **extra: Any) -> None:
         db.close()
 
 
+def _trace_to_file(path: str) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return
+    exporter = ConsoleSpanExporter(
+        out=open(path, "a"),  # noqa: SIM115 - open for the life of the process
+        formatter=lambda span: span.to_json(indent=None) + "\n",
+    )
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+
+
 def create_app() -> Flask:
     app = Flask(__name__)
+    if os.environ.get("VOX_TRACE_FILE"):
+        _trace_to_file(os.environ["VOX_TRACE_FILE"])
+        app.config["VOXCALLBACKS_TRACING"] = "opentelemetry"
     app.config.update(
         VOXCALLBACKS_ACCOUNT_ID=DEFAULT_ACCOUNT_ID,
         VOXCALLBACKS_API_KEY=DEFAULT_API_KEY,

@@ -223,3 +223,14 @@ def test_prometheus_counts_every_callback_under_two_gunicorn_workers(tmp_path: P
         stop(prom)
         prom_log.close()
         stop(server)
+
+
+@pytest.mark.subprocess
+def test_the_documented_alert_rules_are_valid_and_fire_when_they_should(tmp_path: Path) -> None:
+    shutil.copy(EXAMPLES / "alerts.yml", tmp_path)
+    shutil.copy(ROOT / "tests" / "alerts_test.yml", tmp_path)
+    for args in (["check", "rules", "alerts.yml"], ["test", "rules", "alerts_test.yml"]):
+        result = subprocess.run(
+            [promtool(), *args], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stdout + result.stderr

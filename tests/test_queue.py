@@ -33,7 +33,7 @@ class Engine:
         self.broker = f"{base}/1"
         self.ledger = tmp_path / "ledger.db"
         self.log = tmp_path / "worker.log"
-        self.queue = "celery" if name == "celery" else f"rq://{self.broker[len('redis://'):]}"
+        self.queue = "celery" if name == "celery" else f"rq://{self.broker[len('redis://') :]}"
         self.workers: list[subprocess.Popen[bytes]] = []
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -219,11 +219,41 @@ def test_a_worker_whose_store_cannot_be_read_refuses_to_start(engine: Engine) ->
 
 
 @pytest.mark.subprocess
+def test_the_workers_span_links_to_the_span_of_the_request_that_queued_it(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The web application traces in this process (an in-memory exporter); the worker process
+    writes its spans to a file: its callback's span links to the request's span."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        trace.set_tracer_provider(TracerProvider())
+    spans = tmp_path / "spans.jsonl"
+    app = engine.app(VOX_TRACE_FILE=str(tmp_path / "web-spans.jsonl"))
+    item = make_callback("min_balance")
+    with trace.get_tracer("test").start_as_current_span("POST callbacks") as request:
+        response = app.test_client().post(ENDPOINT, json=make_batch(item))
+    assert response.get_json()["queued"] == 1
+    engine.start_worker(VOX_TRACE_FILE=str(spans))
+    engine.wait_for(lambda: spans.exists() and "process min_balance" in spans.read_text())
+    (span,) = [json.loads(line) for line in spans.read_text().splitlines()]
+    assert span["kind"] == "SpanKind.CONSUMER"
+    assert (
+        span["attributes"]["messaging.message.id"] == f"{item['account_id']}:{item['callback_id']}"
+    )
+    (link,) = span["links"]
+    context = request.get_span_context()
+    assert link["context"]["trace_id"] == f"0x{context.trace_id:032x}"
+    assert link["context"]["span_id"] == f"0x{context.span_id:016x}"
+
+
+@pytest.mark.subprocess
 def test_a_broker_that_is_down_gives_500_and_loses_nothing(engine: Engine) -> None:
     dead = f"redis://127.0.0.1:{free_port()}/1"
     down = Engine(engine.name, engine.store.rsplit("/", 1)[0] + "/0", engine.ledger.parent)
     down.broker = dead
-    down.queue = "celery" if engine.name == "celery" else f"rq://{dead[len('redis://'):]}"
+    down.queue = "celery" if engine.name == "celery" else f"rq://{dead[len('redis://') :]}"
     item = make_callback("min_balance")
     started = time.perf_counter()
     response = down.app().test_client().post(ENDPOINT, json=make_batch(item))

@@ -30,6 +30,8 @@ class CeleryQueue(Queue):
         celery = _celery_of(app)
         state = get_state(app)
         job = {"namespace": state.settings.namespace, "store": state.store.identity}
+        if state.tracing is not None:
+            job["trace"] = state.tracing.context()
 
         def send() -> None:
             with celery.connection_for_write() as connection:
@@ -130,12 +132,13 @@ def run_callback(
     retries: int = 0,
     namespace: str = "",
     store: str = "",
+    trace: str = "",
 ) -> str:
     """Handle a queued callback in the application's context; a failure is retried ``retries``
     times with back-off, then left to ``flask voxcallbacks replay``."""
     app = _flask_app(task.app)
     with app.app_context():
-        outcome = run_job(app, account_id, callback_id, namespace, store)
+        outcome = run_job(app, account_id, callback_id, namespace, store, trace)
     if outcome == FAILED:
         attempt = task.request.retries
         if attempt < retries:

@@ -39,10 +39,11 @@ class RQQueue(Queue):
         state = get_state(app)
         settings = state.settings
         timeout = settings.lease_seconds
+        trace = state.tracing.context() if state.tracing is not None else ""
         jobs = [
             RQ.prepare_data(
                 JOB,
-                args=(account_id, callback_id, settings.namespace, state.store.identity),
+                args=(account_id, callback_id, settings.namespace, state.store.identity, trace),
                 timeout=timeout,
                 result_ttl=0,
                 retry=retry,
@@ -76,12 +77,14 @@ class RQQueue(Queue):
         self._sending.close()
 
 
-def run_callback(account_id: int, callback_id: int, namespace: str = "", store: str = "") -> str:
+def run_callback(
+    account_id: int, callback_id: int, namespace: str = "", store: str = "", trace: str = ""
+) -> str:
     """Handle a queued callback; run by ``flask voxcallbacks worker`` in the application's
     context. A failure raises, so that RQ retries the job as its ``Retry`` says; a job of
     another application raises :class:`JobRefused` and stays in RQ's failed jobs."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    outcome = run_job(app, account_id, callback_id, namespace, store)
+    outcome = run_job(app, account_id, callback_id, namespace, store, trace)
     if outcome == FAILED:
         raise JobFailed(account_id, callback_id)
     return outcome

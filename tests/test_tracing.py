@@ -1,0 +1,115 @@
+"""tracing.py: one OpenTelemetry span per callback, a child of the request's span inline, and
+linked to it from the job in queue mode (test_queue.py follows it into real workers)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any, Iterator
+
+import pytest
+from helpers import ENDPOINT, make_app
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from flask_voxcallbacks import ConfigurationError, sms_received
+from flask_voxcallbacks.testing import make_batch, make_callback
+
+_EXPORTER = InMemorySpanExporter()
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+        trace.set_tracer_provider(provider)
+    _EXPORTER.clear()
+    yield _EXPORTER
+    _EXPORTER.clear()
+
+
+def test_one_consumer_span_per_callback_under_the_request_span(spans: Any) -> None:
+    app = make_app(VOXCALLBACKS_TRACING="opentelemetry")
+    low, sms = make_callback("min_balance"), make_callback("sms_inbound")
+
+    def broken(sender: Any, callback: Any, **extra: Any) -> None:
+        raise ConnectionError("crm down")
+
+    tracer = trace.get_tracer("test")
+    with (
+        sms_received.connected_to(broken, sender=app),
+        tracer.start_as_current_span("POST /voximplant/callbacks") as request,
+    ):
+        app.test_client().post(ENDPOINT, json=make_batch(low, sms))
+    finished = {span.name: span for span in spans.get_finished_spans()}
+    assert set(finished) == {"process min_balance", "process sms_inbound", request.name}
+    for item in (low, sms):
+        span = finished[f"process {item['type']}"]
+        assert span.kind is SpanKind.CONSUMER
+        assert span.parent is not None
+        assert span.parent.span_id == request.get_span_context().span_id
+        assert span.context.trace_id == request.get_span_context().trace_id
+        assert span.attributes == {
+            "messaging.system": "voximplant",
+            "messaging.operation": "process",
+            "messaging.operation.type": "process",
+            "messaging.message.id": f"{item['account_id']}:{item['callback_id']}",
+            "voxcallbacks.type": item["type"],
+        }
+    assert finished["process min_balance"].status.status_code is StatusCode.UNSET
+    failed = finished["process sms_inbound"].status
+    assert failed.status_code is StatusCode.ERROR
+    assert "ConnectionError: crm down" in (failed.description or "")
+
+
+def test_a_job_span_links_to_the_request_that_queued_it(spans: Any, redis_url: str) -> None:
+    rq = "rq://" + redis_url[len("redis://") :].rsplit("/", 1)[0] + "/1?queue=vox-trace"
+    app = make_app(
+        VOXCALLBACKS_TRACING="opentelemetry", VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE=rq
+    )
+    item = make_callback("min_balance")
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("POST /voximplant/callbacks") as request:
+        assert app.test_client().post(ENDPOINT, json=make_batch(item)).status_code == 200
+    from rq import SimpleWorker
+
+    from flask_voxcallbacks.state import get_state
+
+    queue = get_state(app).queue
+    with app.app_context():
+        SimpleWorker([queue.queue], connection=queue.connection).work(burst=True)  # type: ignore[union-attr]
+    (job,) = [span for span in spans.get_finished_spans() if span.name == "process min_balance"]
+    assert job.parent is None, "the job starts its own trace"
+    (link,) = job.links
+    assert link.context.trace_id == request.get_span_context().trace_id
+    assert link.context.span_id == request.get_span_context().span_id
+
+
+def test_tracing_needs_its_extra_and_imports_nothing_when_off() -> None:
+    code = """
+import sys
+sys.modules["opentelemetry"] = None  # as when the extra is not installed
+from flask import Flask
+from flask_voxcallbacks import VoxCallbacks, ConfigurationError
+config = dict(TESTING=True, VOXCALLBACKS_ACCOUNT_ID=1, VOXCALLBACKS_API_KEY="k",
+              VOXCALLBACKS_SALT="s")
+app = Flask("off"); app.config.update(config); VoxCallbacks(app)
+assert "flask_voxcallbacks.tracing" not in sys.modules
+on = Flask("on"); on.config.update(config, VOXCALLBACKS_TRACING="opentelemetry")
+try:
+    VoxCallbacks(on)
+except ConfigurationError as error:
+    print(error)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "flask-voxcallbacks[opentelemetry]" in result.stdout
+
+
+def test_a_bad_tracing_setting_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match='VOXCALLBACKS_TRACING must be "opentelemetry"'):
+        make_app(VOXCALLBACKS_TRACING="zipkin")
