@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from typing import Any
 from dataclasses import replace
 
 from flask import Flask, current_app
@@ -92,7 +93,7 @@ def _open_tracing() -> Tracing:
     return OpenTelemetryTracing()
 
 
-def _install_metrics(app: Flask, registry: object) -> None:
+def _install_metrics(app: Flask, registry: Any) -> None:
     try:
         from .metrics import install  # prometheus_client: an optional package
     except ImportError:
@@ -100,7 +101,7 @@ def _install_metrics(app: Flask, registry: object) -> None:
             'VOXCALLBACKS_METRICS = "prometheus" needs the prometheus_client package:'
             " pip install 'flask-voxcallbacks[prometheus]'"
         ) from None
-    install(app, registry)  # type: ignore[arg-type]
+    install(app, registry)
 
 
 def _exempt_from_csrf(app: Flask, blueprint: object) -> None:
