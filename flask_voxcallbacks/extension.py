@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any
 from dataclasses import replace
+from typing import Any
 
 from flask import Flask, current_app
 
