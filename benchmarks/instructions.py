@@ -5,11 +5,15 @@ move with the machine's load, to compare two versions of the package where timin
 five types in two batches of 500, through Flask's test client, memory store, one receiver) once
 without and once with the batches, under callgrind, for this checkout and for each CHECKOUT given
 (another clone or ``git worktree`` of the project), and prints the instructions the batches
-took, per callback. Needs valgrind (``apt-get install valgrind``); each run takes a minute or so.
+took, per callback. ``--config KEY=VALUE`` (repeatable; VALUE read as JSON when it parses)
+sets the application's configuration, e.g. ``--config VOXCALLBACKS_METRICS='"prometheus"'``
+to measure what the metrics cost. Needs valgrind (``apt-get install valgrind``); each run takes a
+minute or so.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -21,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BATCHES, SIZE = 2, 500
 
 WORKLOAD = """
-import json, sys
+import json, os, sys
 sys.path.insert(0, sys.argv[1])
 from flask import Flask
 from flask_voxcallbacks import VoxCallbacks, callback_received
@@ -34,6 +38,7 @@ app.config.update(
     VOXCALLBACKS_API_KEY=DEFAULT_API_KEY,
     VOXCALLBACKS_SALT=DEFAULT_SALT,
 )
+app.config.update(json.loads(os.environ.get("VOX_BENCH_CONFIG", "{}")))
 VoxCallbacks(app)
 callback_received.connect(lambda sender, callback: None, app, weak=False)
 client = app.test_client()
@@ -77,7 +82,18 @@ def instructions(checkout: Path, batches: int, script: Path) -> int:
 
 
 def main() -> int:
-    checkouts = [ROOT, *(Path(arg).resolve() for arg in sys.argv[1:])]
+    args = sys.argv[1:]
+    config = {}
+    while "--config" in args:
+        at = args.index("--config")
+        key, _, value = args[at + 1].partition("=")
+        try:
+            config[key] = json.loads(value)
+        except ValueError:
+            config[key] = value
+        del args[at : at + 2]
+    os.environ["VOX_BENCH_CONFIG"] = json.dumps(config)
+    checkouts = [ROOT, *(Path(arg).resolve() for arg in args)]
     with tempfile.TemporaryDirectory() as folder:
         script = Path(folder) / "workload.py"
         script.write_text(WORKLOAD)
