@@ -216,6 +216,7 @@ def test_the_example_files_fit_the_width_of_a_code_block() -> None:
     long = [
         f"{path.relative_to(ROOT)}:{number}"
         for path in sorted((ROOT / "docs" / "examples").rglob("*.py"))
+        + sorted((ROOT / "docs" / "examples").rglob("*.yml"))
         for number, line in enumerate(path.read_text().splitlines(), 1)
         if len(line) > 76
     ]
