@@ -21,12 +21,19 @@ from flask_voxcallbacks.testing import make_batch, make_callback
 _EXPORTER = InMemorySpanExporter()
 
 
+_WITH_EXPORTER: list[TracerProvider] = []
+
+
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
+    # The process has one tracer provider, set once (by whichever test comes first).
     if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        provider = TracerProvider()
+        trace.set_tracer_provider(TracerProvider())
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    if provider not in _WITH_EXPORTER:
         provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-        trace.set_tracer_provider(provider)
+        _WITH_EXPORTER.append(provider)
     _EXPORTER.clear()
     yield _EXPORTER
     _EXPORTER.clear()
