@@ -9,6 +9,7 @@ import logging
 import time
 from typing import Any, Mapping, Sequence
 
+from blinker import NamedSignal
 from flask import Flask
 
 from .auth import BODY_MISMATCH, HASH_MISMATCH, Rejection, authenticate, id_text
@@ -343,16 +344,9 @@ def enqueue_batch(app: Flask, state: VoxState, arrivals: list[Arrival]) -> list[
             store.unqueue_many(jobs)
             outcomes = [FAILED if outcome == QUEUED else outcome for outcome in outcomes]
         else:
-            if callback_queued.receivers:
-                for arrival, outcome in zip(arrivals, outcomes):
-                    if outcome == QUEUED:
-                        send(
-                            callback_queued,
-                            app,
-                            account_id=arrival.account_id,
-                            callback_id=arrival.callback_id,
-                            type=arrival.type,
-                        )
+            for arrival, outcome in zip(arrivals, outcomes):
+                if outcome == QUEUED:
+                    _tell(callback_queued, app, arrival)
     _log_outcomes(arrivals, outcomes)
     return outcomes
 
@@ -418,16 +412,7 @@ def handle_kept(
     (``replay``) does (a queued callback is taken); return the outcome. ``link``: the trace
     context its span links to."""
     arrival = Arrival(record.item, record.account_id, record.callback_id, record.type, link)
-    if job_started.receivers:
-        send(
-            job_started,
-            app,
-            account_id=record.account_id,
-            callback_id=record.callback_id,
-            type=record.type,
-            replay=replay,
-            kept_at=record.kept_at,
-        )
+    _tell(job_started, app, arrival, replay=replay, kept_at=record.kept_at)
     outcome = handle_batch(app, state, [arrival], take_queued=True)[0]
     if outcome in (FAILED, IN_PROGRESS):
         log_outcome(arrival.callback_id, arrival.type, arrival.account_id, outcome, level=WARNING)
@@ -477,14 +462,7 @@ def _not_run(app: Flask, arrival: Arrival, claim: Claim, earlier: str | None) ->
     if claim.status is ClaimStatus.BUSY:
         if earlier:
             return earlier
-        if callback_in_progress.receivers:
-            send(
-                callback_in_progress,
-                app,
-                account_id=arrival.account_id,
-                callback_id=arrival.callback_id,
-                type=arrival.type,
-            )
+        _tell(callback_in_progress, app, arrival)
         return IN_PROGRESS
     return None
 
@@ -562,17 +540,21 @@ def _run_traced(
         logger.exception(
             "store error while recording the failure of callback %s", arrival.callback_id
         )
-    if callback_failed.receivers:
+    _tell(callback_failed, app, arrival, errors=tuple(result.errors), duration=elapsed)
+    return FAILED
+
+
+def _tell(signal: NamedSignal, app: Flask, arrival: Arrival, **extra: Any) -> None:
+    """Send a lifecycle signal about ``arrival``, when it has receivers."""
+    if signal.receivers:
         send(
-            callback_failed,
+            signal,
             app,
             account_id=arrival.account_id,
             callback_id=arrival.callback_id,
             type=arrival.type,
-            errors=tuple(result.errors),
-            duration=elapsed,
+            **extra,
         )
-    return FAILED
 
 
 def _log_outcomes(arrivals: list[Arrival], outcomes: list[str]) -> None:
