@@ -78,7 +78,8 @@ def test_built_signals_page_lists_every_signal_and_field(built: Path) -> None:
 def test_a_misnamed_signal_fails_the_docs_build(tmp_path: Path) -> None:
     copy = tmp_path / "docs"
     shutil.copytree(DOCS, copy, ignore=shutil.ignore_patterns("_build"))
-    shutil.copy(ROOT / "CHANGES.rst", tmp_path)  # the changelog page includes it
+    for included in ("CHANGES.rst", "SECURITY.rst"):  # the changelog and security pages
+        shutil.copy(ROOT / included, tmp_path)
     with (copy / "signals.rst").open("a") as page:
         page.write("\nSee also :voxsignal:`low_balance_reached`.\n")
     result = sphinx(copy, tmp_path / "out")
