@@ -329,7 +329,8 @@ def enqueue_batch(app: Flask, state: VoxState, arrivals: list[Arrival]) -> list[
             queued.append((*key, claim.token, arrival.item))
         outcomes.append(outcome)
     if queued:
-        store.queue_many(queued, settings.failure_retention)
+        trace = state.tracing.context() if state.tracing is not None else ""
+        store.queue_many(queued, settings.failure_retention, trace)
         jobs = [(account_id, callback_id) for account_id, callback_id, _, _ in queued]
         try:
             state.queue.enqueue(app, jobs, settings.queue_retries)
@@ -409,9 +410,11 @@ def handle_kept(
     app: Flask, state: VoxState, record: KeptCallback, replay: bool = False, link: str = ""
 ) -> str:
     """Handle a failed or queued callback from the item the store kept, as its job or a replay
-    (``replay``) does (a queued callback is taken); return the outcome. ``link``: the trace
-    context its span links to."""
-    arrival = Arrival(record.item, record.account_id, record.callback_id, record.type, link)
+    (``replay``) does (a queued callback is taken); return the outcome. Its span links to the
+    trace context ``link`` (a job's), else to the one kept with it."""
+    arrival = Arrival(
+        record.item, record.account_id, record.callback_id, record.type, link or record.trace
+    )
     _tell(job_started, app, arrival, replay=replay, kept_at=record.kept_at)
     outcome = handle_batch(app, state, [arrival], take_queued=True)[0]
     if outcome in (FAILED, IN_PROGRESS):

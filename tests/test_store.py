@@ -542,3 +542,20 @@ def test_two_stores_share_their_records_exactly_when_their_identities_match(
     finally:
         first.close()
         same.close()
+
+
+def test_a_queued_callback_keeps_the_trace_context_of_its_request(store: Store) -> None:
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    store.queue_many([(1, 5, claim.token, ITEM)], retention=DAY, trace=traceparent)
+    assert store.find_kept(1, 5).trace == traceparent  # type: ignore[union-attr]
+    (record,) = store.kept()
+    assert record.trace == traceparent
+    # Its job fails: the failure record is the job's, without the request's context.
+    job = store.claim_many([(1, 5, BODY)], 60, DAY, take_queued=True)[0]
+    store.fail(1, 5, job.token, "boom", ITEM, retention=DAY)
+    assert store.find_kept(1, 5).trace == ""  # type: ignore[union-attr]
+    # A callback queued without tracing keeps none.
+    other = store.claim(1, 6, BODY, lease_seconds=60, ttl=DAY)
+    store.queue_many([(1, 6, other.token, ITEM)], retention=DAY)
+    assert store.find_kept(1, 6).trace == ""  # type: ignore[union-attr]

@@ -120,3 +120,26 @@ except ConfigurationError as error:
 def test_a_bad_tracing_setting_is_refused() -> None:
     with pytest.raises(ConfigurationError, match='VOXCALLBACKS_TRACING must be "opentelemetry"'):
         make_app(VOXCALLBACKS_TRACING="zipkin")
+
+
+def test_a_replayed_queued_callback_links_to_the_request_that_queued_it(
+    spans: Any, redis_url: str
+) -> None:
+    """Its job was lost: the replay's span links to the request through the context kept with
+    the queued callback."""
+    rq = "rq://" + redis_url[len("redis://") :].rsplit("/", 1)[0] + "/1?queue=vox-lost"
+    app = make_app(
+        VOXCALLBACKS_TRACING="opentelemetry", VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE=rq
+    )
+    item = make_callback("js_fail")
+    with trace.get_tracer("test").start_as_current_span("POST callbacks") as request:
+        assert app.test_client().post(ENDPOINT, json=make_batch(item)).status_code == 200
+    from flask_voxcallbacks.state import get_state
+
+    get_state(app).queue.queue.empty()  # type: ignore[union-attr]
+    result = app.test_cli_runner().invoke(args=["voxcallbacks", "replay", str(item["callback_id"])])
+    assert result.exit_code == 0, result.output
+    (span,) = [s for s in spans.get_finished_spans() if s.name == "process js_fail"]
+    (link,) = span.links
+    assert link.context.trace_id == request.get_span_context().trace_id
+    assert link.context.span_id == request.get_span_context().span_id

@@ -93,7 +93,8 @@ class KeptCallback:
     ``kept_at`` is when it last failed or was queued. ``item`` is the body pinned at the first
     authentic arrival, without its ``hash``. ``succeeded`` names the receivers that have succeeded
     for it (see :func:`receiver_ids <flask_voxcallbacks.dispatch.receiver_ids>`); the others are
-    named in ``error``.
+    named in ``error``. ``trace``, while it is queued, is the trace context of the request that
+    queued it (a W3C ``traceparent``, with ``VOXCALLBACKS_TRACING``); else ``""``.
     """
 
     account_id: int
@@ -105,6 +106,7 @@ class KeptCallback:
     item: Mapping[str, Any] = field(repr=False)
     state: KeptState = KeptState.FAILED
     succeeded: tuple[str, ...] = ()
+    trace: str = ""
 
     @property
     def key(self) -> Key:
@@ -159,9 +161,10 @@ class Store(abc.ABC):
         then it is claimed like a failed one."""
 
     @abc.abstractmethod
-    def queue_many(self, queued: Sequence[ToQueue], retention: int) -> None:
+    def queue_many(self, queued: Sequence[ToQueue], retention: int, trace: str = "") -> None:
         """Keep the item of each claimed ``(account_id, callback_id, token, item)`` as queued
-        (for ``retention`` s, listed by ``failed``) and release its claim, in one round trip."""
+        (for ``retention`` s, listed by ``failed``) with the ``trace`` context of the request
+        that queued them, and release its claim, in one round trip."""
 
     @abc.abstractmethod
     def unqueue_many(self, keys: Sequence[tuple[int, int]]) -> None:

@@ -137,7 +137,7 @@ class MemoryStore(Store):
                 self._done[key] = (digest, deadline)
                 self._schedule(key, deadline)
 
-    def queue_many(self, queued: Sequence[ToQueue], retention: int) -> None:
+    def queue_many(self, queued: Sequence[ToQueue], retention: int, trace: str = "") -> None:
         now = self.now()
         with self._lock:
             for account_id, callback_id, token, item in queued:
@@ -154,6 +154,7 @@ class MemoryStore(Store):
                     0,
                     dict(item),
                     KeptState.QUEUED,
+                    trace=trace,
                 )
                 record.expires_at = max(record.expires_at, now + retention)
                 if record.token == token:

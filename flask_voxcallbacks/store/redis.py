@@ -189,7 +189,7 @@ class RedisStore(Store):
             claims[i - 1] = Claim(CLAIMED, f"{prefix}{i}", _names(succeeded))
         return claims
 
-    def queue_many(self, queued: Sequence[ToQueue], retention: int) -> None:
+    def queue_many(self, queued: Sequence[ToQueue], retention: int, trace: str = "") -> None:
         if not queued:
             return
         now = self.now()
@@ -197,7 +197,7 @@ class RedisStore(Store):
         args: list[Any] = [retention, now, self._name_start]
         for account_id, callback_id, token, item in queued:
             names.append(self._hash(account_id, callback_id))
-            args += [token, _record(item, "", now)]
+            args += [token, _record(item, "", now, trace)]
         self._queue(keys=names, args=args)
 
     def unqueue_many(self, keys: Sequence[tuple[int, int]]) -> None:
@@ -324,11 +324,13 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(json.loads(value)) if value else ()
 
 
-def _record(item: Mapping[str, Any], error: str, at: float) -> str:
-    """The JSON kept as a callback's ``record`` while it is failed or queued."""
-    return json.dumps(
-        {"type": str(item.get("type", "")), "error": error, "failed_at": at, "item": item}
-    )
+def _record(item: Mapping[str, Any], error: str, at: float, trace: str = "") -> str:
+    """The JSON kept as a callback's ``record`` while it is failed or queued (with the trace
+    context of the request that queued it)."""
+    record = {"type": str(item.get("type", "")), "error": error, "failed_at": at, "item": item}
+    if trace:
+        record["trace"] = trace
+    return json.dumps(record)
 
 
 def _failed(field: str, values: Sequence[Any]) -> KeptCallback | None:
@@ -349,6 +351,7 @@ def _failed(field: str, values: Sequence[Any]) -> KeptCallback | None:
         record["item"],
         KeptState.QUEUED if queued is not None else KeptState.FAILED,
         _names(ok),
+        record.get("trace", ""),
     )
 
 

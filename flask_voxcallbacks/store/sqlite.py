@@ -37,7 +37,8 @@ from .base import (
 # ``expires_at`` (or the end of its lease), then the key is new again. ``done_until`` is set
 # once the callback is handled; ``error``, ``item`` and ``failed_at`` while its last attempt
 # failed, or while it waits for its job in queue mode (``queued`` = 1, ``error`` empty);
-# ``receivers`` (a JSON list) names the receivers that have succeeded for a failed callback.
+# ``receivers`` (a JSON list) names the receivers that have succeeded for a failed callback;
+# ``trace`` is the trace context of the request that queued it.
 # ``{table}`` is ``voxcallbacks``, or ``voxcallbacks_<namespace>`` (VOXCALLBACKS_NAMESPACE).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS {table} (
@@ -55,6 +56,7 @@ CREATE TABLE IF NOT EXISTS {table} (
     expires_at REAL NOT NULL DEFAULT 0,
     queued INTEGER NOT NULL DEFAULT 0,
     receivers TEXT,
+    trace TEXT,
     PRIMARY KEY (account_id, callback_id)
 );
 CREATE INDEX IF NOT EXISTS {table}_failed ON {table} (failed_at) WHERE error IS NOT NULL;
@@ -75,6 +77,7 @@ _COLUMNS = frozenset(
         "expires_at",
         "queued",
         "receivers",
+        "trace",
     ]
 )
 
@@ -98,7 +101,8 @@ ON CONFLICT (account_id, callback_id) DO UPDATE SET
     failed_at = CASE WHEN expires_at > :now THEN failed_at END,
     attempts = CASE WHEN expires_at > :now THEN attempts ELSE 0 END,
     queued = CASE WHEN expires_at > :now THEN queued ELSE 0 END,
-    receivers = CASE WHEN expires_at > :now THEN receivers END
+    receivers = CASE WHEN expires_at > :now THEN receivers END,
+    trace = CASE WHEN expires_at > :now THEN trace END
 WHERE lease_until <= :now
   AND (expires_at <= :now OR (done_until = 0 AND digest IN ('', excluded.digest)
                               AND (queued = 0 OR :take_queued)))
@@ -112,7 +116,7 @@ _CLAIMED_RECEIVERS = (
 # Failed and queued rows (``error`` is set until the callback is handled), oldest first; of
 # every key, or of one.
 _FAILED_ROWS = """
-SELECT account_id, callback_id, type, error, failed_at, attempts, item, queued, receivers
+SELECT account_id, callback_id, type, error, failed_at, attempts, item, queued, receivers, trace
 FROM {table} WHERE error IS NOT NULL AND expires_at > ?
 """
 
@@ -128,28 +132,28 @@ _SQL = {
         " WHERE account_id = :account_id AND callback_id = :callback_id"
     ),
     "complete": """UPDATE {table}
-        SET done_until = :until, expires_at = :until, queued = 0, receivers = NULL,
+        SET done_until = :until, expires_at = :until, queued = 0, receivers = NULL, trace = NULL,
             type = NULL, error = NULL, item = NULL, failed_at = NULL,
             lease_until = CASE WHEN token = :token THEN 0 ELSE lease_until END
         WHERE account_id = :account_id AND callback_id = :callback_id""",
     "fail": """UPDATE {table}
         SET type = :type, error = :error, item = :item, failed_at = :now, receivers = :receivers,
-            attempts = attempts + 1, expires_at = :expires_at, queued = 0,
+            attempts = attempts + 1, expires_at = :expires_at, queued = 0, trace = NULL,
             lease_until = CASE WHEN token = :token THEN 0 ELSE lease_until END
         WHERE account_id = :account_id AND callback_id = :callback_id AND done_until = 0""",
     "queue": """UPDATE {table}
-        SET type = :type, error = '', item = :item, failed_at = :now, queued = 1,
+        SET type = :type, error = '', item = :item, failed_at = :now, queued = 1, trace = :trace,
             expires_at = MAX(expires_at, :expires_at),
             lease_until = CASE WHEN token = :token THEN 0 ELSE lease_until END
         WHERE account_id = :account_id AND callback_id = :callback_id AND done_until = 0""",
     "unqueue": """UPDATE {table}
-        SET queued = 0, type = NULL, error = NULL, item = NULL, failed_at = NULL
+        SET queued = 0, type = NULL, error = NULL, item = NULL, failed_at = NULL, trace = NULL
         WHERE account_id = ? AND callback_id = ? AND queued = 1""",
     "failed": _FAILED_ROWS + "ORDER BY failed_at",
     "pending": _FAILED_ROWS + "AND account_id = ? AND callback_id = ?",
     "prune": """UPDATE {table}
         SET type = NULL, error = NULL, item = NULL, failed_at = NULL, queued = 0, attempts = 0,
-            receivers = NULL
+            receivers = NULL, trace = NULL
         WHERE error IS NOT NULL AND failed_at < ?""",
     "delete_expired": _DELETE_EXPIRED,
     "knows": (
@@ -338,13 +342,16 @@ class SQLiteStore(Store):
                 },
             )
 
-    def queue_many(self, queued: Sequence[ToQueue], retention: int) -> None:
+    def queue_many(self, queued: Sequence[ToQueue], retention: int, trace: str = "") -> None:
         now = self.now()
         with self._writing() as db:
             db.executemany(
                 self._sql["queue"],
                 [
-                    _record(account_id, callback_id, token, item, now, retention)
+                    {
+                        **_record(account_id, callback_id, token, item, now, retention),
+                        "trace": trace,
+                    }
                     for account_id, callback_id, token, item in queued
                 ],
             )
@@ -461,9 +468,9 @@ def _close(db: sqlite3.Connection, writers: int) -> None:
 
 
 def _failed(row: tuple[Any, ...]) -> KeptCallback:
-    a, c, t, e, f, n, i, q, r = row
+    a, c, t, e, f, n, i, q, r, trace = row
     state = KeptState.QUEUED if q else KeptState.FAILED
-    return KeptCallback(a, c, t or "", e, f, n, json.loads(i), state, _names(r))
+    return KeptCallback(a, c, t or "", e, f, n, json.loads(i), state, _names(r), trace or "")
 
 
 def _names(receivers: str | None) -> tuple[str, ...]:
