@@ -19,8 +19,12 @@ from flask_voxcallbacks.parsing import BadBatch, parse_batch
             b'{"callbacks": [{"balance": 1' + b"0" * 50 + b"e400}]}",
             "invalid JSON: the number 1" + "0" * 39 + " is out of range",
         ),
+        (
+            b'{"callbacks": [{"balance": ' + b"7" * 5000 + b"}]}",
+            "invalid JSON: a number is too long",
+        ),
     ],
-    ids=["not-utf8", "too-deep", "overflow"],
+    ids=["not-utf8", "too-deep", "overflow", "too-long"],
 )
 def test_a_body_that_cannot_be_read_is_told_why(body: bytes, message: str) -> None:
     with pytest.raises(BadBatch) as raised:
