@@ -74,6 +74,9 @@ def main() -> int:
                 wait_for(redis_port)
         print(f"Queue mode ({engine}): POST callbacks to http://127.0.0.1:{port}", flush=True)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        # Ctrl-C stops everything, even when this was started with SIGINT ignored (as a
+        # shell's background job is).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         while all(process.poll() is None for process in processes):
             time.sleep(0.5)
         return 1
