@@ -203,3 +203,31 @@ def test_refused_batches_are_logged_with_the_reason(vox_log) -> None:
         "batch refused: body over 100 bytes",
         'batch refused: the top level is a JSON array; expected a JSON object {"callbacks": [...]}',
     ]
+
+
+class _BrokenStream:
+    """A request body whose connection breaks while it is read."""
+
+    def read(self, *args: object) -> bytes:
+        raise OSError("connection reset by peer")
+
+    readline = read
+
+
+def test_a_body_that_breaks_off_while_read_is_a_400_with_one_log_line(vox_log) -> None:
+    app = make_app()
+    seen: list[object] = []
+    with callback_received.connected_to(lambda sender, **extra: seen.append(extra), app):
+        response = app.test_client().post(
+            ENDPOINT,
+            content_type="application/json",
+            environ_overrides={"wsgi.input": _BrokenStream(), "CONTENT_LENGTH": "100"},
+        )
+    assert response.status_code == 400
+    assert response.get_json() == {
+        "error": "the request body could not be read (malformed or cut off)"
+    }
+    assert seen == []
+    lines = [r.getMessage() for r in vox_log.records if r.name == "flask_voxcallbacks"]
+    # Werkzeug reports the broken read as a disconnected client.
+    assert lines == ["batch refused: the request body could not be read (ClientDisconnected)"]
