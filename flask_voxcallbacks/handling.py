@@ -345,9 +345,10 @@ def enqueue_batch(app: Flask, state: VoxState, arrivals: list[Arrival]) -> list[
             store.unqueue_many(jobs)
             outcomes = [FAILED if outcome == QUEUED else outcome for outcome in outcomes]
         else:
-            for arrival, outcome in zip(arrivals, outcomes):
-                if outcome == QUEUED:
-                    _tell(callback_queued, app, arrival)
+            if callback_queued.receivers:
+                for arrival, outcome in zip(arrivals, outcomes):
+                    if outcome == QUEUED:
+                        _tell(callback_queued, app, arrival)
     _log_outcomes(arrivals, outcomes)
     return outcomes
 

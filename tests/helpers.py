@@ -3,6 +3,8 @@ delivered, and the store tests' constants and clock."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -32,6 +34,34 @@ BASE_CONFIG: dict[str, Any] = {
 
 #: Applications made by make_app during the current test, whose stores close after it.
 _made: list[Flask] = []
+
+
+def without_extra(package: str, key: str, value: str) -> str:
+    """Run, in a fresh interpreter where ``package`` cannot be imported (as when its extra is not
+    installed), an app without ``key`` (it must import nothing of the extension's that needs the
+    package) and one with ``key = value``; return what the second one's ConfigurationError said.
+    """
+    code = f"""
+import sys
+sys.modules[{package!r}] = None
+from flask import Flask
+from flask_voxcallbacks import ConfigurationError, VoxCallbacks
+from flask_voxcallbacks.testing import make_batch, make_callback
+config = dict(TESTING=True, VOXCALLBACKS_ACCOUNT_ID=1234567,
+              VOXCALLBACKS_API_KEY="4f0b4a8e-5b4d-4c1a-9a3e-1c2d3e4f5a6b",
+              VOXCALLBACKS_SALT="s3cret-salt")
+app = Flask("off"); app.config.update(config); VoxCallbacks(app)
+app.test_client().post("/voximplant/callbacks", json=make_batch(make_callback("min_balance")))
+assert not {{"flask_voxcallbacks.metrics", "flask_voxcallbacks.tracing"}} & set(sys.modules)
+on = Flask("on"); on.config.update(config, {key}={value!r})
+try:
+    VoxCallbacks(on)
+except ConfigurationError as error:
+    print(error)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def make_app(**config: Any) -> Flask:

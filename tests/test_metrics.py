@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -17,7 +16,7 @@ from typing import Any
 
 import prometheus_client
 import pytest
-from helpers import ENDPOINT, make_app
+from helpers import ENDPOINT, make_app, without_extra
 from servers import BIN, ROOT, free_port, post, start, stop, wait_for_port
 
 from flask_voxcallbacks import ConfigurationError, sms_received
@@ -82,29 +81,10 @@ def test_a_store_that_does_not_answer_is_down_and_the_scrape_still_works() -> No
     assert b"voxcallbacks_store_up 0.0" in prometheus_client.generate_latest(registry)
 
 
-def test_metrics_need_their_extra_and_import_nothing_when_off(tmp_path: Path) -> None:
-    code = """
-import sys
-sys.modules["prometheus_client"] = None  # as when the extra is not installed
-from flask import Flask
-from flask_voxcallbacks import ConfigurationError, VoxCallbacks
-from flask_voxcallbacks.testing import make_batch, make_callback
-config = dict(TESTING=True, VOXCALLBACKS_ACCOUNT_ID=1234567,
-              VOXCALLBACKS_API_KEY="4f0b4a8e-5b4d-4c1a-9a3e-1c2d3e4f5a6b",
-              VOXCALLBACKS_SALT="s3cret-salt")
-app = Flask("off"); app.config.update(config); VoxCallbacks(app)
-app.test_client().post("/voximplant/callbacks", json=make_batch(make_callback("min_balance")))
-assert "flask_voxcallbacks.metrics" not in sys.modules
-on = Flask("on"); on.config.update(config, VOXCALLBACKS_METRICS="prometheus")
-try:
-    VoxCallbacks(on)
-except ConfigurationError as error:
-    print(error)
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert "needs the prometheus_client package" in result.stdout
-    assert "flask-voxcallbacks[prometheus]" in result.stdout
+def test_metrics_need_their_extra_and_import_nothing_when_off() -> None:
+    said = without_extra("prometheus_client", "VOXCALLBACKS_METRICS", "prometheus")
+    assert "needs the prometheus_client package" in said
+    assert "flask-voxcallbacks[prometheus]" in said
 
 
 def test_a_bad_metrics_setting_is_refused() -> None:

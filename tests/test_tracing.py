@@ -3,12 +3,10 @@ linked to it from the job in queue mode (test_queue.py follows it into real work
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any, Iterator
 
 import pytest
-from helpers import ENDPOINT, make_app
+from helpers import ENDPOINT, make_app, without_extra
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -97,24 +95,8 @@ def test_a_job_span_links_to_the_request_that_queued_it(spans: Any, redis_url: s
 
 
 def test_tracing_needs_its_extra_and_imports_nothing_when_off() -> None:
-    code = """
-import sys
-sys.modules["opentelemetry"] = None  # as when the extra is not installed
-from flask import Flask
-from flask_voxcallbacks import VoxCallbacks, ConfigurationError
-config = dict(TESTING=True, VOXCALLBACKS_ACCOUNT_ID=1, VOXCALLBACKS_API_KEY="k",
-              VOXCALLBACKS_SALT="s")
-app = Flask("off"); app.config.update(config); VoxCallbacks(app)
-assert "flask_voxcallbacks.tracing" not in sys.modules
-on = Flask("on"); on.config.update(config, VOXCALLBACKS_TRACING="opentelemetry")
-try:
-    VoxCallbacks(on)
-except ConfigurationError as error:
-    print(error)
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert "flask-voxcallbacks[opentelemetry]" in result.stdout
+    said = without_extra("opentelemetry", "VOXCALLBACKS_TRACING", "opentelemetry")
+    assert "flask-voxcallbacks[opentelemetry]" in said
 
 
 def test_a_bad_tracing_setting_is_refused() -> None:
