@@ -30,15 +30,18 @@ $(VENV)/.queue-installed: $(BIN)/python setup.cfg pyproject.toml
 run-queue: system-deps $(VENV)/.queue-installed
 	$(BIN)/python -m example_app.run_queue --engine $(QUEUE)
 
-# redis-server (the Redis store tests) and prometheus with promtool (the metrics tests), from the
+# redis-server (the Redis store tests), postgresql (the PostgreSQL store tests start their own
+# cluster with its initdb and pg_ctl) and prometheus with promtool (the metrics tests), from the
 # system packages when missing.
+PG_INITDB = ls /usr/lib/postgresql/*/bin/initdb
 system-deps:
-	@{ command -v redis-server && command -v curl && command -v promtool; } >/dev/null 2>&1 || { \
+	@{ command -v redis-server && command -v curl && command -v promtool && $(PG_INITDB); } >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server curl prometheus >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server curl prometheus postgresql >/dev/null; }
 	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is required for the tests"; exit 1; }
 	@command -v promtool >/dev/null 2>&1 || { echo "prometheus is required for the tests"; exit 1; }
+	@$(PG_INITDB) >/dev/null 2>&1 || { echo "postgresql is required for the tests"; exit 1; }
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .

@@ -24,7 +24,7 @@ from .auth import (
     sign,
 )
 from .callbacks import Callback
-from .config import Settings
+from .config import Settings, redact_url
 from .fields import wire_fields
 from .handling import ACCEPTED, DUPLICATE, handle_kept, kept_callbacks
 from .payloads import CALLBACK_TYPES, signal_names
@@ -172,6 +172,23 @@ def worker_command(burst: bool) -> None:
     click.echo(f"Running the jobs of {queue.description}{until}")
     # Retries after a delay are scheduled jobs: the worker's scheduler enqueues them when due.
     queue.worker().work(burst=burst, with_scheduler=True, logging_level="INFO")
+
+
+@voxcallbacks_cli.command("init-db")
+def init_db_command() -> None:
+    """Create the store's table in its PostgreSQL database (the other stores set themselves
+    up); a table that exists is left as it is."""
+    state = get_state(current_app)
+    where = redact_url(state.settings.store_url)
+    try:
+        tables = state.store.create_tables()
+    except Exception as error:
+        reason = printable(f"{type(error).__name__}: {error}", limit=300)
+        raise click.ClickException(f"cannot create the tables in {where}: {reason}") from None
+    if tables:
+        click.echo(f"Ready in {where}: {', '.join(tables)}.")
+    else:
+        click.echo(f"Nothing to create: {where} sets itself up.")
 
 
 @voxcallbacks_cli.command("prune")

@@ -32,8 +32,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         # app's tests run as a host project's would, on the plugin's private stores.
         if here in item.path.parents:
             item.add_marker(pytest.mark.vox_real_store)
-        uses_redis = "redis_server" in getattr(item, "fixturenames", ())
-        if uses_redis or item.get_closest_marker("subprocess") is not None:
+        fixtures = getattr(item, "fixturenames", ())
+        uses_server = "redis_server" in fixtures or "postgres_server" in fixtures
+        if uses_server or item.get_closest_marker("subprocess") is not None:
             item.add_marker(pytest.mark.server)
 
 
@@ -96,13 +97,41 @@ def redis_url(redis_server: Any) -> Iterator[str]:
     yield redis_server.url
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    from servers import PostgresServer
+
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+#: The namespaces the tests use: postgres_url creates their tables.
+NAMESPACES = ("", "billing")
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any) -> str:
+    """The URL of the test PostgreSQL database, with the tables of NAMESPACES created (as
+    ``flask voxcallbacks init-db`` does) and emptied before each test."""
+    from flask_voxcallbacks.store.postgres import create_table_statements, table_name
+
+    statements = [s for namespace in NAMESPACES for s in create_table_statements(namespace)]
+    tables = ", ".join(table_name(namespace) for namespace in NAMESPACES)
+    postgres_server.execute(*statements, f"TRUNCATE {tables}")
+    return str(postgres_server.url)
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     if request.param == "memory":
         return "memory://"
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/vox.db"
-    return str(request.getfixturevalue("redis_url"))
+    return str(request.getfixturevalue(f"{request.param}_url"))
 
 
 @pytest.fixture

@@ -165,3 +165,119 @@ class RedisServer:
         if self.process is not None:
             stop(self.process)
             self.process = None
+
+
+class PostgresServer:
+    """A private PostgreSQL cluster on a free loopback port: ``initdb`` into a temporary folder,
+    ``pg_ctl`` to start and stop it, run as the ``postgres`` user when the tests run as root
+    (PostgreSQL refuses to run as root)."""
+
+    def __init__(self, fsync: bool = True) -> None:
+        import tempfile
+
+        self.fsync = fsync
+        self.port = free_port()
+        # Not under pytest's temporary folder: that one is private to root.
+        self.directory = Path(tempfile.mkdtemp(prefix="vox-pg-"))
+        self.data = self.directory / "data"
+        self.running = False
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    @staticmethod
+    def binary(name: str) -> str:
+        """A PostgreSQL server program: on the PATH, or in Debian's versioned folder."""
+        import glob
+        import shutil
+
+        found = shutil.which(name)
+        if found is None:
+            candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+            found = candidates[-1] if candidates else None
+        if found is None:
+            raise RuntimeError(f"{name} is not installed; `make test` installs postgresql")
+        return found
+
+    def _as_owner(self, args: list[str]) -> list[str]:
+        if os.geteuid() != 0:
+            return args
+        return ["runuser", "-u", "postgres", "--", *args]
+
+    def start(self) -> None:
+        import shutil
+
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres", "postgres")
+        if not self.data.exists():
+            self._initdb()
+        self._pg_ctl("start")
+        self.running = True
+
+    def _initdb(self) -> None:
+        subprocess.run(
+            self._as_owner(
+                [
+                    self.binary("initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+
+    def _pg_ctl(self, action: str, mode: str = "fast") -> None:
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port}"
+            f" -c unix_socket_directories={self.data} -c fsync={'on' if self.fsync else 'off'}"
+            " -c max_connections=200"
+        )
+        subprocess.run(
+            self._as_owner(
+                [
+                    self.binary("pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    str(self.directory / "server.log"),
+                    "-o",
+                    options,
+                    "-m",
+                    mode,
+                    "-w",
+                    "-t",
+                    "60",
+                    action,
+                ]
+            ),
+            check=action != "stop",
+            capture_output=True,
+        )
+
+    def restart(self, mode: str = "fast") -> None:
+        """Stop the server (``immediate``: as a crash would) and start it on the same data."""
+        self._pg_ctl("stop", mode)
+        self._pg_ctl("start")
+
+    def stop(self) -> None:
+        import shutil
+
+        if self.running:
+            self._pg_ctl("stop")
+            self.running = False
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def execute(self, *statements: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as db:
+            for statement in statements:
+                db.execute(statement)  # type: ignore[arg-type]

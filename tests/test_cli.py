@@ -490,3 +490,43 @@ def test_replay_does_not_count_a_callback_running_elsewhere_as_replayed(app_on_e
 @pytest.fixture
 def app_on_each_store(store_url: str) -> Flask:
     return make_app(VOXCALLBACKS_STORE=store_url)
+
+
+def test_init_db_creates_the_postgres_table_that_check_asked_for(postgres_server) -> None:
+    url = postgres_server.url.replace("postgres@", "postgres:hunter2@")
+    app = make_app(VOXCALLBACKS_STORE=url, VOXCALLBACKS_NAMESPACE="fresh")
+    postgres_server.execute("DROP TABLE IF EXISTS voxcallbacks_fresh")
+    runner = app.test_cli_runner()
+    check = runner.invoke(args=["voxcallbacks", "check"])
+    assert check.exit_code == 1
+    assert (
+        "cannot be read: TableMissingError: the table voxcallbacks_fresh does not exist in the"
+        " database 'postgres': create it with `flask voxcallbacks init-db`"
+    ) in check.output
+    created = runner.invoke(args=["voxcallbacks", "init-db"])
+    assert created.exit_code == 0, created.output
+    where = f"postgresql://***@127.0.0.1:{postgres_server.port}/postgres"
+    assert created.output == f"Ready in {where}: voxcallbacks_fresh.\n"
+    assert runner.invoke(args=["voxcallbacks", "init-db"]).output == created.output
+    assert runner.invoke(args=["voxcallbacks", "check", "--ready"]).output == "ready\n"
+    for result in (check, created):
+        assert "hunter2" not in result.output
+
+
+def test_init_db_says_when_the_store_sets_itself_up(tmp_path) -> None:
+    app = make_app(VOXCALLBACKS_STORE=f"sqlite:///{tmp_path}/vox.db")
+    result = app.test_cli_runner().invoke(args=["voxcallbacks", "init-db"])
+    assert result.exit_code == 0
+    assert result.output == f"Nothing to create: sqlite:///{tmp_path}/vox.db sets itself up.\n"
+
+
+def test_init_db_names_the_server_it_cannot_reach() -> None:
+    port = free_port()
+    app = make_app(VOXCALLBACKS_STORE=f"postgresql://vox:hunter2@127.0.0.1:{port}/vox")
+    result = app.test_cli_runner().invoke(args=["voxcallbacks", "init-db"])
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        f"Error: cannot create the tables in postgresql://***@127.0.0.1:{port}/vox:"
+        " OperationalError: connection failed:"
+    ), result.output
+    assert "hunter2" not in result.output and "Traceback" not in result.output

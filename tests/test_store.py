@@ -117,14 +117,14 @@ def test_concurrent_claims_in_threads_have_one_winner(store: Store) -> None:
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+@pytest.mark.parametrize("backend", ["sqlite", "redis", "postgres"])
 def test_concurrent_claims_in_processes_have_one_winner(
     backend: str, tmp_path: Path, request
 ) -> None:
     url = (
         f"sqlite:///{tmp_path}/vox.db"
         if backend == "sqlite"
-        else request.getfixturevalue("redis_url")
+        else request.getfixturevalue(f"{backend}_url")
     )
     open_store(url).close()
     context = multiprocessing.get_context("spawn")
@@ -142,11 +142,15 @@ def test_concurrent_claims_in_processes_have_one_winner(
     assert claimed == list(range(200)), "each key claimed exactly once across processes"
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+@pytest.mark.parametrize("backend", ["sqlite", "redis", "postgres"])
 def test_failures_and_done_markers_survive_a_restart(backend: str, tmp_path: Path, request) -> None:
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path}/nested/dir/vox.db"
         restart = lambda: None  # noqa: E731 - the file is the whole server
+    elif backend == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        # A crash: committed transactions survive it.
+        restart = lambda: request.getfixturevalue("postgres_server").restart("immediate")  # noqa: E731
     else:
         url = request.getfixturevalue("redis_url")
         server = request.getfixturevalue("redis_server")
@@ -173,8 +177,8 @@ def test_unknown_store_scheme_is_named() -> None:
     with pytest.raises(ValueError) as info:
         open_store("mongodb://localhost")
     assert str(info.value) == (
-        "VOXCALLBACKS_STORE has an unknown scheme 'mongodb'; "
-        "use memory://, sqlite:///path/to/file.db or redis://host:port/db."
+        "VOXCALLBACKS_STORE has an unknown scheme 'mongodb'; use memory://,"
+        " sqlite:///path/to/file.db, redis://host:port/db or postgresql://user@host:port/dbname."
     )
 
 

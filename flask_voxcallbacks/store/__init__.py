@@ -67,9 +67,11 @@ def open_store(url: str, base_dir: str | None = None, namespace: str = "") -> St
         return _open_sqlite(url, base_dir, namespace)
     if scheme in ("redis", "rediss", "unix"):
         return _open_redis(url, namespace)
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        return _open_postgres(url, namespace)
     raise StoreURLError(
-        f"{KEY} has an unknown scheme {scheme!r}; "
-        "use memory://, sqlite:///path/to/file.db or redis://host:port/db."
+        f"{KEY} has an unknown scheme {scheme!r}; use memory://, sqlite:///path/to/file.db,"
+        " redis://host:port/db or postgresql://user@host:port/dbname."
     )
 
 
@@ -106,3 +108,20 @@ def _open_redis(url: str, namespace: str) -> Store:
         return RedisStore.from_url(url, namespace)
     except ValueError as error:
         raise StoreURLError(f"{KEY}={redact_url(url)} is not a valid Redis URL: {error}") from None
+
+
+def _open_postgres(url: str, namespace: str) -> Store:
+    try:
+        from .postgres import PostgresStore
+    except ImportError:
+        raise StoreURLError(
+            f"{KEY}={redact_url(url)} needs psycopg 3: pip install 'flask-voxcallbacks[postgres]'"
+        ) from None
+    import psycopg
+
+    try:
+        return PostgresStore.from_url(url, namespace)
+    except psycopg.ProgrammingError as error:
+        raise StoreURLError(
+            f"{KEY}={redact_url(url)} is not a valid PostgreSQL URL: {error}"
+        ) from None

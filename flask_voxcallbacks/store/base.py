@@ -240,6 +240,11 @@ class Store(abc.ABC):
         them instead of finding nothing to run."""
         return f"{type(self).__name__}:{id(self)}"
 
+    def create_tables(self) -> list[str]:
+        """Create the tables the store needs in a database the user owns (``flask voxcallbacks
+        init-db``) and return their names; a store that sets itself up returns none."""
+        return []
+
     def warnings(self) -> list[str]:
         """Set-up problems that weaken a guarantee (shown by ``flask voxcallbacks check``)."""
         return []

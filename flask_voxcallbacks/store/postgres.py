@@ -1,0 +1,496 @@
+"""``postgresql://user@host:port/dbname``: one table in a PostgreSQL database, shared by every
+worker on every host (needs the ``postgres`` extra: psycopg 3).
+
+The table is never created behind the user's back: ``flask voxcallbacks init-db`` creates it, or a
+migration does (:func:`create_table_statements`). Every operation is one statement in its own
+transaction; the claims of a batch are one statement, and so are its completions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from typing import Any, Collection, Mapping, Sequence
+
+import psycopg
+import psycopg.errors
+from psycopg.conninfo import conninfo_to_dict
+
+from .base import (
+    BUSY,
+    CLAIMED,
+    DONE,
+    MISMATCH,
+    QUEUED,
+    Claim,
+    KeptCallback,
+    KeptState,
+    Store,
+    ToClaim,
+    ToComplete,
+    ToQueue,
+)
+
+#: The command that creates the table, named by the error a missing table raises.
+INIT_DB = "flask voxcallbacks init-db"
+
+# The same columns as the SQLite store's (see store/sqlite.py for what each holds); times are
+# seconds since the epoch, as the hosts' clocks give them. The second index finds the failed and
+# queued callbacks; the third, the records whose time is over.
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS {table} (
+    account_id bigint NOT NULL,
+    callback_id bigint NOT NULL,
+    token text NOT NULL DEFAULT '',
+    lease_until double precision NOT NULL DEFAULT 0,
+    done_until double precision NOT NULL DEFAULT 0,
+    type text,
+    error text,
+    item text,
+    failed_at double precision,
+    attempts integer NOT NULL DEFAULT 0,
+    digest text NOT NULL DEFAULT '',
+    expires_at double precision NOT NULL DEFAULT 0,
+    queued boolean NOT NULL DEFAULT false,
+    receivers text,
+    trace text,
+    PRIMARY KEY (account_id, callback_id)
+)""",
+    "CREATE INDEX IF NOT EXISTS {table}_kept ON {table} (failed_at) WHERE error IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS {table}_expires ON {table} (expires_at)",
+)
+
+# One statement claims every key of a batch (each key once: see claim_many). A new key is
+# inserted; an existing row is taken over on the same conditions as in the SQLite store. The
+# keys are inserted in key order, so that two batches sharing keys never wait for each other in a
+# cycle. The answer gives, for each key, whether it was claimed (with the receivers that succeeded
+# before) and, for the others, the row as it was before the statement: what it is pinned to,
+# whether it is done or queued, and when its record and lease end.
+_CLAIM = """
+WITH input AS (
+    SELECT * FROM unnest(%(accounts)s::bigint[], %(callbacks)s::bigint[], %(digests)s::text[],
+                         %(tokens)s::text[]) AS i(account_id, callback_id, digest, token)
+), claimed AS (
+    INSERT INTO {table} AS r (account_id, callback_id, digest, expires_at, token, lease_until)
+    SELECT account_id, callback_id, digest, %(expires_at)s, token, %(lease_until)s
+    FROM input ORDER BY account_id, callback_id
+    ON CONFLICT (account_id, callback_id) DO UPDATE SET
+        token = excluded.token,
+        lease_until = excluded.lease_until,
+        digest = excluded.digest,
+        expires_at = CASE WHEN r.expires_at > %(now)s
+                          THEN GREATEST(r.expires_at, excluded.lease_until)
+                          ELSE excluded.expires_at END,
+        done_until = CASE WHEN r.expires_at > %(now)s THEN r.done_until ELSE 0 END,
+        type = CASE WHEN r.expires_at > %(now)s THEN r.type END,
+        error = CASE WHEN r.expires_at > %(now)s THEN r.error END,
+        item = CASE WHEN r.expires_at > %(now)s THEN r.item END,
+        failed_at = CASE WHEN r.expires_at > %(now)s THEN r.failed_at END,
+        attempts = CASE WHEN r.expires_at > %(now)s THEN r.attempts ELSE 0 END,
+        queued = r.expires_at > %(now)s AND r.queued,
+        receivers = CASE WHEN r.expires_at > %(now)s THEN r.receivers END,
+        trace = CASE WHEN r.expires_at > %(now)s THEN r.trace END
+    WHERE r.lease_until <= %(now)s
+      AND (r.expires_at <= %(now)s
+           OR (r.done_until = 0 AND r.digest IN ('', excluded.digest)
+               AND (NOT r.queued OR %(take_queued)s)))
+    RETURNING r.account_id, r.callback_id, r.receivers
+)
+SELECT i.account_id, i.callback_id, c.account_id IS NOT NULL, c.receivers,
+       t.digest, t.done_until, t.queued, t.expires_at, t.lease_until
+FROM input i
+LEFT JOIN claimed c ON c.account_id = i.account_id AND c.callback_id = i.callback_id
+LEFT JOIN {table} t ON t.account_id = i.account_id AND t.callback_id = i.callback_id
+"""
+
+_COMPLETE = """
+UPDATE {table} AS r
+SET done_until = %(until)s, expires_at = %(until)s, queued = false, receivers = NULL,
+    trace = NULL, type = NULL, error = NULL, item = NULL, failed_at = NULL,
+    lease_until = CASE WHEN r.token = i.token THEN 0 ELSE r.lease_until END
+FROM unnest(%(accounts)s::bigint[], %(callbacks)s::bigint[], %(tokens)s::text[])
+     AS i(account_id, callback_id, token)
+WHERE r.account_id = i.account_id AND r.callback_id = i.callback_id
+"""
+
+_FAIL = """
+UPDATE {table}
+SET type = %(type)s, error = %(error)s, item = %(item)s, failed_at = %(now)s,
+    receivers = %(receivers)s, attempts = attempts + 1, expires_at = %(expires_at)s,
+    queued = false, trace = NULL,
+    lease_until = CASE WHEN token = %(token)s THEN 0 ELSE lease_until END
+WHERE account_id = %(account_id)s AND callback_id = %(callback_id)s AND done_until = 0
+"""
+
+_QUEUE = """
+UPDATE {table} AS r
+SET type = i.type, error = '', item = i.item, failed_at = %(now)s, queued = true,
+    trace = %(trace)s, expires_at = GREATEST(r.expires_at, %(expires_at)s),
+    lease_until = CASE WHEN r.token = i.token THEN 0 ELSE r.lease_until END
+FROM unnest(%(accounts)s::bigint[], %(callbacks)s::bigint[], %(tokens)s::text[],
+            %(types)s::text[], %(items)s::text[]) AS i(account_id, callback_id, token, type, item)
+WHERE r.account_id = i.account_id AND r.callback_id = i.callback_id AND r.done_until = 0
+"""
+
+_UNQUEUE = """
+UPDATE {table} AS r
+SET queued = false, type = NULL, error = NULL, item = NULL, failed_at = NULL, trace = NULL
+FROM unnest(%(accounts)s::bigint[], %(callbacks)s::bigint[]) AS i(account_id, callback_id)
+WHERE r.account_id = i.account_id AND r.callback_id = i.callback_id AND r.queued
+"""
+
+_KEPT_ROWS = """
+SELECT account_id, callback_id, type, error, failed_at, attempts, item, queued, receivers, trace
+FROM {table} WHERE error IS NOT NULL AND expires_at > %(now)s
+"""
+
+_PRUNE = """
+UPDATE {table}
+SET type = NULL, error = NULL, item = NULL, failed_at = NULL, queued = false, attempts = 0,
+    receivers = NULL, trace = NULL
+WHERE error IS NOT NULL AND failed_at < %(cutoff)s
+"""
+
+_DELETE_EXPIRED = "DELETE FROM {table} WHERE expires_at <= %(now)s AND lease_until <= %(now)s"
+
+# At most _SWEEP_ROWS of the rows whose record and lease have ended, found through the index on
+# ``expires_at``; rows another process is deleting are skipped.
+_SWEEP = """
+DELETE FROM {table} WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM {table} WHERE expires_at <= %(now)s AND lease_until <= %(now)s
+    LIMIT %(limit)s FOR UPDATE SKIP LOCKED))
+"""
+
+_SQL = {
+    "claim": _CLAIM,
+    "complete": _COMPLETE,
+    "fail": _FAIL,
+    "queue": _QUEUE,
+    "unqueue": _UNQUEUE,
+    "kept": _KEPT_ROWS + "ORDER BY failed_at",
+    "find_kept": _KEPT_ROWS + "AND account_id = %(account_id)s AND callback_id = %(callback_id)s",
+    "prune": _PRUNE,
+    "prune_accounts": _PRUNE + "AND account_id = ANY(%(accounts)s::bigint[])",
+    "delete_expired": _DELETE_EXPIRED,
+    "sweep": _SWEEP,
+    "knows": (
+        "SELECT 1 FROM {table} WHERE account_id = %(account_id)s"
+        " AND callback_id = %(callback_id)s AND (expires_at > %(now)s OR lease_until > %(now)s)"
+    ),
+}
+
+#: Every _SWEEP_EVERY claims, a process forgets up to _SWEEP_ROWS expired records.
+_SWEEP_EVERY = 1000
+_SWEEP_ROWS = 5 * _SWEEP_EVERY
+
+#: Connections inherited through a fork: the parent still uses them, so the child keeps them
+#: (unused) instead of letting the garbage collector close them under the parent.
+_inherited: list[psycopg.Connection[Any]] = []
+
+
+class TableMissingError(RuntimeError):
+    """The store's table does not exist yet: ``flask voxcallbacks init-db`` creates it."""
+
+
+def table_name(namespace: str = "") -> str:
+    """The table of a namespace: ``voxcallbacks`` or ``voxcallbacks_<namespace>``."""
+    return f"voxcallbacks_{namespace}" if namespace else "voxcallbacks"
+
+
+def create_table_statements(namespace: str = "") -> list[str]:
+    """The statements that create the table of ``namespace`` and its indexes, for a migration
+    (``op.execute`` in Alembic). Each one does nothing when its object exists."""
+    return [statement.format(table=table_name(namespace)) for statement in _SCHEMA]
+
+
+def connection_url(url: str) -> str:
+    """``url`` as libpq reads it: SQLAlchemy's ``postgresql+psycopg://`` is accepted too."""
+    scheme, sep, rest = url.partition("://")
+    return f"postgresql://{rest}" if sep and scheme.startswith("postgres") else url
+
+
+class PostgresStore(Store):
+    """Claims and kept callbacks in one PostgreSQL table (one per namespace).
+
+    Each process has one connection, shared by its threads under a lock, opened on first use
+    (so a process forked from another opens its own) and opened again after it breaks.
+    Leases and retention are measured with the hosts' clocks: hosts sharing a store keep them in
+    step (NTP); ``flask voxcallbacks check`` warns when this host's clock and the server's differ
+    by more than a second.
+    """
+
+    def __init__(self, url: str, namespace: str = "") -> None:
+        self.url = connection_url(url)
+        self.table = table_name(namespace)
+        self.namespace = namespace
+        self._sql = {name: text.format(table=self.table) for name, text in _SQL.items()}
+        self._lock = threading.Lock()
+        self._db: psycopg.Connection[Any] | None = None
+        self._pid = 0
+        self._claims = 0
+        #: How many rows the last statement changed.
+        self._rowcount = 0
+
+    @classmethod
+    def from_url(cls, url: str, namespace: str = "") -> PostgresStore:
+        conninfo_to_dict(connection_url(url))  # raises ProgrammingError for a malformed URL
+        return cls(url, namespace)
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        """This process's connection; call with the lock held."""
+        db = self._db
+        if db is not None and self._pid == os.getpid() and not db.closed:
+            return db
+        if db is not None and self._pid != os.getpid():
+            _inherited.append(db)
+        self._db = None
+        db = psycopg.connect(
+            self.url, autocommit=True, connect_timeout=10, application_name="flask-voxcallbacks"
+        )
+        self._db, self._pid = db, os.getpid()
+        return db
+
+    def _run(self, name: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run one statement in its own transaction; its rows, if it returns any."""
+        with self._lock:
+            db = self._connection()
+            try:
+                cursor = db.execute(self._sql[name], parameters)
+            except psycopg.errors.UndefinedTable:
+                raise TableMissingError(
+                    f"the table {self.table} does not exist in the database"
+                    f" {db.info.dbname!r}: create it with `{INIT_DB}` (or a migration, see"
+                    " the Stores page)"
+                ) from None
+            except psycopg.OperationalError:
+                # The connection broke (a restarted server, a network cut): the next operation
+                # opens a new one. This one failed, and the caller treats it as any store error.
+                self._drop()
+                raise
+            rows = cursor.fetchall() if cursor.description is not None else []
+            self._rowcount = cursor.rowcount
+            return rows
+
+    def _drop(self) -> None:
+        if self._db is not None:
+            try:
+                self._db.close()
+            finally:
+                self._db = None
+
+    def create_tables(self) -> list[str]:
+        """Create the table and its indexes in one transaction; existing ones are left as they
+        are."""
+        with self._lock:
+            db = self._connection()
+            with db.transaction():
+                for statement in create_table_statements(self.namespace):
+                    db.execute(statement)
+        return [self.table]
+
+    def claim_many(
+        self,
+        keys: Sequence[ToClaim],
+        lease_seconds: int,
+        ttl: int,
+        take_queued: bool = False,
+    ) -> list[Claim]:
+        # A statement cannot change one row twice: a key repeated in the batch is claimed, in
+        # order, by the next statement (batches hardly ever repeat a key, so most are one).
+        claims: list[Claim | None] = [None] * len(keys)
+        pending = list(range(len(keys)))
+        while pending:
+            seen: set[tuple[int, int]] = set()
+            now_round: list[int] = []
+            later: list[int] = []
+            for index in pending:
+                account_id, callback_id, _ = keys[index]
+                if (account_id, callback_id) in seen:
+                    later.append(index)
+                else:
+                    seen.add((account_id, callback_id))
+                    now_round.append(index)
+            self._claim_round(keys, now_round, claims, lease_seconds, ttl, take_queued)
+            pending = later
+        return [claim for claim in claims if claim is not None]
+
+    def _claim_round(
+        self,
+        keys: Sequence[ToClaim],
+        indexes: list[int],
+        claims: list[Claim | None],
+        lease_seconds: int,
+        ttl: int,
+        take_queued: bool,
+    ) -> None:
+        now = self.now()
+        tokens = {index: self.new_token() for index in indexes}
+        rows = self._run(
+            "claim",
+            {
+                "accounts": [keys[i][0] for i in indexes],
+                "callbacks": [keys[i][1] for i in indexes],
+                "digests": [keys[i][2] for i in indexes],
+                "tokens": [tokens[i] for i in indexes],
+                "now": now,
+                "expires_at": now + ttl,
+                "lease_until": now + lease_seconds,
+                "take_queued": take_queued,
+            },
+        )
+        answers = {(row[0], row[1]): row[2:] for row in rows}
+        claimed = 0
+        for index in indexes:
+            account_id, callback_id, digest = keys[index]
+            won, receivers, pinned, done_until, queued, expires_at, lease_until = answers[
+                (account_id, callback_id)
+            ]
+            if won:
+                claimed += 1
+                claims[index] = Claim(CLAIMED, tokens[index], _names(receivers))
+            elif pinned is None or (expires_at <= now and lease_until <= now):
+                # Claimed by another process since this statement's snapshot was taken.
+                claims[index] = Claim(BUSY)
+            elif pinned not in ("", digest):
+                claims[index] = Claim(MISMATCH)
+            elif done_until > 0:
+                claims[index] = Claim(DONE)
+            else:
+                # Queued, even while a job runs it: the item is kept until a job handles it.
+                claims[index] = Claim(QUEUED if queued and not take_queued else BUSY)
+        if claimed:
+            self._maybe_sweep(now, claimed)
+
+    def complete_many(self, claimed: Sequence[ToComplete], ttl: int) -> None:
+        if not claimed:
+            return
+        self._run(
+            "complete",
+            {
+                "until": self.now() + ttl,
+                "accounts": [a for a, _, _ in claimed],
+                "callbacks": [c for _, c, _ in claimed],
+                "tokens": [t for _, _, t in claimed],
+            },
+        )
+
+    def fail(
+        self,
+        account_id: int,
+        callback_id: int,
+        token: str,
+        error: str,
+        item: Mapping[str, Any],
+        retention: int,
+        succeeded: Sequence[str] = (),
+    ) -> None:
+        now = self.now()
+        self._run(
+            "fail",
+            {
+                "type": str(item.get("type", "")),
+                "error": error,
+                "item": json.dumps(item),
+                "now": now,
+                "receivers": json.dumps(list(succeeded)) if succeeded else None,
+                "expires_at": now + retention,
+                "token": token,
+                "account_id": account_id,
+                "callback_id": callback_id,
+            },
+        )
+
+    def queue_many(self, queued: Sequence[ToQueue], retention: int, trace: str = "") -> None:
+        if not queued:
+            return
+        now = self.now()
+        self._run(
+            "queue",
+            {
+                "now": now,
+                "trace": trace,
+                "expires_at": now + retention,
+                "accounts": [q[0] for q in queued],
+                "callbacks": [q[1] for q in queued],
+                "tokens": [q[2] for q in queued],
+                "types": [str(q[3].get("type", "")) for q in queued],
+                "items": [json.dumps(q[3]) for q in queued],
+            },
+        )
+
+    def unqueue_many(self, keys: Sequence[tuple[int, int]]) -> None:
+        if not keys:
+            return
+        self._run(
+            "unqueue",
+            {"accounts": [a for a, _ in keys], "callbacks": [c for _, c in keys]},
+        )
+
+    def find_kept(self, account_id: int, callback_id: int) -> KeptCallback | None:
+        rows = self._run(
+            "find_kept", {"now": self.now(), "account_id": account_id, "callback_id": callback_id}
+        )
+        return _kept(rows[0]) if rows else None
+
+    def kept(self) -> list[KeptCallback]:
+        return [_kept(row) for row in self._run("kept", {"now": self.now()})]
+
+    def knows(self, account_id: int, callback_id: int) -> bool:
+        parameters = {"account_id": account_id, "callback_id": callback_id, "now": self.now()}
+        return bool(self._run("knows", parameters))
+
+    def prune(self, older_than: float, accounts: Collection[int] | None = None) -> int:
+        now = self.now()
+        cutoff = now - older_than
+        if accounts is None:
+            self._run("prune", {"cutoff": cutoff})
+        else:
+            self._run("prune_accounts", {"cutoff": cutoff, "accounts": list(accounts)})
+        pruned = self._rowcount
+        self._run("delete_expired", {"now": now})
+        return pruned
+
+    def _maybe_sweep(self, now: float, claimed: int) -> None:
+        self._claims += claimed
+        if self._claims >= _SWEEP_EVERY:
+            self._claims = 0
+            self._run("sweep", {"now": now, "limit": _SWEEP_ROWS})
+
+    @property
+    def identity(self) -> str:
+        info = conninfo_to_dict(self.url)
+        host, port, dbname = (str(info.get(name) or "") for name in ("host", "port", "dbname"))
+        return f"postgresql://{host}{':' if port else ''}{port}/{dbname}#{self.table}"
+
+    def warnings(self) -> list[str]:
+        with self._lock:
+            db = self._connection()
+            before = self.now()
+            row = db.execute("SELECT extract(epoch from clock_timestamp())::float8").fetchone()
+            after = self.now()
+        skew = float(row[0]) - (before + after) / 2 if row else 0.0
+        if abs(skew) > 1:
+            return [
+                f"this host's clock and the PostgreSQL server's differ by {abs(skew):.1f} s:"
+                " leases and retention are measured with each host's clock, so keep the hosts"
+                " in step (NTP)"
+            ]
+        return []
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None and self._pid != os.getpid():
+                _inherited.append(self._db)
+                self._db = None
+            self._drop()
+
+
+def _kept(row: tuple[Any, ...]) -> KeptCallback:
+    a, c, t, e, f, n, i, q, r, trace = row
+    state = KeptState.QUEUED if q else KeptState.FAILED
+    return KeptCallback(a, c, t or "", e, f, n, json.loads(i), state, _names(r), trace or "")
+
+
+def _names(receivers: str | None) -> tuple[str, ...]:
+    return tuple(json.loads(receivers)) if receivers else ()

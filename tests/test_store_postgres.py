@@ -1,0 +1,179 @@
+"""The PostgreSQL store's own behaviour (the contract every store keeps is in test_store.py):
+its table and the command that creates it, round trips, reconnection, forks, expiry sweeps."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from helpers import BODY, DAY, ITEM, OTHER, Clock
+
+from flask_voxcallbacks.store import BUSY, CLAIMED, DONE, MISMATCH, StoreURLError, open_store
+from flask_voxcallbacks.store.postgres import (
+    PostgresStore,
+    TableMissingError,
+    create_table_statements,
+)
+
+
+def rows(url: str, table: str = "voxcallbacks") -> int:
+    with psycopg.connect(url) as db:
+        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
+
+
+def test_a_missing_table_is_an_error_naming_the_command(postgres_url: str) -> None:
+    store = open_store(postgres_url, namespace="nowhere")  # opening does not touch the database
+    with pytest.raises(TableMissingError) as info:
+        store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
+    assert str(info.value) == (
+        "the table voxcallbacks_nowhere does not exist in the database 'postgres': create it"
+        " with `flask voxcallbacks init-db` (or a migration, see the Stores page)"
+    )
+    store.create_tables()
+    store.create_tables()  # a second time changes nothing
+    assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+    store.close()
+
+
+def test_the_table_statements_create_what_init_db_creates(postgres_server: Any) -> None:
+    postgres_server.execute(
+        "DROP TABLE IF EXISTS voxcallbacks_migrated",
+        *create_table_statements("migrated"),
+    )
+    with psycopg.connect(postgres_server.url) as db:
+        indexes = db.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'voxcallbacks_migrated'"
+            " ORDER BY indexname"
+        ).fetchall()
+    assert [name for (name,) in indexes] == [
+        "voxcallbacks_migrated_expires",
+        "voxcallbacks_migrated_kept",
+        "voxcallbacks_migrated_pkey",
+    ]
+    store = open_store(postgres_server.url, namespace="migrated")
+    assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+    store.close()
+
+
+class Trace:
+    """Counts the round trips of a connection: libpq writes each message it sends to a file,
+    and each request of the extended protocol ends with one Sync."""
+
+    def __init__(self, store: PostgresStore, path: Path) -> None:
+        self.path = path
+        self.file = path.open("w")
+        with store._lock:
+            self.pgconn = store._connection().pgconn
+        self.pgconn.trace(self.file.fileno())
+
+    def round_trips(self) -> int:
+        self.pgconn.untrace()
+        self.file.close()
+        lines = self.path.read_text().splitlines()
+        return sum(1 for line in lines if "\tF\t" in line and "\tSync" in line)
+
+
+def test_a_batch_costs_one_round_trip_to_claim_and_one_to_complete(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    store = open_store(postgres_url)
+    assert isinstance(store, PostgresStore)
+    store.kept()  # connect
+    trace = Trace(store, tmp_path / "trace.txt")
+    claims = store.claim_many([(1, i, BODY) for i in range(10)], lease_seconds=60, ttl=DAY)
+    store.complete_many([(1, i, claim.token) for i, claim in enumerate(claims)], ttl=DAY)
+    assert trace.round_trips() == 2
+    assert {claim.status for claim in claims} == {CLAIMED}
+    again = store.claim_many([(1, i, BODY) for i in range(10)], lease_seconds=60, ttl=DAY)
+    assert {claim.status for claim in again} == {DONE}
+    store.close()
+
+
+def test_a_store_reconnects_after_the_server_restarts(
+    postgres_url: str, postgres_server: Any
+) -> None:
+    store = open_store(postgres_url)
+    first = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
+    postgres_server.restart("immediate")
+    with pytest.raises(psycopg.OperationalError):
+        store.complete(1, 1, first.token, ttl=DAY)  # the broken connection: this one fails
+    store.complete(1, 1, first.token, ttl=DAY)  # the next opens a new one
+    assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == DONE
+    store.close()
+
+
+def test_a_forked_process_opens_its_own_connection(postgres_url: str) -> None:
+    store = open_store(postgres_url)
+    store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: claims, closes its store, exits without running the parent's code
+        status = store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status
+        store.close()
+        os.write(writer, str(status).encode())
+        os._exit(0)
+    os.close(writer)
+    _, code = os.waitpid(pid, 0)
+    assert os.read(reader, 100) == b"claimed" and code == 0
+    # The parent's connection survived the child's use and close of its own.
+    assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == BUSY
+    assert store.claim(1, 1, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
+    store.close()
+
+
+def test_the_periodic_sweep_forgets_expired_keys_only(postgres_url: str) -> None:
+    store = open_store(postgres_url)
+    clock = Clock(store)
+    store.claim(1, 1, BODY, lease_seconds=10 * DAY, ttl=1)
+    done = store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY)
+    store.complete(1, 2, done.token, ttl=DAY)
+    failed = store.claim(1, 3, BODY, lease_seconds=60, ttl=DAY)
+    store.fail(1, 3, failed.token, "boom", ITEM, retention=DAY)
+    short = store.claim_many([(2, i, BODY) for i in range(100, 600)], lease_seconds=1, ttl=1)
+    store.complete_many([(2, 100 + i, c.token) for i, c in enumerate(short)], ttl=1)
+    clock.advance(2)
+    assert rows(postgres_url) == 503
+    # Past the sweep that runs every 1,000 claims.
+    store.claim_many([(3, i, BODY) for i in range(1000, 1600)], lease_seconds=60, ttl=DAY)
+    assert rows(postgres_url) == 603, "the 500 expired keys were forgotten, nothing else"
+    assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == BUSY
+    assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == DONE
+    assert [f.callback_id for f in store.kept()] == [3]
+    store.close()
+
+
+def test_prune_also_forgets_expired_keys(postgres_url: str) -> None:
+    store = open_store(postgres_url)
+    clock = Clock(store)
+    store.claim(1, 1, BODY, lease_seconds=1, ttl=1)
+    store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY)
+    clock.advance(2)
+    assert store.prune(older_than=DAY) == 0
+    assert rows(postgres_url) == 1
+    store.close()
+
+
+def test_the_urls_it_accepts_and_the_identity_without_the_password(
+    postgres_url: str, postgres_server: Any
+) -> None:
+    port = postgres_server.port
+    store = open_store(f"postgresql+psycopg://postgres:s3cret@127.0.0.1:{port}/postgres")
+    assert store.identity == f"postgresql://127.0.0.1:{port}/postgres#voxcallbacks"
+    assert open_store(postgres_url, namespace="billing").identity.endswith("#voxcallbacks_billing")
+    with pytest.raises(StoreURLError) as info:
+        open_store("postgresql://host/db?sslmode")
+    assert str(info.value).startswith(
+        "VOXCALLBACKS_STORE=postgresql://host/db?sslmode is not a valid PostgreSQL URL:"
+    )
+
+
+def test_check_warns_when_this_hosts_clock_and_the_servers_differ(postgres_url: str) -> None:
+    store = open_store(postgres_url)
+    assert store.warnings() == []
+    Clock(store).advance(5)
+    (warning,) = store.warnings()
+    assert warning.startswith("this host's clock and the PostgreSQL server's differ by 5.0 s:")
+    store.close()
