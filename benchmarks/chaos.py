@@ -9,7 +9,8 @@ scenario starts the soak application (``chaos_app.py``) on 127.0.0.1 and:
 * every 0.3 s a random worker is killed with SIGKILL: a gunicorn worker (gunicorn starts
   another), or in queue mode an RQ or Celery worker process (started again);
 * in the Redis scenario, the Redis server (``appendfsync everysec``) is killed and restarted
-  once, two seconds in;
+  once, two seconds in; in the PostgreSQL one, the PostgreSQL server is stopped as a crash
+  would stop it (``pg_ctl stop -m immediate``) and started again, two seconds in;
 * in queue mode, once every batch has been answered, the workers go on being killed while they
   run the jobs, and ``flask voxcallbacks replay --all`` runs every second, as the queue docs
   recommend running it from cron, until every callback has run or the time is up.
@@ -43,7 +44,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT), str(HERE)]
 
-from servers import BIN, RedisServer, free_port, post, start, stop  # noqa: E402
+from servers import BIN, PostgresServer, RedisServer, free_port, post, start, stop  # noqa: E402
 
 from flask_voxcallbacks.testing import make_batch, make_callback  # noqa: E402
 
@@ -56,18 +57,19 @@ REDELIVER_AFTER = 0.05
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    store: str  # memory, sqlite or redis
+    store: str  # memory, sqlite, redis or postgres
     mode: str = "inline"  # inline, rq or celery
     web_workers: int = 4
     queue_workers: int = 2
-    restart_redis: bool = False
+    restart_store: bool = False
 
 
 SCENARIOS = {
     s.name: s
     for s in [
         Scenario("sqlite", "sqlite"),
-        Scenario("redis", "redis", restart_redis=True),
+        Scenario("redis", "redis", restart_store=True),
+        Scenario("postgres", "postgres", restart_store=True),
         Scenario("memory", "memory", web_workers=1),
         Scenario("rq", "redis", mode="rq", web_workers=2),
         Scenario("celery", "redis", mode="celery", web_workers=2),
@@ -82,7 +84,7 @@ class Report:
     lost: int
     handled_twice: int
     kills: int
-    redis_restarts: int
+    store_restarts: int
     seconds: float
 
     @property
@@ -92,8 +94,8 @@ class Report:
     def line(self) -> str:
         return (
             f"{self.scenario:<8} sent {self.sent:>6}  lost {self.lost:>3}  handled twice"
-            f" {self.handled_twice:>4}  kills {self.kills:>3}  Redis restarts"
-            f" {self.redis_restarts}  duplicates per kill {self.per_kill:.2f}"
+            f" {self.handled_twice:>4}  kills {self.kills:>3}  store restarts"
+            f" {self.store_restarts}  duplicates per kill {self.per_kill:.2f}"
             f"  ({self.seconds:.0f} s)"
         )
 
@@ -109,10 +111,11 @@ class Soak:
         self.ledger = work / "ledger.txt"
         self.log: IO[bytes] = (work / "soak.log").open("ab")
         self.redis: RedisServer | None = None
+        self.postgres: PostgresServer | None = None
         self.web: subprocess.Popen[bytes] | None = None
         self.queue_workers: list[subprocess.Popen[bytes]] = []
         self.kills = 0
-        self.redis_restarts = 0
+        self.store_restarts = 0
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.random = random.Random(1)
@@ -125,6 +128,9 @@ class Soak:
             store = "memory://"
         elif scenario.store == "sqlite":
             store = f"sqlite:///{self.work}/vox.db"
+        elif scenario.store == "postgres":
+            assert self.postgres is not None
+            store = self.postgres.url
         else:
             assert self.redis is not None
             store = self.redis.url
@@ -148,6 +154,17 @@ class Soak:
             directory.mkdir()
             self.redis = RedisServer(directory, appendfsync="everysec")
             self.redis.start()
+        if self.scenario.store == "postgres":
+            self.postgres = PostgresServer()
+            self.postgres.start()
+            subprocess.run(
+                [str(BIN / "flask"), "--app", "chaos_app:create_app", "voxcallbacks", "init-db"],
+                cwd=HERE,
+                env={**os.environ, **self.env()},
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+                check=True,
+            )
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}{ENDPOINT}"
         args = [str(BIN / "gunicorn"), "-w", str(self.scenario.web_workers)]
@@ -183,6 +200,8 @@ class Soak:
                 worker.wait()
         if self.redis is not None:
             self.redis.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
         self.log.close()
 
     # -- faults -----------------------------------------------------------------------------
@@ -220,19 +239,23 @@ class Soak:
     def killer(self, restart_at: float) -> None:
         while not self.stopping.wait(self.kill_every):
             self.kill_one()
-            due = self.scenario.restart_redis and time.monotonic() >= restart_at
-            if due and self.redis is not None and not self.redis_restarts:
-                self.restart_redis()
+            due = self.scenario.restart_store and time.monotonic() >= restart_at
+            if due and not self.store_restarts:
+                self.restart_store()
 
-    def restart_redis(self) -> None:
-        """Kill the Redis server (SIGKILL: what the last second wrote may be lost) and start it
-        again on the same port and files."""
-        assert self.redis is not None and self.redis.process is not None
-        os.killpg(self.redis.process.pid, signal.SIGKILL)
-        self.redis.process.wait()
-        time.sleep(0.5)
-        self.redis.start()
-        self.redis_restarts += 1
+    def restart_store(self) -> None:
+        """Crash the store's server and start it again on the same port and files: Redis is
+        SIGKILLed (what its last second wrote may be lost); PostgreSQL stops at once, without a
+        checkpoint, and replays its log when it starts (nothing committed is lost)."""
+        if self.postgres is not None:
+            self.postgres.restart("immediate")
+        else:
+            assert self.redis is not None and self.redis.process is not None
+            os.killpg(self.redis.process.pid, signal.SIGKILL)
+            self.redis.process.wait()
+            time.sleep(0.5)
+            self.redis.start()
+        self.store_restarts += 1
 
     # -- the sender -------------------------------------------------------------------------
 
@@ -276,7 +299,7 @@ class Soak:
             lost=sum(1 for i in ids if i not in handled),
             handled_twice=sum(1 for i in ids if handled[i] > 1),
             kills=self.kills,
-            redis_restarts=self.redis_restarts,
+            store_restarts=self.store_restarts,
             seconds=time.monotonic() - started,
         )
 

@@ -14,7 +14,7 @@ from chaos import SCENARIOS, soak
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("name", ["sqlite", "redis"])
+@pytest.mark.parametrize("name", ["sqlite", "redis", "postgres"])
 def test_a_short_soak_with_workers_killed_loses_nothing(name: str) -> None:
     report = soak(SCENARIOS[name], callbacks=1000, kill_every=0.3, seconds=120)
     assert report.sent == 1000

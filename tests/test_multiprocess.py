@@ -25,12 +25,12 @@ pytestmark = pytest.mark.subprocess
 TYPES = ["min_balance", "sms_inbound", "account_is_frozen", "renewed_subscriptions", "card_payment"]
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
 def environment(request, tmp_path: Path) -> dict[str, str]:
     store = (
         f"sqlite:///{tmp_path}/store.db"
         if request.param == "sqlite"
-        else request.getfixturevalue("redis_url")
+        else request.getfixturevalue(f"{request.param}_url")
     )
     return {
         "VOXCALLBACKS_STORE": store,

@@ -22,9 +22,16 @@ def rq_url(redis_url: str) -> str:
     return "rq://" + redis_url[len("redis://") :].rsplit("/", 1)[0] + "/1?queue=vox-tests"
 
 
+@pytest.fixture(params=["redis", "postgres"])
+def queue_store(request: pytest.FixtureRequest, redis_url: str) -> str:
+    """The store the web application and its workers share: Redis, or PostgreSQL beside a Redis
+    broker."""
+    return redis_url if request.param == "redis" else str(request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture
-def app(redis_url: str, rq_url: str):
-    return make_app(VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE=rq_url)
+def app(queue_store: str, rq_url: str):
+    return make_app(VOXCALLBACKS_STORE=queue_store, VOXCALLBACKS_QUEUE=rq_url)
 
 
 def run_jobs(app) -> int:
@@ -159,10 +166,13 @@ def test_a_job_with_nothing_queued_says_so_and_warns_when_the_store_never_saw_it
     ]
 
 
-def test_a_job_queued_on_another_store_is_refused_by_the_worker(app, redis_url: str) -> None:
+def test_a_job_queued_on_another_store_is_refused_by_the_worker(
+    redis_url: str, rq_url: str
+) -> None:
     from flask_voxcallbacks.queue import JobRefused
     from flask_voxcallbacks.queue.rq import run_callback
 
+    app = make_app(VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE=rq_url)
     item = make_callback("min_balance")
     app.test_client().post(ENDPOINT, json=make_batch(item))
     other_db = redis_url.rsplit("/", 1)[0] + "/5"
@@ -553,11 +563,11 @@ def test_the_task_falls_back_to_the_only_application(redis_url: str, monkeypatch
 
 
 def test_a_callback_queued_before_a_switch_to_inline_handling_is_left_to_its_job(
-    app, redis_url: str
+    app, queue_store: str
 ) -> None:
     item = make_callback("min_balance")
     assert app.test_client().post(ENDPOINT, json=make_batch(item)).get_json()["queued"] == 1
-    inline = make_app(VOXCALLBACKS_STORE=redis_url)
+    inline = make_app(VOXCALLBACKS_STORE=queue_store)
     ran: list[Any] = []
     with callback_received.connected_to(lambda sender, callback: ran.append(callback), inline):
         answer = inline.test_client().post(ENDPOINT, json=make_batch(item)).get_json()
