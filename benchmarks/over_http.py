@@ -1,14 +1,16 @@
 """Callbacks per second over loopback HTTP: gunicorn with two sync workers, loaded by ``wrk``.
 
 Run with ``make bench`` (which installs wrk from the system packages when missing) or
-``python benchmarks/over_http.py``. Each case starts ``gunicorn -w 2`` on 127.0.0.1, warms it
-up, and lets ``wrk -t2 -c16`` post for a few seconds; every request carries new callback ids (see
-``post_bodies.lua``). Cases run interleaved, twice, and the better run counts:
+``python benchmarks/over_http.py [STORE ...]`` (the guide and the stores named, or all). Each
+case starts ``gunicorn -w 2`` on 127.0.0.1, warms it up, and lets ``wrk -t2 -c16`` post for a
+few seconds; every request carries new callback ids (see ``post_bodies.lua``). Cases run
+interleaved, twice, and the better run counts:
 
-* the guide's route, and the extension with each store (memory, SQLite, Redis), in batches of 1
-  and of 10. SQLite and Redis run at the durability the docs recommend for production: SQLite in
-  WAL mode with ``synchronous=NORMAL``, Redis with ``appendonly yes`` and ``appendfsync
-  everysec``.
+* the guide's route, and the extension with each store (memory, SQLite, Redis, PostgreSQL), in
+  batches of 1 and of 10. SQLite, Redis and PostgreSQL run at the durability the docs recommend
+  for production: SQLite in WAL mode with ``synchronous=NORMAL``, Redis with ``appendonly yes``
+  and ``appendfsync everysec``, PostgreSQL with its defaults (``fsync`` and
+  ``synchronous_commit`` on).
 
 Prints a table with PASS or FAIL per target and writes the ``http`` entry of
 ``benchmarks/results.json``.
@@ -28,8 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
 from results import save  # noqa: E402
-from servers import BIN, RedisServer, free_port, post, start, stop  # noqa: E402
+from servers import BIN, PostgresServer, RedisServer, free_port, post, start, stop  # noqa: E402
 
+from flask_voxcallbacks.store.postgres import create_table_statements  # noqa: E402
 from flask_voxcallbacks.testing import make_batch, make_callback, new_callback_id  # noqa: E402
 
 SECONDS = 4
@@ -42,16 +45,19 @@ CASES = [
     ("memory, batch 1", "apps:extension()", "memory", 1),
     ("sqlite, batch 1", "apps:extension()", "sqlite", 1),
     ("redis, batch 1", "apps:extension()", "redis", 1),
+    ("postgres, batch 1", "apps:extension()", "postgres", 1),
     ("guide, batch 10", "apps:guide", "", 10),
     ("memory, batch 10", "apps:extension()", "memory", 10),
     ("sqlite, batch 10", "apps:extension()", "sqlite", 10),
     ("redis, batch 10", "apps:extension()", "redis", 10),
+    ("postgres, batch 10", "apps:extension()", "postgres", 10),
 ]
 #: The extension's callbacks per second as a share of the guide route's, at the same batch size.
 TARGETS = {
     "memory, batch 1": 0.85,
     "sqlite, batch 10": 0.40,
     "redis, batch 10": 0.40,
+    "postgres, batch 10": 0.40,
 }
 #: Bodies written for each batch size: more than the fastest case posts in SECONDS.
 BODIES = {1: 50_000, 10: 20_000}
@@ -124,6 +130,11 @@ def measure(target: str, store_url: str, batch: int, bodies: Path, log: Path) ->
 
 
 def main() -> int:
+    stores = sys.argv[1:]
+    if any(store not in {case[2] for case in CASES} for store in stores):
+        print("usage: over_http.py [memory|sqlite|redis|postgres ...]: the stores to measure")
+        return 2
+    cases = [case for case in CASES if not stores or case[2] in ("", *stores)]
     if shutil.which("wrk") is None:
         print("wrk is not installed; `make bench` installs it")
         return 1
@@ -136,28 +147,37 @@ def main() -> int:
             write_bodies(files[batch], batch, count)
         redis = RedisServer(directory, appendfsync="everysec")
         redis.start()
+        postgres = PostgresServer()
+        postgres.start()
         try:
             for round_ in range(ROUNDS):
-                for name, target, store, batch in CASES:
+                for name, target, store, batch in cases:
                     if store == "sqlite":
                         url = f"sqlite:///{directory}/bench-{round_}-{batch}.db"
                     elif store == "redis":
                         redis.flush()
                         url = redis.url
+                    elif store == "postgres":
+                        url = postgres.url
+                        statements = create_table_statements()
+                        postgres.execute("DROP TABLE IF EXISTS voxcallbacks", *statements)
                     else:
                         url = "memory://"
                     rate = measure(target, url, batch, files[batch], directory / "gunicorn.log")
                     best[name] = max(best.get(name, 0.0), rate)
         finally:
             redis.stop()
+            postgres.stop()
     guide = {1: best["guide, batch 1"], 10: best["guide, batch 10"]}
     print(f"{'case (gunicorn -w 2, wrk -t2 -c16)':36s} {'callbacks/s':>12} {'of guide':>9}")
-    for name, _, _, batch in CASES:
+    for name, _, _, batch in cases:
         print(f"{name:36s} {best[name]:12.0f} {best[name] / guide[batch]:9.0%}")
     failed = 0
     print(f"\n{'target':28s} {'measured':>9} {'limit':>6}")
     ratios = {}
     for name, limit in TARGETS.items():
+        if name not in best:
+            continue
         batch = next(b for n, _, _, b in CASES if n == name)
         ratios[name] = best[name] / guide[batch]
         ok = ratios[name] >= limit

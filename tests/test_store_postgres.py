@@ -97,7 +97,7 @@ def test_a_store_reconnects_after_the_server_restarts(
 ) -> None:
     store = open_store(postgres_url)
     first = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
-    postgres_server.restart("immediate")
+    postgres_server.restart("fast")
     with pytest.raises(psycopg.OperationalError):
         store.complete(1, 1, first.token, ttl=DAY)  # the broken connection: this one fails
     store.complete(1, 1, first.token, ttl=DAY)  # the next opens a new one
