@@ -180,6 +180,8 @@ def init_db_command() -> None:
     up); a table that exists is left as it is."""
     state = get_state(current_app)
     where = redact_url(state.settings.store_url)
+    if state.store.transactional:
+        where = "the database of Flask-SQLAlchemy"
     try:
         tables = state.store.create_tables()
     except Exception as error:

@@ -224,9 +224,11 @@ def _path(value: Any, name: str) -> str:
 
 
 def _store_url(value: Any, name: str) -> str:
-    if not isinstance(value, str) or "://" not in value:
+    if not isinstance(value, str) or not ("://" in value or value == "sqlalchemy"):
         raise ConfigurationError(
-            f"{name} must be a URL: memory://, sqlite:///path/to/file.db or redis://host:port/db."
+            f"{name} must be a URL: memory://, sqlite:///path/to/file.db, redis://host:port/db"
+            ' or postgresql://user@host:port/dbname; or "sqlalchemy" for the database of'
+            " Flask-SQLAlchemy."
         )
     return value
 

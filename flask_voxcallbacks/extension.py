@@ -15,7 +15,7 @@ from .queue import open_queue
 from .readiness import Readiness, check_readiness
 from .safe_text import RedactSecrets, add_secrets
 from .state import EXTENSION_NAME, Tracing, VoxState, private_stores
-from .store import open_store
+from .store import Store, open_store
 from .views import make_blueprint
 
 logger = logging.getLogger("flask_voxcallbacks")
@@ -65,7 +65,10 @@ class VoxCallbacks:
                 " (one host) or redis://host:port/db"
             )
         queue = open_queue(settings.queue_url, app, settings.namespace)
-        store = open_store(settings.store_url, app.instance_path, settings.namespace)
+        if settings.store_url == "sqlalchemy":
+            store = _open_sqlalchemy_store(app, settings.namespace)
+        else:
+            store = open_store(settings.store_url, app.instance_path, settings.namespace)
         tracing = _open_tracing() if settings.tracing else None
         app.extensions[EXTENSION_NAME] = VoxState(settings, store, queue, tracing)
         if settings.metrics:
@@ -80,6 +83,31 @@ class VoxCallbacks:
         configuration, store and queue checked as ``flask voxcallbacks check`` does. For
         readiness probes: ``ready`` is false when every callback would fail."""
         return check_readiness(app if app is not None else current_app._get_current_object())  # type: ignore[attr-defined]
+
+
+def _open_sqlalchemy_store(app: Flask, namespace: str) -> Store:
+    db = app.extensions.get("sqlalchemy")
+    if db is None:
+        raise ConfigurationError(
+            'VOXCALLBACKS_STORE = "sqlalchemy" keeps the callbacks in the database of'
+            " Flask-SQLAlchemy, which is not set up on this application: call db.init_app(app)"
+            " before init_app"
+        )
+    try:
+        from .store.sqlalchemy import SQLAlchemyStore
+    except ImportError:
+        raise ConfigurationError(
+            'VOXCALLBACKS_STORE = "sqlalchemy" needs SQLAlchemy 2:'
+            " pip install 'flask-voxcallbacks[sqlalchemy]'"
+        ) from None
+    with app.app_context():
+        dialect = db.engine.dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        raise ConfigurationError(
+            f'VOXCALLBACKS_STORE = "sqlalchemy" works on PostgreSQL and SQLite, and this'
+            f" application's database is {dialect}"
+        )
+    return SQLAlchemyStore(db, namespace)
 
 
 def _open_tracing() -> Tracing:

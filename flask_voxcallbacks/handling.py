@@ -255,24 +255,45 @@ def handle_batch(
     batch runs once: the second is a duplicate of the first (or failed with it). An error of the
     claim propagates: nothing ran, and the caller answers so that the sender retries.
     """
+    first_outcome: dict[tuple[int, int], str] = {}
+    if state.store.transactional:
+        # Each callback in a transaction of its own: its claim, its receivers' writes and its
+        # done marker commit together (see _run_traced).
+        outcomes = [
+            _handle_claimed(app, state, [arrival], take_queued, first_outcome)[0]
+            for arrival in arrivals
+        ]
+    else:
+        outcomes = _handle_claimed(app, state, arrivals, take_queued, first_outcome)
+    _log_outcomes(arrivals, outcomes)
+    return outcomes
+
+
+def _handle_claimed(
+    app: Flask,
+    state: VoxState,
+    arrivals: list[Arrival],
+    take_queued: bool,
+    first_outcome: dict[tuple[int, int], str],
+) -> list[str]:
+    """Claim ``arrivals`` in one store call, run those claimed and record the outcomes
+    (``first_outcome`` holds the outcome of each callback already met in the batch)."""
     claims = _claim(state, arrivals, take_queued)
     outcomes: list[str] = []
     completions = _Completions(state)
-    first_outcome: dict[tuple[int, int], str] = {}
     try:
         for arrival, claim in zip(arrivals, claims):
             key = (arrival.account_id, arrival.callback_id)
             outcome = _not_run(app, arrival, claim, first_outcome.get(key))
             if outcome is None:
                 outcome = _run(app, state, arrival, claim)
-                if outcome == ACCEPTED:
+                if outcome == ACCEPTED and not state.store.transactional:
                     completions.add(key, claim.token)
                 first_outcome[key] = outcome
             outcomes.append(outcome)
     finally:
         # Even when something above raised: what ran must not run again.
         completions.record()
-    _log_outcomes(arrivals, outcomes)
     return outcomes
 
 
@@ -524,6 +545,8 @@ def _run_traced(
             elapsed,
             settings.lease_seconds,
         )
+    if not result.errors and state.store.transactional:
+        result = _commit(state, arrival, claim, result)
     if not result.errors:
         if callback_completed.receivers:
             send(callback_completed, app, callback=callback, duration=elapsed)
@@ -546,6 +569,20 @@ def _run_traced(
         )
     _tell(callback_failed, app, arrival, errors=tuple(result.errors), duration=elapsed)
     return FAILED
+
+
+def _commit(state: VoxState, arrival: Arrival, claim: Claim, result: Dispatched) -> Dispatched:
+    """Commit the transaction of a callback whose receivers succeeded, with its done marker; a
+    commit that fails (a receiver's write the database refuses, a lost connection) fails the
+    callback: nothing of it was written."""
+    try:
+        state.store.complete(
+            arrival.account_id, arrival.callback_id, claim.token, state.settings.dedup_ttl
+        )
+    except Exception as error:
+        reason = printable(f"{type(error).__name__}: {error}", limit=300)
+        return Dispatched([f"the transaction of its receivers could not commit: {reason}"], ())
+    return result
 
 
 def _tell(signal: NamedSignal, app: Flask, arrival: Arrival, **extra: Any) -> None:

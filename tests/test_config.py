@@ -44,7 +44,7 @@ def test_missing_required_key_is_named(key: str) -> None:
         ({"VOXCALLBACKS_ACCOUNTS": {"x": {}}}, "VOXCALLBACKS_ACCOUNTS"),
         ({"VOXCALLBACKS_ACCOUNTS": {5: {"api_key": "k"}}}, r"VOXCALLBACKS_ACCOUNTS\[5\]"),
         ({"VOXCALLBACKS_ACCOUNTS": {1234567: {"api_key": "k", "salt": ""}}}, "repeats"),
-        ({"VOXCALLBACKS_STORE": "postgres://db"}, "VOXCALLBACKS_STORE"),
+        ({"VOXCALLBACKS_STORE": "mysql://db"}, "VOXCALLBACKS_STORE"),
         ({"VOXCALLBACKS_STORE": "memory"}, "VOXCALLBACKS_STORE"),
         ({"VOXCALLBACKS_DEDUP_TTL": -1}, "VOXCALLBACKS_DEDUP_TTL"),
         ({"VOXCALLBACKS_LEASE_SECONDS": 1.5}, "VOXCALLBACKS_LEASE_SECONDS"),

@@ -57,6 +57,20 @@ class KeptState(Name):
     QUEUED = "queued"
 
 
+#: The command that creates the tables of the stores in a database the user owns.
+INIT_DB = "flask voxcallbacks init-db"
+
+
+class TableMissingError(RuntimeError):
+    """The store's table does not exist yet: ``flask voxcallbacks init-db`` creates it."""
+
+
+def table_name(namespace: str = "") -> str:
+    """The table of a namespace in an SQL database: ``voxcallbacks`` or
+    ``voxcallbacks_<namespace>``."""
+    return f"voxcallbacks_{namespace}" if namespace else "voxcallbacks"
+
+
 class Key(NamedTuple):
     """A callback in the store: callback ids are unique within an account."""
 
@@ -146,6 +160,10 @@ class Store(abc.ABC):
     changes nothing. Otherwise a key is claimable when it is new, failed, or claimed past its lease
     (the worker holding it is presumed dead); a done key answers DONE and a leased one BUSY.
     """
+
+    #: Whether the handling runs each callback in a transaction of the store's, which commits
+    #: the receivers' own writes with the done marker (``VOXCALLBACKS_STORE = "sqlalchemy"``).
+    transactional = False
 
     @abc.abstractmethod
     def claim_many(

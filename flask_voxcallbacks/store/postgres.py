@@ -21,6 +21,7 @@ from .base import (
     BUSY,
     CLAIMED,
     DONE,
+    INIT_DB,
     MISMATCH,
     QUEUED,
     Claim,
@@ -30,10 +31,9 @@ from .base import (
     ToClaim,
     ToComplete,
     ToQueue,
+    table_name,
 )
-
-#: The command that creates the table, named by the error a missing table raises.
-INIT_DB = "flask voxcallbacks init-db"
+from .base import TableMissingError as TableMissingError
 
 # The same columns as the SQLite store's (see store/sqlite.py for what each holds); times are
 # seconds since the epoch, as the hosts' clocks give them. The second index finds the failed and
@@ -196,15 +196,6 @@ _SWEEP_ROWS = 5 * _SWEEP_EVERY
 #: Connections inherited through a fork: the parent still uses them, so the child keeps them
 #: (unused) instead of letting the garbage collector close them under the parent.
 _inherited: list[psycopg.Connection[Any]] = []
-
-
-class TableMissingError(RuntimeError):
-    """The store's table does not exist yet: ``flask voxcallbacks init-db`` creates it."""
-
-
-def table_name(namespace: str = "") -> str:
-    """The table of a namespace: ``voxcallbacks`` or ``voxcallbacks_<namespace>``."""
-    return f"voxcallbacks_{namespace}" if namespace else "voxcallbacks"
 
 
 def create_table_statements(namespace: str = "") -> list[str]:

@@ -1,0 +1,315 @@
+"""VOXCALLBACKS_STORE = "sqlalchemy": each callback's claim, its receivers' writes through
+Flask-SQLAlchemy's session and its done marker commit in one transaction, on PostgreSQL and on
+SQLite. The application is the documented example (docs/examples/transactional_app.py): one
+receipt row per callback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from flask import Flask
+from helpers import BASE_CONFIG, ENDPOINT
+from servers import BIN, ROOT, free_port, start, stop
+from servers import post as http_post
+
+from flask_voxcallbacks import callback_received
+from flask_voxcallbacks.state import get_state
+from flask_voxcallbacks.testing import make_batch, make_callback
+
+sys.path.insert(0, str(ROOT / "docs" / "examples"))
+import transactional_app
+from transactional_app import Receipt, db
+
+sys.path.pop(0)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/app.db"
+    server = request.getfixturevalue("postgres_server")
+    server.execute("DROP TABLE IF EXISTS receipt, voxcallbacks")
+    return str(server.url).replace("postgresql://", "postgresql+psycopg://")
+
+
+@pytest.fixture
+def app(database_url: str) -> Iterator[Flask]:
+    app = transactional_app.create_app({**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url})
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["voxcallbacks", "init-db"]).exit_code == 0
+    assert runner.invoke(args=["create-tables"]).exit_code == 0
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def receipts(app: Flask) -> list[int]:
+    with app.app_context():
+        return sorted(r.callback_id for r in db.session.scalars(db.select(Receipt)))
+
+
+def post(app: Flask, *items: dict[str, Any]) -> Any:
+    return app.test_client().post(ENDPOINT, json=make_batch(*items))
+
+
+def fail_after_the_receipt(sender: Flask, callback: Any, **extra: Any) -> None:
+    db.session.flush()  # the receipt is written, in the transaction
+    raise ConnectionError("crm down")
+
+
+def test_a_callback_writes_its_row_once_whatever_the_redeliveries(app: Flask) -> None:
+    items = [make_callback("min_balance"), make_callback("sms_inbound")]
+    first = post(app, *items)
+    assert first.status_code == 200 and first.get_json()["accepted"] == 2
+    again = post(app, *items)
+    assert again.status_code == 200 and again.get_json()["duplicates"] == 2
+    assert receipts(app) == sorted(item["callback_id"] for item in items)
+
+
+def test_a_failing_receiver_leaves_no_row_and_a_failed_callback_that_replays_once(
+    app: Flask,
+) -> None:
+    item = make_callback("min_balance")
+    with callback_received.connected_to(fail_after_the_receipt, app):
+        answer = post(app, item)
+    assert answer.status_code != 200 and answer.get_json()["failed"] == 1
+    assert receipts(app) == [], "the receipt was rolled back with the claim"
+    with app.app_context():
+        (kept,) = get_state(app).store.kept()
+    assert (kept.callback_id, kept.attempts, kept.succeeded) == (item["callback_id"], 1, ())
+    assert "ConnectionError: crm down" in kept.error
+    replay = app.test_cli_runner().invoke(args=["voxcallbacks", "replay", "--all"])
+    assert replay.exit_code == 0, replay.output
+    assert receipts(app) == [item["callback_id"]]
+    assert post(app, item).get_json()["duplicates"] == 1
+    assert receipts(app) == [item["callback_id"]]
+
+
+def test_a_redelivery_after_a_failure_writes_the_row_once(app: Flask) -> None:
+    item = make_callback("min_balance")
+    with callback_received.connected_to(fail_after_the_receipt, app):
+        post(app, item)
+        post(app, item)
+    assert receipts(app) == []
+    with app.app_context():
+        (kept,) = get_state(app).store.kept()
+    assert kept.attempts == 2
+    assert post(app, item).get_json()["accepted"] == 1
+    assert receipts(app) == [item["callback_id"]]
+    with app.app_context():
+        assert get_state(app).store.kept() == []
+
+
+def test_a_receiver_that_commits_fails_its_callback_and_commits_nothing(app: Flask) -> None:
+    def commits(sender: Flask, callback: Any, **extra: Any) -> None:
+        db.session.commit()
+
+    item = make_callback("min_balance")
+    with callback_received.connected_to(commits, app):
+        answer = post(app, item)
+    assert answer.get_json()["failed"] == 1
+    assert receipts(app) == []
+    with app.app_context():
+        (kept,) = get_state(app).store.kept()
+    assert "ReceiverCommitError: a receiver committed db.session" in kept.error
+
+
+def test_a_receiver_that_rolls_back_fails_its_callback(app: Flask) -> None:
+    def rolls_back(sender: Flask, callback: Any, **extra: Any) -> None:
+        db.session.rollback()
+
+    item = make_callback("min_balance")
+    with callback_received.connected_to(rolls_back, app):
+        answer = post(app, item)
+    assert answer.get_json()["failed"] == 1
+    assert receipts(app) == []
+    with app.app_context():
+        (kept,) = get_state(app).store.kept()
+    assert "a receiver rolled back db.session" in kept.error
+
+
+def test_a_write_the_database_refuses_at_commit_fails_the_callback(app: Flask) -> None:
+    def refused(sender: Flask, callback: Any, **extra: Any) -> None:
+        db.session.add(Receipt(account_id=1, callback_id=2, type=None))  # NOT NULL
+
+    item = make_callback("min_balance")
+    with callback_received.connected_to(refused, app):
+        answer = post(app, item)
+    assert answer.status_code != 200 and answer.get_json()["failed"] == 1
+    assert receipts(app) == []
+    with app.app_context():
+        (kept,) = get_state(app).store.kept()
+    assert kept.error.startswith("the transaction of its receivers could not commit:")
+    assert post(app, item).get_json()["accepted"] == 1
+    assert receipts(app) == [item["callback_id"]]
+
+
+def test_a_concurrent_redelivery_waits_and_is_a_duplicate(app: Flask) -> None:
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(sender: Flask, callback: Any, **extra: Any) -> None:
+        if not inside.is_set():
+            inside.set()
+            release.wait(10)
+
+    item = make_callback("min_balance")
+    answers: list[Any] = []
+    with callback_received.connected_to(slow, app):
+        first = threading.Thread(target=lambda: answers.append(post(app, item).get_json()))
+        first.start()
+        assert inside.wait(10)
+        second = threading.Thread(target=lambda: answers.append(post(app, item).get_json()))
+        second.start()
+        second.join(0.5)
+        assert second.is_alive(), "the redelivery waits for the first transaction"
+        release.set()
+        first.join(10)
+        second.join(10)
+    assert sorted((a["accepted"], a["duplicates"]) for a in answers) == [(0, 1), (1, 0)]
+    assert receipts(app) == [item["callback_id"]]
+
+
+class Gunicorn:
+    """The transactional example under ``gunicorn -w 4`` on PostgreSQL."""
+
+    def __init__(self, database_url: str, log: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}{ENDPOINT}"
+        self.env = {
+            "DATABASE_URL": database_url,
+            "PYTHONPATH": f"{ROOT / 'tests'}{os.pathsep}{ROOT}",
+            **env,
+        }
+        args = [str(BIN / "gunicorn"), "-w", "4", "-b", f"127.0.0.1:{self.port}"]
+        args += ["--timeout", "120", "transactional_server:create_app()"]
+        with log.open("ab") as out:
+            self.process = start(args, self.port, out, self.env)
+
+    def stop(self) -> None:
+        stop(self.process)
+
+
+@pytest.fixture
+def postgres_app_url(postgres_server: Any) -> str:
+    """A PostgreSQL database with the example's tables, made by its commands."""
+    postgres_server.execute("DROP TABLE IF EXISTS receipt, voxcallbacks")
+    url = str(postgres_server.url).replace("postgresql://", "postgresql+psycopg://")
+    env = {"DATABASE_URL": url, "PYTHONPATH": f"{ROOT / 'tests'}{os.pathsep}{ROOT}"}
+    for command in (["voxcallbacks", "init-db"], ["create-tables"]):
+        done = subprocess.run(
+            [str(BIN / "flask"), "--app", "transactional_server:create_app", *command],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+    return url
+
+
+def rows_per_callback(database_url: str) -> dict[int, int]:
+    import psycopg
+
+    plain = database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain) as connection:
+        rows = connection.execute(
+            "SELECT callback_id, count(*) FROM receipt GROUP BY callback_id"
+        ).fetchall()
+    return {callback_id: count for callback_id, count in rows}
+
+
+@pytest.mark.subprocess
+def test_four_workers_posted_the_same_callbacks_by_four_threads_write_one_row_each(
+    postgres_app_url: str, tmp_path: Path
+) -> None:
+    server = Gunicorn(postgres_app_url, tmp_path / "gunicorn.log")
+    sent: list[int] = []
+    try:
+        for _round in range(3):
+            items = [make_callback("min_balance") for _ in range(60)]
+            sent += [item["callback_id"] for item in items]
+            bodies = [
+                json.dumps(make_batch(*items[n : n + 5])).encode() for n in range(0, 60, 5)
+            ]
+
+            def deliver(body: bytes) -> None:
+                # As the sender does: again until answered 200.
+                for _attempt in range(100):
+                    if http_post(server.url, body)[0] == 200:
+                        return
+                    time.sleep(0.05)
+                raise AssertionError("a batch was never answered 200")
+
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                # Every batch posted by four threads at once.
+                list(pool.map(deliver, [body for body in bodies for _copy in range(4)]))
+            counts = rows_per_callback(postgres_app_url)
+            assert counts == {callback_id: 1 for callback_id in sent}
+    finally:
+        server.stop()
+
+
+@pytest.mark.subprocess
+def test_a_worker_killed_in_its_handler_leaves_no_row_and_the_redelivery_writes_one(
+    postgres_app_url: str, tmp_path: Path
+) -> None:
+    hang_file = tmp_path / "hanging.pid"
+    server = Gunicorn(postgres_app_url, tmp_path / "gunicorn.log", VOX_HANG_FILE=str(hang_file))
+    item = make_callback("js_fail")
+    body = json.dumps(make_batch(item)).encode()
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            first = pool.submit(http_post, server.url, body, 120)
+            deadline = time.monotonic() + 30
+            while not hang_file.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert hang_file.exists(), "the receiver never started"
+            time.sleep(0.2)  # the pid is written; the receipt was flushed before it
+            os.kill(int(hang_file.read_text()), signal.SIGKILL)
+            assert first.result()[0] != 200
+        assert rows_per_callback(postgres_app_url) == {}, "the killed transaction left nothing"
+        status, answer = http_post(server.url, body)
+        assert status == 200 and json.loads(answer)["accepted"] == 1
+        assert rows_per_callback(postgres_app_url) == {item["callback_id"]: 1}
+        status, answer = http_post(server.url, body)
+        assert json.loads(answer)["duplicates"] == 1
+        assert rows_per_callback(postgres_app_url) == {item["callback_id"]: 1}
+    finally:
+        server.stop()
+
+
+def test_the_sqlalchemy_store_needs_flask_sqlalchemy_set_up_first() -> None:
+    from flask_voxcallbacks import ConfigurationError, VoxCallbacks
+
+    app = Flask(__name__)
+    app.config.update({**BASE_CONFIG, "VOXCALLBACKS_STORE": "sqlalchemy"})
+    with pytest.raises(ConfigurationError) as raised:
+        VoxCallbacks(app)
+    assert str(raised.value) == (
+        'VOXCALLBACKS_STORE = "sqlalchemy" keeps the callbacks in the database of'
+        " Flask-SQLAlchemy, which is not set up on this application: call db.init_app(app)"
+        " before init_app"
+    )
+
+
+def test_a_missing_table_is_an_error_naming_the_command(tmp_path: Path) -> None:
+    app = transactional_app.create_app(
+        {**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/empty.db"}
+    )
+    check = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
+    assert check.exit_code == 1
+    assert (
+        "TableMissingError: the table voxcallbacks does not exist in the application's"
+        " database: create it with `flask voxcallbacks init-db`"
+    ) in check.output
