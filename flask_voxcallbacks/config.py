@@ -61,7 +61,8 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "VOXCALLBACKS_STORE",
         "memory://",
         "Where claims and failed callbacks are kept: ``memory://``, "
-        "``sqlite:///path/to/file.db`` or ``redis://host:port/db``.",
+        "``sqlite:///path/to/file.db``, ``redis://host:port/db``, "
+        "``postgresql://user@host:port/dbname`` or ``sqlalchemy``.",
     ),
     ConfigKey(
         "VOXCALLBACKS_DEDUP_TTL",
