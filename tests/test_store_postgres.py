@@ -49,7 +49,6 @@ def test_the_table_statements_create_what_init_db_creates(postgres_server: Any) 
             " ORDER BY indexname"
         ).fetchall()
     assert [name for (name,) in indexes] == [
-        "voxcallbacks_migrated_expires",
         "voxcallbacks_migrated_kept",
         "voxcallbacks_migrated_pkey",
     ]

@@ -313,3 +313,25 @@ def test_a_missing_table_is_an_error_naming_the_command(tmp_path: Path) -> None:
         "TableMissingError: the table voxcallbacks does not exist in the application's"
         " database: create it with `flask voxcallbacks init-db`"
     ) in check.output
+
+
+def test_records_whose_time_is_over_are_swept(app: Flask, monkeypatch) -> None:
+    from flask_voxcallbacks.store import sqlalchemy as store_module
+
+    monkeypatch.setattr(store_module, "_SWEEP_EVERY", 100)
+    store = get_state(app).store
+    offset = [0.0]
+    store.now = lambda: time.time() + offset[0]  # type: ignore[method-assign]
+
+    def stored() -> int:
+        with app.app_context():
+            return int(db.session.execute(db.text("SELECT count(*) FROM voxcallbacks")).scalar())
+
+    first = [make_callback("min_balance") for _ in range(100)]
+    assert post(app, *first).get_json()["accepted"] == 100
+    assert stored() == 100, "nothing is over yet"
+    offset[0] = app.config["VOXCALLBACKS_DEDUP_TTL"] + 1.0
+    second = [make_callback("min_balance") for _ in range(100)]
+    assert post(app, *second).get_json()["accepted"] == 100
+    assert stored() == 100, "the first hundred were forgotten, the second kept"
+    assert post(app, *second[:3]).get_json()["duplicates"] == 3

@@ -73,7 +73,7 @@ def voxcallbacks_table(metadata: sa.MetaData, namespace: str = "") -> sa.Table:
             postgresql_where=sa.text("error IS NOT NULL"),
             sqlite_where=sa.text("error IS NOT NULL"),
         ),
-        sa.Index(f"{name}_expires", "expires_at"),
+        postgresql_with={"fillfactor": 50},  # see store/postgres.py
     )
 
 
@@ -167,8 +167,24 @@ _SQL = {
 #: How long a claim waits for another transaction holding the same callback (PostgreSQL) before
 #: the callback is answered as in progress (503), for a redelivery to try again.
 _LOCK_TIMEOUT = "5s"
-#: Every _SWEEP_EVERY claims, a process forgets the records whose time is over.
+# The records whose time is over in one range of the table (pages in PostgreSQL, rowids in
+# SQLite), and the end of the table in the same unit.
+_SWEEP = {
+    "postgresql": (
+        "DELETE FROM {t} WHERE ctid >= CAST(:first AS tid) AND ctid < CAST(:last AS tid)"
+        " AND expires_at <= :now AND lease_until <= :now",
+        "SELECT pg_relation_size('{t}') / current_setting('block_size')::bigint",
+    ),
+    "sqlite": (
+        "DELETE FROM {t} WHERE rowid >= :first AND rowid < :last"
+        " AND expires_at <= :now AND lease_until <= :now",
+        "SELECT coalesce(max(rowid), 0) + 1 FROM {t}",
+    ),
+}
+#: Every _SWEEP_EVERY claims, a process looks at the next range of the table (_SWEEP_PAGES pages,
+#: or five times as many rowids), going round: the same cost whatever the size of the table.
 _SWEEP_EVERY = 1000
+_SWEEP_PAGES = 500
 
 
 class ReceiverCommitError(RuntimeError):
@@ -230,6 +246,7 @@ class SQLAlchemyStore(Store):
         self.table_name = table_name(namespace)
         self._sql = {name: sa.text(text.format(t=self.table_name)) for name, text in _SQL.items()}
         self._claims = 0
+        self._swept = 0
         session_class = db.session.session_factory.class_  # Flask-SQLAlchemy's sessions' class
         if session_class not in _listening:
             event.listen(session_class, "before_commit", _before_commit)
@@ -316,7 +333,7 @@ class SQLAlchemyStore(Store):
             # Nothing claimed: no transaction to keep open.
             self._end(unit, commit=False)
         else:
-            self._maybe_sweep(now, len(unit.digests))
+            self._claims += len(unit.digests)
         return claims
 
     def _claim(
@@ -377,6 +394,29 @@ class SQLAlchemyStore(Store):
             self._end(unit, commit=False)
             raise
         self._end(unit, commit=True)
+        if self._claims >= _SWEEP_EVERY:
+            self._claims = 0
+            self._sweep()
+
+    def _sweep(self) -> None:
+        """Forget the records whose time is over in the next range of the table, in a
+        transaction of the session's own (on SQLite, another connection would wait for it)."""
+        delete, end = (sa.text(text.format(t=self.table_name)) for text in _SWEEP[self.dialect])
+        size = _SWEEP_PAGES if self.dialect == "postgresql" else 5 * _SWEEP_PAGES
+        first, last = self._swept, self._swept + size
+        session = self._session()
+        if self.dialect == "postgresql":
+            bounds: dict[str, Any] = {"first": f"({first},0)", "last": f"({last},0)"}
+        else:
+            bounds = {"first": first, "last": last}
+        try:
+            session.execute(delete, {"now": self.now(), **bounds})
+            ends = session.execute(end).scalar_one()
+        except BaseException:
+            session.rollback()
+            raise
+        session.commit()
+        self._swept = 0 if last >= ends else last
 
     def fail(
         self,
@@ -478,12 +518,6 @@ class SQLAlchemyStore(Store):
                 pruned += self._rowcount
         self._run("delete_expired", {"now": now})
         return pruned
-
-    def _maybe_sweep(self, now: float, claimed: int) -> None:
-        self._claims += claimed
-        if self._claims >= _SWEEP_EVERY:
-            self._claims = 0
-            self._run("delete_expired", {"now": now})
 
     def create_tables(self) -> list[str]:
         table = voxcallbacks_table(sa.MetaData(), self.namespace)
