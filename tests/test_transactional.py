@@ -335,3 +335,34 @@ def test_records_whose_time_is_over_are_swept(app: Flask, monkeypatch) -> None:
     assert post(app, *second).get_json()["accepted"] == 100
     assert stored() == 100, "the first hundred were forgotten, the second kept"
     assert post(app, *second[:3]).get_json()["duplicates"] == 3
+
+
+def test_queue_mode_runs_each_job_in_a_transaction_with_its_row(
+    database_url: str, redis_url: str
+) -> None:
+    from rq import SimpleWorker
+
+    rq_url = "rq://" + redis_url[len("redis://") :].rsplit("/", 1)[0] + "/1?queue=vox-tx"
+    app = transactional_app.create_app(
+        {**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url, "VOXCALLBACKS_QUEUE": rq_url}
+    )
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["voxcallbacks", "init-db"]).exit_code == 0
+    assert runner.invoke(args=["create-tables"]).exit_code == 0
+    first, second = make_callback("min_balance"), make_callback("sms_inbound")
+    answer = post(app, first, second, first).get_json()
+    assert (answer["queued"], answer["duplicates"]) == (2, 1)
+    assert receipts(app) == []
+    with app.app_context():
+        assert len(get_state(app).store.kept()) == 2
+    queue = get_state(app).queue
+    with callback_received.connected_to(fail_after_the_receipt, app), app.app_context():
+        worker = SimpleWorker([queue.queue], connection=queue.connection)  # type: ignore[union-attr]
+        worker.work(burst=True)
+    assert receipts(app) == [], "both jobs failed: their receipts were rolled back"
+    replay = runner.invoke(args=["voxcallbacks", "replay", "--all"])
+    assert replay.exit_code == 0, replay.output
+    assert receipts(app) == sorted([first["callback_id"], second["callback_id"]])
+    assert post(app, first, second).get_json()["duplicates"] == 2
+    with app.app_context():
+        db.engine.dispose()
