@@ -4,6 +4,7 @@ its table and the command that creates it, round trips, reconnection, forks, exp
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -92,16 +93,39 @@ def test_a_batch_costs_one_round_trip_to_claim_and_one_to_complete(
 
 
 def test_a_store_reconnects_after_the_server_restarts(
-    postgres_url: str, postgres_server: Any
+    postgres_url: str, postgres_server: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = open_store(postgres_url)
     first = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
     postgres_server.restart("fast")
-    with pytest.raises(psycopg.OperationalError):
-        store.complete(1, 1, first.token, ttl=DAY)  # the broken connection: this one fails
-    store.complete(1, 1, first.token, ttl=DAY)  # the next opens a new one
+    # The completion goes out on the broken connection, unanswered: the next statement finds
+    # the connection broken, logs the completion as lost, and runs on a new connection.
+    store.complete(1, 1, first.token, ttl=DAY)
+    assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert line.startswith("store error while recording handled callbacks as done (")
+    assert line.endswith("); they stay claimed until their lease ends")
+    assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == BUSY, "still leased"
+    store.complete(1, 1, first.token, ttl=DAY)
     assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == DONE
     store.close()
+
+
+def test_a_completion_is_answered_with_the_next_statement(postgres_url: str) -> None:
+    store = open_store(postgres_url)
+    claims = store.claim_many([(1, i, BODY) for i in range(3)], lease_seconds=60, ttl=DAY)
+    store.complete_many([(1, i, c.token) for i, c in enumerate(claims)], ttl=DAY)
+    other = open_store(postgres_url)  # another process's view
+    # The server runs it as soon as it arrives, before this process sends anything else.
+    deadline = time.monotonic() + 5
+    while other.claim(1, 0, BODY, lease_seconds=60, ttl=DAY).status != DONE:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert [store.claim(1, i, BODY, lease_seconds=60, ttl=DAY).status for i in range(3)] == [
+        DONE
+    ] * 3
+    store.close()
+    other.close()
 
 
 def test_a_forked_process_opens_its_own_connection(postgres_url: str) -> None:

@@ -8,15 +8,19 @@ transaction; the claims of a batch are one statement, and so are its completions
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import threading
 from typing import Any, Collection, Mapping, Sequence
 
 import psycopg
 import psycopg.errors
+from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
 
+from ..safe_text import printable
 from .base import (
     BUSY,
     CLAIMED,
@@ -104,13 +108,14 @@ FROM unnest(%(accounts)s::bigint[], %(callbacks)s::bigint[]) AS i(account_id, ca
 JOIN {table} t ON t.account_id = i.account_id AND t.callback_id = i.callback_id
 """
 
+# Sent through libpq directly, without waiting for its answer (see complete_many): its
+# parameters are the time until which the callbacks are remembered and three arrays, as text.
 _COMPLETE = """
 UPDATE {table} AS r
-SET done_until = %(until)s, expires_at = %(until)s, queued = false, receivers = NULL,
+SET done_until = $1::float8, expires_at = $1::float8, queued = false, receivers = NULL,
     trace = NULL, type = NULL, error = NULL, item = NULL, failed_at = NULL,
     lease_until = CASE WHEN r.token = i.token THEN 0 ELSE r.lease_until END
-FROM unnest(%(accounts)s::bigint[], %(callbacks)s::bigint[], %(tokens)s::text[])
-     AS i(account_id, callback_id, token)
+FROM unnest($2::bigint[], $3::bigint[], $4::text[]) AS i(account_id, callback_id, token)
 WHERE r.account_id = i.account_id AND r.callback_id = i.callback_id
 """
 
@@ -171,7 +176,6 @@ SELECT pg_relation_size('{table}') / current_setting('block_size')::bigint
 _SQL = {
     "claim": _CLAIM,
     "unclaimed": _UNCLAIMED,
-    "complete": _COMPLETE,
     "fail": _FAIL,
     "queue": _QUEUE,
     "unqueue": _UNQUEUE,
@@ -205,6 +209,8 @@ _SWEEP_PAGES = 500
 #: (unused) instead of letting the garbage collector close them under the parent.
 _inherited: list[psycopg.Connection[Any]] = []
 
+logger = logging.getLogger("flask_voxcallbacks")
+
 
 def create_table_statements(namespace: str = "") -> list[str]:
     """The statements that create the table of ``namespace`` and its indexes, for a migration
@@ -233,6 +239,9 @@ class PostgresStore(Store):
         self.table = table_name(namespace)
         self.namespace = namespace
         self._sql = {name: text.format(table=self.table) for name, text in _SQL.items()}
+        self._complete = _COMPLETE.format(table=self.table).encode()
+        #: Completions sent whose answers have not been read yet.
+        self._unanswered = 0
         self._lock = threading.Lock()
         self._db: psycopg.Connection[Any] | None = None
         self._pid = 0
@@ -272,7 +281,7 @@ class PostgresStore(Store):
     def _run(self, name: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run one statement in its own transaction; its rows, if it returns any."""
         with self._lock:
-            db = self._connection()
+            db = self._ready()
             try:
                 if name in _DURABLE:
                     with db.transaction():
@@ -295,7 +304,41 @@ class PostgresStore(Store):
             self._rowcount = cursor.rowcount
             return rows
 
+    def _ready(self) -> psycopg.Connection[Any]:
+        """This process's connection, once the answers of the completions sent on it are read;
+        a connection found broken then is replaced. Call with the lock held."""
+        db = self._connection()
+        if self._unanswered:
+            self._read_answers(db)
+            if self._db is None:
+                db = self._connection()
+        return db
+
+    def _read_answers(self, db: psycopg.Connection[Any]) -> None:
+        """Read the answers of the completions sent since the last statement; log those that
+        failed (their callbacks stay claimed until their lease ends, as when a completion
+        raises), and drop the connection if it broke. Call with the lock held."""
+        pgconn = db.pgconn
+        while self._unanswered:
+            self._unanswered -= 1
+            errors = []
+            while True:
+                result = pgconn.get_result()
+                if result is None:
+                    break
+                if result.status != pq.ExecStatus.COMMAND_OK:
+                    errors.append(result.error_message or b"")
+            if errors:
+                logger.error(
+                    "store error while recording handled callbacks as done (%s); they stay"
+                    " claimed until their lease ends",
+                    printable(errors[0].decode("utf-8", "replace").strip(), limit=300),
+                )
+        if pgconn.status != pq.ConnStatus.OK:
+            self._drop()
+
     def _drop(self) -> None:
+        self._unanswered = 0
         if self._db is not None:
             try:
                 self._db.close()
@@ -306,7 +349,7 @@ class PostgresStore(Store):
         """Create the table and its indexes in one transaction; existing ones are left as they
         are."""
         with self._lock:
-            db = self._connection()
+            db = self._ready()
             with db.transaction():
                 for statement in create_table_statements(self.namespace):
                     db.execute(statement)
@@ -398,17 +441,27 @@ class PostgresStore(Store):
             self._maybe_sweep(now, claimed)
 
     def complete_many(self, claimed: Sequence[ToComplete], ttl: int) -> None:
+        """Send the completions in one statement, and read its answer with the next
+        statement's: the request is answered meanwhile (without the wait, 46% of the guide
+        route's callbacks per second over HTTP at batch 10, against 30% with it). The server
+        runs it in the order it was sent, before any later statement of this process."""
         if not claimed:
             return
-        self._run(
-            "complete",
-            {
-                "until": self.now() + ttl,
-                "accounts": [a for a, _, _ in claimed],
-                "callbacks": [c for _, c, _ in claimed],
-                "tokens": [t for _, _, t in claimed],
-            },
-        )
+        parameters = [
+            repr(self.now() + ttl).encode(),
+            ("{" + ",".join(str(a) for a, _, _ in claimed) + "}").encode(),
+            ("{" + ",".join(str(c) for _, c, _ in claimed) + "}").encode(),
+            # Tokens are hexadecimal digits: no quoting needed.
+            ("{" + ",".join(t for _, _, t in claimed) + "}").encode(),
+        ]
+        with self._lock:
+            db = self._ready()
+            try:
+                db.pgconn.send_query_params(self._complete, parameters)
+            except psycopg.OperationalError:
+                self._drop()
+                raise
+            self._unanswered += 1
 
     def fail(
         self,
@@ -503,7 +556,7 @@ class PostgresStore(Store):
 
     def warnings(self) -> list[str]:
         with self._lock:
-            db = self._connection()
+            db = self._ready()
             before = self.now()
             row = db.execute("SELECT extract(epoch from clock_timestamp())::float8").fetchone()
             after = self.now()
@@ -521,6 +574,11 @@ class PostgresStore(Store):
             if self._db is not None and self._pid != os.getpid():
                 _inherited.append(self._db)
                 self._db = None
+            if self._db is not None and not self._db.closed:
+                # Read what the last completions answered, so that a failure among them is
+                # logged; a connection that broke is closed all the same.
+                with contextlib.suppress(psycopg.Error):
+                    self._read_answers(self._db)
             self._drop()
 
 
