@@ -81,7 +81,7 @@ def test_a_batch_costs_one_round_trip_to_claim_and_one_to_complete(
 ) -> None:
     store = open_store(postgres_url)
     assert isinstance(store, PostgresStore)
-    store.kept()  # connect
+    store.claim(9, 9, BODY, lease_seconds=60, ttl=DAY)  # connect; prepare the claim
     trace = Trace(store, tmp_path / "trace.txt")
     claims = store.claim_many([(1, i, BODY) for i in range(10)], lease_seconds=60, ttl=DAY)
     store.complete_many([(1, i, claim.token) for i, claim in enumerate(claims)], ttl=DAY)

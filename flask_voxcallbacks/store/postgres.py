@@ -12,8 +12,9 @@ import contextlib
 import json
 import logging
 import os
+import select
 import threading
-from typing import Any, Collection, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 
 import psycopg
 import psycopg.errors
@@ -71,32 +72,34 @@ _SCHEMA = (
 # inserted; an existing row is taken over on the same conditions as in the SQLite store. The
 # keys are inserted in key order, so that two batches sharing keys never wait for each other in a
 # cycle. It answers with the keys claimed, and the receivers that succeeded for them before.
+# Its parameters, as text: the accounts, callback ids, digests and tokens (arrays), the time the
+# record ends, the time the lease ends, now, and whether queued callbacks are taken.
 _CLAIM = """
 INSERT INTO {table} AS r (account_id, callback_id, digest, expires_at, token, lease_until)
-SELECT account_id, callback_id, digest, %(expires_at)s, token, %(lease_until)s
-FROM unnest(%(accounts)s::bigint[], %(callbacks)s::bigint[], %(digests)s::text[],
-            %(tokens)s::text[]) AS i(account_id, callback_id, digest, token)
+SELECT account_id, callback_id, digest, $5::float8, token, $6::float8
+FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[])
+     AS i(account_id, callback_id, digest, token)
 ORDER BY account_id, callback_id
 ON CONFLICT (account_id, callback_id) DO UPDATE SET
     token = excluded.token,
     lease_until = excluded.lease_until,
     digest = excluded.digest,
-    expires_at = CASE WHEN r.expires_at > %(now)s
+    expires_at = CASE WHEN r.expires_at > $7::float8
                       THEN GREATEST(r.expires_at, excluded.lease_until)
                       ELSE excluded.expires_at END,
-    done_until = CASE WHEN r.expires_at > %(now)s THEN r.done_until ELSE 0 END,
-    type = CASE WHEN r.expires_at > %(now)s THEN r.type END,
-    error = CASE WHEN r.expires_at > %(now)s THEN r.error END,
-    item = CASE WHEN r.expires_at > %(now)s THEN r.item END,
-    failed_at = CASE WHEN r.expires_at > %(now)s THEN r.failed_at END,
-    attempts = CASE WHEN r.expires_at > %(now)s THEN r.attempts ELSE 0 END,
-    queued = r.expires_at > %(now)s AND r.queued,
-    receivers = CASE WHEN r.expires_at > %(now)s THEN r.receivers END,
-    trace = CASE WHEN r.expires_at > %(now)s THEN r.trace END
-WHERE r.lease_until <= %(now)s
-  AND (r.expires_at <= %(now)s
+    done_until = CASE WHEN r.expires_at > $7::float8 THEN r.done_until ELSE 0 END,
+    type = CASE WHEN r.expires_at > $7::float8 THEN r.type END,
+    error = CASE WHEN r.expires_at > $7::float8 THEN r.error END,
+    item = CASE WHEN r.expires_at > $7::float8 THEN r.item END,
+    failed_at = CASE WHEN r.expires_at > $7::float8 THEN r.failed_at END,
+    attempts = CASE WHEN r.expires_at > $7::float8 THEN r.attempts ELSE 0 END,
+    queued = r.expires_at > $7::float8 AND r.queued,
+    receivers = CASE WHEN r.expires_at > $7::float8 THEN r.receivers END,
+    trace = CASE WHEN r.expires_at > $7::float8 THEN r.trace END
+WHERE r.lease_until <= $7::float8
+  AND (r.expires_at <= $7::float8
        OR (r.done_until = 0 AND r.digest IN ('', excluded.digest)
-           AND (NOT r.queued OR %(take_queued)s)))
+           AND (NOT r.queued OR $8::boolean)))
 RETURNING r.account_id, r.callback_id, r.receivers
 """
 # Why the keys a claim did not take were left: what each is pinned to, whether it is done or
@@ -174,7 +177,6 @@ SELECT pg_relation_size('{table}') / current_setting('block_size')::bigint
 """
 
 _SQL = {
-    "claim": _CLAIM,
     "unclaimed": _UNCLAIMED,
     "fail": _FAIL,
     "queue": _QUEUE,
@@ -240,6 +242,9 @@ class PostgresStore(Store):
         self.namespace = namespace
         self._sql = {name: text.format(table=self.table) for name, text in _SQL.items()}
         self._complete = _COMPLETE.format(table=self.table).encode()
+        self._claim = _CLAIM.format(table=self.table).encode()
+        #: Whether the claim is prepared on the current connection.
+        self._prepared = False
         #: Completions sent whose answers have not been read yet.
         self._unanswered = 0
         self._lock = threading.Lock()
@@ -275,7 +280,7 @@ class PostgresStore(Store):
         db.execute(
             "SET synchronous_commit TO off; SET enable_hashjoin TO off; SET enable_mergejoin TO off"
         )
-        self._db, self._pid = db, os.getpid()
+        self._db, self._pid, self._prepared = db, os.getpid(), False
         return db
 
     def _run(self, name: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
@@ -290,11 +295,7 @@ class PostgresStore(Store):
                 else:
                     cursor = db.execute(self._sql[name], parameters)
             except psycopg.errors.UndefinedTable:
-                raise TableMissingError(
-                    f"the table {self.table} does not exist in the database"
-                    f" {db.info.dbname!r}: create it with `{INIT_DB}` (or a migration, see"
-                    " the Stores page)"
-                ) from None
+                raise self._missing(db) from None
             except psycopg.OperationalError:
                 # The connection broke (a restarted server, a network cut): the next operation
                 # opens a new one. This one failed, and the caller treats it as any store error.
@@ -313,6 +314,52 @@ class PostgresStore(Store):
             if self._db is None:
                 db = self._connection()
         return db
+
+    def _run_claim(self, parameters: list[bytes]) -> dict[tuple[int, int], str | None]:
+        """Run the claim statement, prepared once per connection, through libpq itself: the
+        claims taken, with the receivers that succeeded for them before. (Without psycopg's
+        conversions of the arrays and rows: 0.07 ms less of the web worker's CPU time per
+        request of 10 callbacks, 0.71 ms against 0.78.)"""
+        with self._lock:
+            db = self._ready()
+            pgconn = db.pgconn
+            try:
+                if not self._prepared:
+                    self._check(
+                        db, _wait(pgconn, lambda: pgconn.send_prepare(b"claim", self._claim))
+                    )
+                    self._prepared = True
+                result = self._check(
+                    db, _wait(pgconn, lambda: pgconn.send_query_prepared(b"claim", parameters))
+                )
+            except psycopg.OperationalError:
+                self._drop()
+                raise
+        won: dict[tuple[int, int], str | None] = {}
+        for row in range(result.ntuples):
+            receivers = result.get_value(row, 2)
+            key = (int(result.get_value(row, 0) or 0), int(result.get_value(row, 1) or 0))
+            won[key] = receivers.decode() if receivers is not None else None
+        return won
+
+    def _check(
+        self, db: psycopg.Connection[Any], results: list[pq.abc.PGresult]
+    ) -> pq.abc.PGresult:
+        """The result of a statement sent through libpq; raise its error as psycopg would (a
+        missing table as TableMissingError)."""
+        for result in results:
+            if result.status in (pq.ExecStatus.FATAL_ERROR, pq.ExecStatus.BAD_RESPONSE):
+                error = psycopg.errors.error_from_result(result)
+                if isinstance(error, psycopg.errors.UndefinedTable):
+                    raise self._missing(db) from None
+                raise error
+        return results[-1]
+
+    def _missing(self, db: psycopg.Connection[Any]) -> TableMissingError:
+        return TableMissingError(
+            f"the table {self.table} does not exist in the database {db.info.dbname!r}:"
+            f" create it with `{INIT_DB}` (or a migration, see the Stores page)"
+        )
 
     def _read_answers(self, db: psycopg.Connection[Any]) -> None:
         """Read the answers of the completions sent since the last statement; log those that
@@ -392,20 +439,19 @@ class PostgresStore(Store):
     ) -> None:
         now = self.now()
         tokens = {index: self.new_token() for index in indexes}
-        rows = self._run(
-            "claim",
-            {
-                "accounts": [keys[i][0] for i in indexes],
-                "callbacks": [keys[i][1] for i in indexes],
-                "digests": [keys[i][2] for i in indexes],
-                "tokens": [tokens[i] for i in indexes],
-                "now": now,
-                "expires_at": now + ttl,
-                "lease_until": now + lease_seconds,
-                "take_queued": take_queued,
-            },
+        won = self._run_claim(
+            [
+                _array(str(keys[i][0]) for i in indexes),
+                _array(str(keys[i][1]) for i in indexes),
+                # Digests and tokens are hexadecimal digits: no quoting needed.
+                _array(keys[i][2] for i in indexes),
+                _array(tokens[i] for i in indexes),
+                repr(now + ttl).encode(),
+                repr(now + lease_seconds).encode(),
+                repr(now).encode(),
+                b"t" if take_queued else b"f",
+            ]
         )
-        won = {(row[0], row[1]): row[2] for row in rows}
         left = [index for index in indexes if (keys[index][0], keys[index][1]) not in won]
         before: dict[tuple[int, int], tuple[Any, ...]] = {}
         if left:
@@ -458,6 +504,7 @@ class PostgresStore(Store):
             db = self._ready()
             try:
                 db.pgconn.send_query_params(self._complete, parameters)
+                _flush(db.pgconn)
             except psycopg.OperationalError:
                 self._drop()
                 raise
@@ -580,6 +627,32 @@ class PostgresStore(Store):
                 with contextlib.suppress(psycopg.Error):
                     self._read_answers(self._db)
             self._drop()
+
+
+def _array(values: Iterable[str]) -> bytes:
+    """A PostgreSQL array literal of values that need no quoting (numbers, hex digits)."""
+    return ("{" + ",".join(values) + "}").encode()
+
+
+def _flush(pgconn: pq.abc.PGconn) -> None:
+    """Send what libpq holds for the server (the connection does not block on writes)."""
+    while pgconn.flush():
+        select.select([], [pgconn.socket], [])
+
+
+def _wait(pgconn: pq.abc.PGconn, send: Callable[[], None]) -> list[pq.abc.PGresult]:
+    """Send one statement through libpq and wait for its results."""
+    send()
+    _flush(pgconn)
+    results: list[pq.abc.PGresult] = []
+    while True:
+        while pgconn.is_busy():
+            select.select([pgconn.socket], [], [])
+            pgconn.consume_input()
+        result = pgconn.get_result()
+        if result is None:
+            return results
+        results.append(result)
 
 
 def _kept(row: tuple[Any, ...]) -> KeptCallback:
