@@ -10,7 +10,8 @@ scenario starts the soak application (``chaos_app.py``) on 127.0.0.1 and:
   another), or in queue mode an RQ or Celery worker process (started again);
 * in the Redis scenario, the Redis server (``appendfsync everysec``) is killed and restarted
   once, two seconds in; in the PostgreSQL one, the PostgreSQL server is stopped as a crash
-  would stop it (``pg_ctl stop -m immediate``) and started again, two seconds in;
+  would stop it (``pg_ctl stop -m immediate``) and started again, two seconds in (both may forget
+  their last second of claims and completions, never a failed or queued callback);
 * in queue mode, once every batch has been answered, the workers go on being killed while they
   run the jobs, and ``flask voxcallbacks replay --all`` runs every second, as the queue docs
   recommend running it from cron, until every callback has run or the time is up.
@@ -246,7 +247,8 @@ class Soak:
     def restart_store(self) -> None:
         """Crash the store's server and start it again on the same port and files: Redis is
         SIGKILLed (what its last second wrote may be lost); PostgreSQL stops at once, without a
-        checkpoint, and replays its log when it starts (nothing committed is lost)."""
+        checkpoint, and replays its log when it starts (what was flushed to it survives: every
+        failed and queued callback; claims and completions of the last moments may not)."""
         if self.postgres is not None:
             self.postgres.restart("immediate")
         else:

@@ -10,7 +10,7 @@ from servers import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from chaos import SCENARIOS, soak
+from chaos import BATCH, SCENARIOS, SENDERS, soak
 
 
 @pytest.mark.subprocess
@@ -20,5 +20,8 @@ def test_a_short_soak_with_workers_killed_loses_nothing(name: str) -> None:
     assert report.sent == 1000
     assert report.kills >= 3, report.line()
     assert report.lost == 0, report.line()
-    # Each kill runs again at most the callbacks of its last few milliseconds.
-    assert report.handled_twice <= report.kills, report.line()
+    # Each kill runs again at most the callbacks of its last few milliseconds; a crash of the
+    # store's server, which forgets its last second or so of claims and completions, at most
+    # those of the batches then in flight, which the sender posts again.
+    in_flight = SENDERS * BATCH
+    assert report.handled_twice <= report.kills + report.store_restarts * in_flight, report.line()
