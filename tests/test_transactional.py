@@ -366,3 +366,16 @@ def test_queue_mode_runs_each_job_in_a_transaction_with_its_row(
     assert post(app, first, second).get_json()["duplicates"] == 2
     with app.app_context():
         db.engine.dispose()
+
+
+def test_a_callback_whose_commit_failed_stays_pinned_to_its_body(app: Flask) -> None:
+    def refused(sender: Flask, callback: Any, **extra: Any) -> None:
+        db.session.add(Receipt(account_id=1, callback_id=2, type=None))  # NOT NULL
+
+    item = make_callback("min_balance")
+    with callback_received.connected_to(refused, app):
+        assert post(app, item).get_json()["failed"] == 1
+    altered = {**make_callback("min_balance", callback_id=item["callback_id"]), "currency": "EUR"}
+    assert post(app, altered).get_json()["rejected"] == 1
+    assert receipts(app) == []
+    assert post(app, item).get_json()["accepted"] == 1

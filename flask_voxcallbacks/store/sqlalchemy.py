@@ -196,8 +196,8 @@ class _Unit:
     """The open transaction of the callbacks a session has claimed."""
 
     session: Session
-    #: The digest each claimed key was pinned to, by token (a failure keeps it).
-    digests: dict[str, str] = field(default_factory=dict)
+    #: The tokens of the callbacks claimed in it.
+    tokens: list[str] = field(default_factory=list)
     #: Set while the extension itself commits or rolls back.
     own: bool = False
     #: Why the transaction can no longer commit the callback (a receiver rolled it back).
@@ -247,6 +247,9 @@ class SQLAlchemyStore(Store):
         self._sql = {name: sa.text(text.format(t=self.table_name)) for name, text in _SQL.items()}
         self._claims = 0
         self._swept = 0
+        #: The digest each claimed callback is pinned to, by token, until its transaction ends
+        #: with its completion, or its failure is kept with it (the rollback took the claim).
+        self._digests: dict[str, str] = {}
         session_class = db.session.session_factory.class_  # Flask-SQLAlchemy's sessions' class
         if session_class not in _listening:
             event.listen(session_class, "before_commit", _before_commit)
@@ -309,7 +312,7 @@ class SQLAlchemyStore(Store):
             unit = _Unit(session)
             _unit.set(unit)
         now = self.now()
-        if self.dialect == "postgresql" and not unit.digests:
+        if self.dialect == "postgresql" and not unit.tokens:
             session.execute(sa.text(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'"))
         claims = []
         try:
@@ -320,21 +323,26 @@ class SQLAlchemyStore(Store):
                     )
                 )
         except sa.exc.OperationalError as error:
+            self._undo(unit)
             if not _waited_too_long(error):
-                self._end(unit, commit=False)
                 raise
             # Another transaction holds a callback of these: it is in progress.
-            self._end(unit, commit=False)
             return [Claim(BUSY)] * len(keys)
         except BaseException:
-            self._end(unit, commit=False)
+            self._undo(unit)
             raise
-        if not unit.digests:
+        if not unit.tokens:
             # Nothing claimed: no transaction to keep open.
             self._end(unit, commit=False)
         else:
-            self._claims += len(unit.digests)
+            self._claims += sum(claim.status == CLAIMED for claim in claims)
         return claims
+
+    def _undo(self, unit: _Unit) -> None:
+        """Roll back a transaction whose claims are given up (none of them ran)."""
+        for token in unit.tokens:
+            self._digests.pop(token, None)
+        self._end(unit, commit=False)
 
     def _claim(
         self,
@@ -362,7 +370,8 @@ class SQLAlchemyStore(Store):
             },
         ).first()
         if row is not None:
-            unit.digests[token] = digest
+            unit.tokens.append(token)
+            self._digests[token] = digest
             return Claim(CLAIMED, token, _names(row[0]))
         record = self._execute("claimed", key).first()
         if record is None:
@@ -383,17 +392,18 @@ class SQLAlchemyStore(Store):
             raise RuntimeError(broken)
         until = self.now() + ttl
         try:
-            for account_id, callback_id, token in claimed:
+            for account_id, callback_id, _token in claimed:
                 self._execute(
                     "complete",
                     {"until": until, "account_id": account_id, "callback_id": callback_id},
                 )
-                if unit is not None:
-                    unit.digests.pop(token, None)
         except BaseException:
+            # The handling keeps each of these as failed next (fail() finds its pin).
             self._end(unit, commit=False)
             raise
         self._end(unit, commit=True)
+        for _account_id, _callback_id, token in claimed:
+            self._digests.pop(token, None)
         if self._claims >= _SWEEP_EVERY:
             self._claims = 0
             self._sweep()
@@ -431,7 +441,7 @@ class SQLAlchemyStore(Store):
         """Roll back the callback's transaction (its receivers' writes and its claim), then keep
         it as failed in a transaction of its own."""
         unit = _unit.get()
-        digest = unit.digests.get(token, "") if unit is not None else ""
+        digest = self._digests.pop(token, "")
         self._end(unit, commit=False)
         now = self.now()
         try:
@@ -456,6 +466,8 @@ class SQLAlchemyStore(Store):
     def queue_many(self, queued: Sequence[ToQueue], retention: int, trace: str = "") -> None:
         unit = _unit.get()
         now = self.now()
+        for _account_id, _callback_id, token, _item in queued:
+            self._digests.pop(token, None)
         try:
             for account_id, callback_id, _token, item in queued:
                 self._execute(
