@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import sqlite3
 from dataclasses import replace
 from typing import Any
 
@@ -106,6 +107,11 @@ def _open_sqlalchemy_store(app: Flask, namespace: str) -> Store:
         raise ConfigurationError(
             f'VOXCALLBACKS_STORE = "sqlalchemy" works on PostgreSQL and SQLite, and this'
             f" application's database is {dialect}"
+        )
+    if dialect == "sqlite" and sqlite3.sqlite_version_info < (3, 35):
+        raise ConfigurationError(
+            f'VOXCALLBACKS_STORE = "sqlalchemy" needs SQLite 3.35 or newer (INSERT ...'
+            f" RETURNING), and this Python has SQLite {sqlite3.sqlite_version}"
         )
     return SQLAlchemyStore(db, namespace)
 
