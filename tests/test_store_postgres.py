@@ -81,7 +81,7 @@ def test_a_batch_costs_one_round_trip_to_claim_and_one_to_complete(
 ) -> None:
     store = open_store(postgres_url)
     assert isinstance(store, PostgresStore)
-    store.claim(9, 9, BODY, lease_seconds=60, ttl=DAY)  # connect; prepare the claim
+    store.claim(9, 9, BODY, lease_seconds=60, ttl=DAY)  # connect
     trace = Trace(store, tmp_path / "trace.txt")
     claims = store.claim_many([(1, i, BODY) for i in range(10)], lease_seconds=60, ttl=DAY)
     store.complete_many([(1, i, claim.token) for i, claim in enumerate(claims)], ttl=DAY)
@@ -199,4 +199,37 @@ def test_check_warns_when_this_hosts_clock_and_the_servers_differ(postgres_url: 
     Clock(store).advance(5)
     (warning,) = store.warnings()
     assert warning.startswith("this host's clock and the PostgreSQL server's differ by 5.0 s:")
+    store.close()
+
+
+def test_the_connection_carries_its_settings_and_leaves_nothing_on_the_server(
+    postgres_url: str,
+) -> None:
+    """Its settings come in the start-up packet, with the URL's own options: a pooler handing the
+    server connection to others passes no setting on. Only the claim is prepared."""
+    store = open_store(f"{postgres_url}?options=-c%20statement_timeout%3D4321")
+    assert isinstance(store, PostgresStore)
+    for callback_id in range(20):
+        claim = store.claim(1, callback_id, BODY, lease_seconds=60, ttl=DAY)
+        store.complete(1, callback_id, claim.token, ttl=DAY)
+    with store._lock:
+        db = store._ready()
+        settings = db.execute(
+            "SELECT current_setting('synchronous_commit'), current_setting('statement_timeout'),"
+            " (SELECT array_agg(name) FROM pg_prepared_statements)"
+        ).fetchone()
+    assert settings == ("off", "4321ms", ["vox_claim"])
+    store.close()
+
+
+def test_a_claim_prepares_its_statement_again_where_the_server_lacks_it(
+    postgres_url: str,
+) -> None:
+    store = open_store(postgres_url)
+    assert isinstance(store, PostgresStore)
+    assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+    with store._lock:
+        store._ready().execute("DEALLOCATE vox_claim")  # as on another server connection
+    assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+    assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == BUSY
     store.close()
