@@ -132,6 +132,17 @@ def test_a_misspelt_key_is_refused_with_the_closest_one() -> None:
     )
 
 
+def test_a_key_missing_the_prefix_s_and_cut_short_is_still_recognised() -> None:
+    # Too far from every key as a whole; after the prefix (with or without its S), the start of
+    # one of them.
+    with pytest.raises(ConfigurationError) as info:
+        make_app(VOXCALLBACK_DED=60)
+    assert str(info.value) == (
+        "VOXCALLBACK_DED is not a flask-voxcallbacks setting; did you mean"
+        " VOXCALLBACKS_DEDUP_TTL?"
+    )
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
