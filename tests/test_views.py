@@ -231,3 +231,22 @@ def test_a_body_that_breaks_off_while_read_is_a_400_with_one_log_line(vox_log) -
     lines = [r.getMessage() for r in vox_log.records if r.name == "flask_voxcallbacks"]
     # Werkzeug reports the broken read as a disconnected client.
     assert lines == ["batch refused: the request body could not be read (ClientDisconnected)"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "hint"),
+    [
+        ("application/json", ""),
+        ("application/problem+json", ""),
+        ("text/plain", " (the request's Content-Type is text/plain; callbacks are JSON)"),
+    ],
+)
+def test_a_400_names_a_content_type_that_is_not_json_after_the_parse_error(
+    client, content_type: str, hint: str
+) -> None:
+    response = client.post(ENDPOINT, data=b"{not json", content_type=content_type)
+    assert response.status_code == 400
+    assert response.get_json() == {
+        "error": "invalid JSON: Expecting property name enclosed in double quotes at line 1"
+        f" column 2{hint}"
+    }
