@@ -2,12 +2,14 @@
 
 Reads mutmut's results in ``mutants/``. mutmut runs, for each mutant, the tests that called the
 mutated function; code that runs at import time (the field declarations of the payload classes)
-is called by no test, so each mutant mutmut reports as surviving is tried once more here against
-the whole in-process suite, in a fresh interpreter that imports the package with the mutant
-active. Then the mutants listed in ``tests/mutation_equivalent.txt`` (each with the reason it
-changes no behaviour) are left out, the score of each module and every surviving mutant with its
-diff are printed, and the exit status is 1 when a module scores under the target or an
-equivalent entry is stale.
+is called by no test, so each mutant of a function that runs while the package is imported, and
+that mutmut reports as surviving, is tried once more here against the in-process suite, in a
+fresh interpreter that imports the package with the mutant active. A mutant of a function that
+only runs once called survived every test that calls it: mutmut's verdict stands. Then the
+mutants listed in ``tests/mutation_equivalent.txt`` (each with the reason it changes no
+behaviour) are left out, the score of each module and every surviving mutant with its diff are
+printed, and the exit status is 1 when a module scores under the target or an equivalent entry
+is stale.
 
 An equivalent mutant is named by what survives edits elsewhere: its module, its function and the
 lines it changes, not by mutmut's sequence number (which every edit of the function renumbers)::
@@ -99,6 +101,41 @@ def recheck(found: dict[str, str], names: list[str]) -> None:
     for name in names:
         if not cache[name]:
             found[name] = "killed"
+
+
+_AT_IMPORT = r"""
+import importlib.util, json, pkgutil, sys
+
+locations = importlib.util.find_spec("flask_voxcallbacks").submodule_search_locations
+root = list(locations)[0]
+ran = set()
+
+def hook(frame, event, arg):
+    code = frame.f_code
+    if event == "call" and code.co_filename.startswith(root):
+        path = code.co_filename[len(root) :].removesuffix(".py").replace("/", ".")
+        module = ("flask_voxcallbacks" + path).removesuffix(".__init__")
+        ran.add(f"{module} {getattr(code, 'co_qualname', code.co_name)}")
+
+sys.setprofile(hook)
+for info in [*pkgutil.walk_packages([root], "flask_voxcallbacks.")]:
+    try:
+        __import__(info.name)
+    except ImportError:  # an optional package that is not installed
+        pass
+sys.setprofile(None)
+print(json.dumps(sorted(ran)))
+"""
+
+
+def ran_at_import() -> set[tuple[str, str]]:
+    """``(module, function)`` of every function of the package that runs while its modules are
+    imported (with the original sources)."""
+    output = subprocess.run(
+        [sys.executable, "-c", _AT_IMPORT], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    pairs = (line.split(" ", 1) for line in json.loads(output))
+    return {(module, function) for module, function in pairs}
 
 
 def statuses() -> dict[str, str]:
@@ -195,7 +232,15 @@ def main() -> int:
     listed = equivalents()
     changes = {name: change_of(name) for name, status in found.items() if status not in KILLED}
     equivalent = {name for name, change in changes.items() if change in listed}
-    recheck(found, [name for name in changes if name not in equivalent])
+    at_import = ran_at_import()
+    recheck(
+        found,
+        [
+            name
+            for name in changes
+            if name not in equivalent and (module_of(name), function_of(name)) in at_import
+        ],
+    )
     totals: dict[str, Counter[str]] = defaultdict(Counter)
     survivors: list[str] = []
     for name, status in sorted(found.items()):
