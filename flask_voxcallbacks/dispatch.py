@@ -94,10 +94,10 @@ def _call_one(
 
 
 def receiver_name(receiver: Any) -> str:
-    """``module.qualified_name`` of a receiver (a function, a method or a callable object)."""
-    target = getattr(receiver, "__func__", receiver)
-    module = getattr(target, "__module__", None) or "?"
-    qualname = getattr(target, "__qualname__", None) or type(target).__qualname__
+    """``module.qualified_name`` of a receiver (a function, a method or a callable object; a
+    bound method gives its function's)."""
+    module = getattr(receiver, "__module__", None) or "?"
+    qualname = getattr(receiver, "__qualname__", None) or type(receiver).__qualname__
     return f"{module}.{qualname}"
 
 

@@ -284,3 +284,12 @@ def test_without_an_instance_folder_a_relative_path_is_the_working_directorys(
     monkeypatch.chdir(tmp_path)
     open_store("sqlite:///here.db").close()
     assert (tmp_path / "here.db").exists()
+
+
+def test_metrics_and_tracing_are_off_unless_named() -> None:
+    settings = get_state(make_app()).settings
+    assert (settings.metrics, settings.tracing) == ("", "")
+    from flask_voxcallbacks.config import load_settings
+
+    named = load_settings({**BASE_CONFIG, "VOXCALLBACKS_METRICS": "prometheus"})
+    assert named.metrics == "prometheus"

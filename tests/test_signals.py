@@ -300,3 +300,34 @@ def test_lifecycle_signals_tell_completed_failed_and_replayed_callbacks_apart() 
         ("started", (sms["callback_id"], True)),
         ("completed", sms["callback_id"]),
     ]
+
+
+def test_receiver_names_of_functions_methods_and_callable_objects() -> None:
+    from flask_voxcallbacks.dispatch import receiver_name
+
+    class Handler:
+        def on_callback(self, sender: Any, **extra: Any) -> None:
+            pass
+
+        def __call__(self, sender: Any, **extra: Any) -> None:
+            pass
+
+    def anonymous(sender: Any, **extra: Any) -> None:
+        pass
+
+    anonymous.__module__ = None  # type: ignore[assignment]
+    here = f"{__name__}.test_receiver_names_of_functions_methods_and_callable_objects.<locals>"
+    assert receiver_name(Handler().on_callback) == f"{here}.Handler.on_callback"
+    assert receiver_name(Handler()) == f"{here}.Handler"
+    assert receiver_name(anonymous) == "?" + here[len(__name__) :] + ".anonymous"
+
+
+def test_dispatch_reports_no_error_and_no_receiver_to_remember_when_all_succeed() -> None:
+    from flask_voxcallbacks.callbacks import build_callback
+    from flask_voxcallbacks.dispatch import Dispatched, dispatch
+
+    app = make_app()
+    item = make_callback("min_balance")
+    callback = build_callback(item, item["callback_id"], item["account_id"], "min_balance")
+    with callback_received.connected_to(lambda sender, **extra: None, app):
+        assert dispatch(app, callback) == Dispatched([], ())

@@ -250,3 +250,47 @@ def test_a_400_names_a_content_type_that_is_not_json_after_the_parse_error(
         "error": "invalid JSON: Expecting property name enclosed in double quotes at line 1"
         f" column 2{hint}"
     }
+
+
+class _CountingStream:
+    """An endless chunked body (``x`` bytes) that counts what the reader takes from it."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+
+    def read(self, size: int = -1) -> bytes:
+        size = 65536 if size is None or size < 0 else size
+        self.taken += size
+        return b"x" * size
+
+    def readinto(self, buffer: bytearray) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+@pytest.mark.parametrize("per_request_limit", [True, False], ids=["flask-3.1", "flask-2.3"])
+def test_the_body_is_read_up_to_one_byte_past_the_cap_and_no_further(
+    monkeypatch, per_request_limit: bool
+) -> None:
+    """With Flask's own per-request limit (3.1) and with Werkzeug's input stream (before 3.1):
+    a body of exactly the cap is read, one longer is a 413, and a chunked body with no end is
+    read no further than one byte past the cap."""
+    from flask_voxcallbacks import views
+
+    monkeypatch.setattr(views, "_PER_REQUEST_LIMIT", per_request_limit)
+    body = json.dumps(make_batch(make_callback("min_balance"))).encode()
+    exact = make_app(VOXCALLBACKS_MAX_CONTENT_LENGTH=len(body)).test_client()
+    assert exact.post(ENDPOINT, data=body).status_code == 200
+    short = make_app(VOXCALLBACKS_MAX_CONTENT_LENGTH=len(body) - 1).test_client()
+    assert short.post(ENDPOINT, data=body).status_code == 413
+    stream = _CountingStream()
+    endless = make_app(VOXCALLBACKS_MAX_CONTENT_LENGTH=1000).test_client()
+    response = endless.post(
+        ENDPOINT,
+        content_type="application/json",
+        environ_overrides={"wsgi.input": stream, "wsgi.input_terminated": True},
+        headers={"Transfer-Encoding": "chunked"},
+    )
+    assert response.status_code == 413
+    assert stream.taken == 1001
