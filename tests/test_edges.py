@@ -183,6 +183,36 @@ def test_raw_is_read_only_at_every_level_and_still_a_dict() -> None:
     assert type(editable) is dict and raw == expected
 
 
+def test_raw_reads_give_the_same_read_only_value_each_time() -> None:
+    import pickle
+
+    app = make_app()
+    seen = listen(app)
+    item = make_callback("renewed_subscriptions")
+    app.test_client().post(ENDPOINT, json=make_batch(item, make_callback("sms_inbound")))
+    raw, sms = seen[0].raw, seen[1].raw
+    payload = raw["renewed_subscriptions"]
+    assert raw["renewed_subscriptions"] is payload, "made read-only once, then kept"
+    assert raw.get("renewed_subscriptions") is payload
+    assert (raw.get("balance"), raw.get("missing", 5)) == (item["balance"], 5)
+    values = list(sms.values())
+    assert sms["sms_inbound"] is values[list(sms).index("sms_inbound")]
+    assert sms["sms_inbound"] == make_callback("sms_inbound")["sms_inbound"]
+    subscriptions = payload["subscriptions"]
+    first = subscriptions[0]
+    assert subscriptions[0] is first
+    assert [element for element in subscriptions] == [first]
+    copied = subscriptions.copy()
+    assert type(copied) is list and copied == item["renewed_subscriptions"]["subscriptions"]
+    restored = pickle.loads(pickle.dumps(subscriptions))
+    assert type(restored) is list and restored == copied
+    message = "a callback's raw item is read-only; copy.deepcopy() it to change it"
+    for change in (lambda: raw.clear(), lambda: subscriptions.append(1)):
+        with pytest.raises(TypeError) as refused:
+            change()
+        assert str(refused.value) == message
+
+
 def test_a_receiver_that_edits_raw_and_raises_leaves_a_replayable_callback(
     store_url: str,
 ) -> None:

@@ -105,3 +105,200 @@ def test_a_batch_larger_than_a_chunk_is_handled_in_order_with_one_summary(
     }
     assert [c.callback_id for c in seen.received] == [i["callback_id"] for i in items]
     assert claims == [2, 3, 3]
+
+
+def _lines(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    return [
+        (record.levelname, record.getMessage())
+        for record in caplog.records
+        if record.name == "flask_voxcallbacks"
+    ]
+
+
+def test_a_callback_that_cannot_be_built_is_logged_and_kept_as_failed(
+    monkeypatch: pytest.MonkeyPatch, vox_log: pytest.LogCaptureFixture
+) -> None:
+    def broken(self: Arrival) -> Any:
+        raise RuntimeError("x" * 400)
+
+    monkeypatch.setattr(Arrival, "callback", broken)
+    app = make_app()
+    item = make_callback("min_balance")
+    assert app.test_client().post(ENDPOINT, json=make_batch(item)).status_code == 500
+    cid, account = item["callback_id"], item["account_id"]
+    message = "RuntimeError: " + "x" * 286  # cut to 300 characters
+    assert (
+        "ERROR",
+        f"callback {cid} type=min_balance account={account} cannot be built ({message});"
+        " it is kept as failed",
+    ) in _lines(vox_log)
+    (kept,) = get_state(app).store.kept()
+    assert kept.error == "the callback could not be built: see the log"
+
+
+def test_the_summary_line_names_the_first_five_callbacks_and_counts_the_others(
+    vox_log: pytest.LogCaptureFixture,
+) -> None:
+    app = make_app()
+    items = [make_callback("min_balance", callback_id=n) for n in range(1, 8)]
+
+    def fail(sender: Any, callback: Any, **extra: Any) -> None:
+        raise ConnectionError("down")
+
+    with callback_received.connected_to(fail, app):
+        app.test_client().post(ENDPOINT, json=make_batch(*items))
+    assert ("WARNING", "batch of 7: 7 failed (callback 1, 2, 3, 4, 5 and 2 more)") in _lines(
+        vox_log
+    )
+    vox_log.clear()
+    with callback_received.connected_to(fail, app):
+        app.test_client().post(ENDPOINT, json=make_batch(*items[:6]))
+    assert ("WARNING", "batch of 6: 6 failed (callback 1, 2, 3, 4, 5 and 1 more)") in _lines(
+        vox_log
+    )
+    vox_log.clear()
+    with callback_received.connected_to(fail, app):
+        app.test_client().post(ENDPOINT, json=make_batch(*items[:5]))
+    assert ("WARNING", "batch of 5: 5 failed (callback 1, 2, 3, 4, 5)") in _lines(vox_log)
+
+
+def test_a_batch_of_duplicates_only_is_an_info_line_and_with_more_a_warning(
+    vox_log: pytest.LogCaptureFixture,
+) -> None:
+    app = make_app()
+    done = make_callback("min_balance")
+    client = app.test_client()
+    client.post(ENDPOINT, json=make_batch(done))
+    vox_log.clear()
+    client.post(ENDPOINT, json=make_batch(done))
+    assert ("INFO", "batch of 1: 1 duplicate(s)") in _lines(vox_log)
+    vox_log.clear()
+    forged = {**make_callback("min_balance"), "hash": "0" * 32}
+    client.post(ENDPOINT, json=make_batch(done, forged))
+    levels = [level for level, line in _lines(vox_log) if line.startswith("batch of 2:")]
+    assert levels == ["WARNING"]
+
+
+def test_an_account_named_by_a_forged_item_is_cut_to_40_characters_in_the_log(
+    vox_log: pytest.LogCaptureFixture,
+) -> None:
+    app = make_app()
+    forged = {**make_callback("min_balance"), "account_id": "7" * 60}
+    app.test_client().post(ENDPOINT, json=make_batch(forged))
+    (line,) = [line for _, line in _lines(vox_log) if line.startswith("batch of 1:")]
+    assert f"from account {'7' * 40})" in line and "7" * 41 not in line
+
+
+def test_a_failure_the_store_cannot_record_is_logged_with_its_callback(
+    monkeypatch: pytest.MonkeyPatch, vox_log: pytest.LogCaptureFixture
+) -> None:
+    app = make_app()
+    store = get_state(app).store
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("store down")
+
+    monkeypatch.setattr(store, "fail", refuse)
+    item = make_callback("min_balance")
+
+    def fail(sender: Any, callback: Any, **extra: Any) -> None:
+        raise RuntimeError("crm down")
+
+    with callback_received.connected_to(fail, app):
+        assert app.test_client().post(ENDPOINT, json=make_batch(item)).status_code == 500
+    assert (
+        "ERROR",
+        f"store error while recording the failure of callback {item['callback_id']}",
+    ) in _lines(vox_log)
+
+
+def test_a_replay_that_fails_again_is_a_warning_naming_the_callback(
+    vox_log: pytest.LogCaptureFixture,
+) -> None:
+    from flask_voxcallbacks import job_started
+
+    app = make_app()
+    item = make_callback("min_balance")
+
+    def fail(sender: Any, callback: Any, **extra: Any) -> None:
+        raise RuntimeError("crm down")
+
+    started: list[dict[str, Any]] = []
+    with callback_received.connected_to(fail, app), job_started.connected_to(
+        lambda sender, **extra: started.append(extra), app
+    ):
+        app.test_client().post(ENDPOINT, json=make_batch(item))
+        (kept,) = get_state(app).store.kept()
+        vox_log.clear()
+        with app.app_context():
+            outcome = handling.handle_kept(app, get_state(app), kept, replay=True)
+    assert outcome == "failed"
+    assert started[0]["kept_at"] == kept.kept_at and started[0]["replay"] is True
+    cid, account = item["callback_id"], item["account_id"]
+    assert ("WARNING", f"callback {cid} type=min_balance account={account} failed") in _lines(
+        vox_log
+    )
+    vox_log.clear()
+    ok = make_app()
+    with ok.app_context(), callback_received.connected_to(lambda sender, **extra: None, ok):
+        assert handling.handle_kept(ok, get_state(ok), kept, replay=True) == "accepted"
+    assert ("INFO", f"callback {cid} type=min_balance account={account} accepted") in _lines(
+        vox_log
+    )
+    assert not [line for level, line in _lines(vox_log) if level == "WARNING"]
+
+
+def test_kept_callbacks_of_other_accounts_are_named_in_one_warning(
+    vox_log: pytest.LogCaptureFixture,
+) -> None:
+    app = make_app()
+    store = get_state(app).store
+    claim = store.claim(999, 1, "d", 60, 60)
+    store.fail(999, 1, claim.token, "boom", {"type": "min_balance"}, 60)
+    mine, others = handling.kept_callbacks(get_state(app))
+    assert (mine, others) == ([], 1)
+    assert (
+        "WARNING",
+        "1 failed or queued callback(s) of accounts this application is not configured for are"
+        " left untouched: another application shares this store; give each its own"
+        " VOXCALLBACKS_NAMESPACE",
+    ) in _lines(vox_log)
+
+
+def test_a_job_of_another_application_is_refused_with_a_message_saying_why() -> None:
+    from flask_voxcallbacks.queue import JobRefused
+
+    app = make_app(VOXCALLBACKS_NAMESPACE="billing")
+    where = "the job of callback 5 (account 1234567)"
+    cases = [
+        (
+            {"account_id": 1234567, "namespace": "crm"},
+            f"{where} belongs to the namespace 'crm', and this worker's application has"
+            " VOXCALLBACKS_NAMESPACE = 'billing': give each application its own queue",
+        ),
+        (
+            {"account_id": 42, "namespace": "billing"},
+            "the job of callback 5 (account 42) belongs to an account this worker's application"
+            " is not configured for: give each application its own queue"
+            " (VOXCALLBACKS_NAMESPACE)",
+        ),
+        (
+            {"account_id": 1234567, "namespace": "billing", "store": "sqlite:////elsewhere.db"},
+            f"{where} was queued by an application whose store is sqlite:////elsewhere.db, and"
+            f" this worker's store is {get_state(app).store.identity}: start the worker with the"
+            " web application's VOXCALLBACKS_STORE",
+        ),
+    ]
+    for arguments, message in cases:
+        with app.app_context(), pytest.raises(JobRefused) as refused:
+            handling.run_job(app, callback_id=5, **arguments)  # type: ignore[arg-type]
+        assert str(refused.value) == message
+
+
+def test_a_queued_callback_keeps_no_trace_context_without_tracing(redis_url: str) -> None:
+    rq_url = "rq://" + redis_url[len("redis://") :].rsplit("/", 1)[0] + "/1?queue=vox-notrace"
+    app = make_app(VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE=rq_url)
+    item = make_callback("min_balance")
+    assert app.test_client().post(ENDPOINT, json=make_batch(item)).get_json()["queued"] == 1
+    (kept,) = get_state(app).store.kept()
+    assert (kept.queued, kept.trace) == (True, "")
