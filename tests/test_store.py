@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from helpers import BODY, DAY, ITEM, OTHER, Clock, stored_keys
@@ -495,10 +496,14 @@ def test_the_names_before_kept_callbacks_still_work_with_a_deprecation_warning()
     store = open_store("memory://")
     claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
     store.fail(1, 5, claim.token, "boom", ITEM, retention=DAY)
-    with pytest.deprecated_call():
+    with pytest.warns(DeprecationWarning) as caught:
         assert store.failed() == store.kept()
-    with pytest.deprecated_call():
         kept = store.pending(1, 5)
+    assert [str(w.message) for w in caught] == [
+        "Store.failed is deprecated; use kept",
+        "Store.pending is deprecated; use find_kept",
+    ]
+    assert {w.filename for w in caught} == {__file__}, "the warnings point at the caller"
     assert kept is not None and kept.state is KeptState.FAILED and not kept.queued
     with pytest.deprecated_call():
         assert kept.failed_at == kept.kept_at
@@ -563,3 +568,54 @@ def test_a_queued_callback_keeps_the_trace_context_of_its_request(store: Store) 
     other = store.claim(1, 6, BODY, lease_seconds=60, ttl=DAY)
     store.queue_many([(1, 6, other.token, ITEM)], retention=DAY)
     assert store.find_kept(1, 6).trace == ""  # type: ignore[union-attr]
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def frozen_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Store, list]]:
+    """A store whose clock stands still until the test moves it (``now[0]``), so that a test can
+    stand exactly at the end of a lease, a record or a retention."""
+    if request.param == "memory":
+        url = "memory://"
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/vox.db"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    store = open_store(url)
+    now = [1_800_000_000.0]
+    store.now = lambda: now[0]  # type: ignore[method-assign]
+    yield store, now
+    store.close()
+
+
+def test_at_the_exact_end_of_a_lease_a_record_or_a_retention_it_is_over(frozen_store) -> None:
+    store, now = frozen_store
+    start = now[0]
+    store.claim(1, 1, BODY, lease_seconds=5, ttl=DAY)
+    now[0] = start + 5
+    assert store.claim(1, 1, BODY, lease_seconds=5, ttl=DAY).status == CLAIMED, "lease over"
+    done = store.claim(1, 2, BODY, lease_seconds=5, ttl=10)
+    store.complete(1, 2, done.token, ttl=10)
+    failed = store.claim(1, 3, BODY, lease_seconds=5, ttl=DAY)
+    store.fail(1, 3, failed.token, "boom", ITEM, retention=10)
+    now[0] = start + 5 + 10
+    assert not store.knows(1, 2), "the done marker lived ten seconds"
+    assert not store.knows(1, 3), "so did the failure"
+    assert store.find_kept(1, 3) is None and store.kept() == []
+    assert store.claim(1, 2, OTHER, lease_seconds=5, ttl=DAY).status == CLAIMED
+    kept = store.claim(1, 4, BODY, lease_seconds=5, ttl=DAY)
+    store.fail(1, 4, kept.token, "boom", ITEM, retention=DAY)
+    now[0] += 7
+    assert store.prune(older_than=7) == 0, "kept exactly seven seconds ago: not older"
+    assert [k.callback_id for k in store.kept()] == [4]
+
+
+def test_claim_states_format_as_their_values() -> None:
+    assert f"{DONE:>6}|{CLAIMED:<8}|" == "  done|claimed |"
+
+
+def test_a_sqlite_store_made_directly_uses_the_table_of_no_namespace(tmp_path: Path) -> None:
+    from flask_voxcallbacks.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(str(tmp_path / "vox.db"))
+    assert store.table == "voxcallbacks"
+    store.close()

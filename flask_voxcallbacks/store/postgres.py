@@ -158,7 +158,7 @@ _PRUNE = """
 UPDATE {table}
 SET type = NULL, error = NULL, item = NULL, failed_at = NULL, queued = false, attempts = 0,
     receivers = NULL, trace = NULL
-WHERE error IS NOT NULL AND failed_at < %(cutoff)s
+WHERE error IS NOT NULL AND failed_at < %(cutoff)s AND expires_at > %(now)s
 """
 
 _DELETE_EXPIRED = "DELETE FROM {table} WHERE expires_at <= %(now)s AND lease_until <= %(now)s"
@@ -593,10 +593,11 @@ class PostgresStore(Store):
     def prune(self, older_than: float, accounts: Collection[int] | None = None) -> int:
         now = self.now()
         cutoff = now - older_than
+        # Failures whose retention has ended are gone already: not counted.
         if accounts is None:
-            self._run("prune", {"cutoff": cutoff})
+            self._run("prune", {"cutoff": cutoff, "now": now})
         else:
-            self._run("prune_accounts", {"cutoff": cutoff, "accounts": list(accounts)})
+            self._run("prune_accounts", {"cutoff": cutoff, "now": now, "accounts": list(accounts)})
         pruned = self._rowcount
         self._run("delete_expired", {"now": now})
         return pruned

@@ -145,7 +145,7 @@ FROM {t} WHERE error IS NOT NULL AND expires_at > :now
 _PRUNE = """
 UPDATE {t} SET type = NULL, error = NULL, item = NULL, failed_at = NULL, queued = :no,
     attempts = 0, receivers = NULL, trace = NULL
-WHERE error IS NOT NULL AND failed_at < :cutoff
+WHERE error IS NOT NULL AND failed_at < :cutoff AND expires_at > :now
 """
 _SQL = {
     "claim": _CLAIM,
@@ -521,12 +521,14 @@ class SQLAlchemyStore(Store):
         now = self.now()
         cutoff = now - older_than
         pruned = 0
+        # Failures whose retention has ended are gone already: not counted.
         if accounts is None:
-            self._run("prune", {"cutoff": cutoff})
+            self._run("prune", {"cutoff": cutoff, "now": now})
             pruned = self._rowcount
         else:
             for account_id in accounts:
-                self._run("prune_account", {"cutoff": cutoff, "account_id": account_id})
+                parameters = {"cutoff": cutoff, "now": now, "account_id": account_id}
+                self._run("prune_account", parameters)
                 pruned += self._rowcount
         self._run("delete_expired", {"now": now})
         return pruned

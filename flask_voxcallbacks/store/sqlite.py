@@ -154,7 +154,7 @@ _SQL = {
     "prune": """UPDATE {table}
         SET type = NULL, error = NULL, item = NULL, failed_at = NULL, queued = 0, attempts = 0,
             receivers = NULL, trace = NULL
-        WHERE error IS NOT NULL AND failed_at < ?""",
+        WHERE error IS NOT NULL AND failed_at < ? AND expires_at > ?""",
     "delete_expired": _DELETE_EXPIRED,
     "knows": (
         "SELECT 1 FROM {table} WHERE account_id = :account_id AND callback_id = :callback_id"
@@ -388,12 +388,13 @@ class SQLiteStore(Store):
         now = self.now()
         with self._writing() as db:
             cutoff = now - older_than
+            # Failures whose retention has ended are gone already: not counted.
             if accounts is None:
-                cursor = db.execute(self._sql["prune"], (cutoff,))
+                cursor = db.execute(self._sql["prune"], (cutoff, now))
             else:
                 cursor = db.executemany(
                     self._sql["prune"] + " AND account_id = ?",
-                    [(cutoff, account_id) for account_id in accounts],
+                    [(cutoff, now, account_id) for account_id in accounts],
                 )
             db.execute(self._sql["delete_expired"], {"now": now})
             return cursor.rowcount
