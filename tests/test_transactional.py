@@ -379,3 +379,30 @@ def test_a_callback_whose_commit_failed_stays_pinned_to_its_body(app: Flask) -> 
     assert post(app, altered).get_json()["rejected"] == 1
     assert receipts(app) == []
     assert post(app, item).get_json()["accepted"] == 1
+
+
+def test_both_modes_make_the_same_table_in_postgresql(
+    postgres_app_url: str, postgres_server: Any
+) -> None:
+    import psycopg
+
+    from flask_voxcallbacks.store.postgres import create_table_statements
+
+    postgres_server.execute("DROP TABLE IF EXISTS voxcallbacks_direct")
+    postgres_server.execute(*create_table_statements("direct"))
+
+    def shape(table: str) -> tuple[Any, ...]:
+        with psycopg.connect(postgres_server.url) as connection:
+            columns = connection.execute(
+                "SELECT column_name, data_type, is_nullable FROM information_schema.columns"
+                " WHERE table_name = %s ORDER BY ordinal_position",
+                (table,),
+            ).fetchall()
+            options = connection.execute(
+                "SELECT reloptions FROM pg_class WHERE relname = %s", (table,)
+            ).fetchone()
+        return columns, options
+
+    columns, options = shape("voxcallbacks")
+    assert (columns, options) == shape("voxcallbacks_direct")
+    assert options == (["fillfactor=50"],) and len(columns) == 15
