@@ -308,6 +308,8 @@ def test_a_missing_table_is_an_error_naming_the_command(tmp_path: Path) -> None:
         {**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/empty.db"}
     )
     check = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
+    with app.app_context():
+        db.engine.dispose()
     assert check.exit_code == 1
     assert (
         "TableMissingError: the table voxcallbacks does not exist in the application's"
