@@ -32,7 +32,6 @@ from .base import (
     QUEUED,
     Claim,
     KeptCallback,
-    KeptState,
     Store,
     ToClaim,
     ToComplete,
@@ -40,6 +39,7 @@ from .base import (
     table_name,
 )
 from .base import TableMissingError as TableMissingError
+from .rows import kept_from_row, receiver_names
 
 # The same columns as the SQLite store's (see store/sqlite.py for what each holds); times are
 # seconds since the epoch, as the hosts' clocks give them. The second index finds the failed and
@@ -481,7 +481,7 @@ class PostgresStore(Store):
             key = (account_id, callback_id)
             if key in won:
                 claimed += 1
-                claims[index] = Claim(CLAIMED, tokens[index], _names(won[key]))
+                claims[index] = Claim(CLAIMED, tokens[index], receiver_names(won[key]))
                 continue
             record = before.get(key)
             if record is None:
@@ -581,10 +581,10 @@ class PostgresStore(Store):
         rows = self._run(
             "find_kept", {"now": self.now(), "account_id": account_id, "callback_id": callback_id}
         )
-        return _kept(rows[0]) if rows else None
+        return kept_from_row(rows[0]) if rows else None
 
     def kept(self) -> list[KeptCallback]:
-        return [_kept(row) for row in self._run("kept", {"now": self.now()})]
+        return [kept_from_row(row) for row in self._run("kept", {"now": self.now()})]
 
     def knows(self, account_id: int, callback_id: int) -> bool:
         parameters = {"account_id": account_id, "callback_id": callback_id, "now": self.now()}
@@ -674,13 +674,3 @@ def _wait(pgconn: pq.abc.PGconn, send: Callable[[], None]) -> list[pq.abc.PGresu
         if result is None:
             return results
         results.append(result)
-
-
-def _kept(row: tuple[Any, ...]) -> KeptCallback:
-    a, c, t, e, f, n, i, q, r, trace = row
-    state = KeptState.QUEUED if q else KeptState.FAILED
-    return KeptCallback(a, c, t or "", e, f, n, json.loads(i), state, _names(r), trace or "")
-
-
-def _names(receivers: str | None) -> tuple[str, ...]:
-    return tuple(json.loads(receivers)) if receivers else ()

@@ -34,7 +34,6 @@ from .base import (
     QUEUED,
     Claim,
     KeptCallback,
-    KeptState,
     Store,
     TableMissingError,
     ToClaim,
@@ -42,6 +41,7 @@ from .base import (
     ToQueue,
     table_name,
 )
+from .rows import kept_from_row, receiver_names
 
 
 def voxcallbacks_table(metadata: sa.MetaData, namespace: str = "") -> sa.Table:
@@ -380,7 +380,7 @@ class SQLAlchemyStore(Store):
         if row is not None:
             unit.tokens.append(token)
             self._digests[token] = digest
-            return Claim(CLAIMED, token, _names(row[0]))
+            return Claim(CLAIMED, token, receiver_names(row[0]))
         record = self._execute("claimed", key).first()
         if record is None:
             return Claim(BUSY)
@@ -516,10 +516,10 @@ class SQLAlchemyStore(Store):
     def find_kept(self, account_id: int, callback_id: int) -> KeptCallback | None:
         parameters = {"now": self.now(), "account_id": account_id, "callback_id": callback_id}
         rows = self._run("find_kept", parameters)
-        return _kept(tuple(rows[0])) if rows else None
+        return kept_from_row(tuple(rows[0])) if rows else None
 
     def kept(self) -> list[KeptCallback]:
-        return [_kept(tuple(row)) for row in self._run("kept", {"now": self.now()})]
+        return [kept_from_row(tuple(row)) for row in self._run("kept", {"now": self.now()})]
 
     def knows(self, account_id: int, callback_id: int) -> bool:
         parameters = {"account_id": account_id, "callback_id": callback_id, "now": self.now()}
@@ -558,13 +558,3 @@ def _waited_too_long(error: sa.exc.OperationalError) -> bool:
     SQLite's busy timeout)."""
     code = getattr(error.orig, "sqlstate", None)
     return code == "55P03" or "database is locked" in str(error.orig)
-
-
-def _kept(row: tuple[Any, ...]) -> KeptCallback:
-    a, c, t, e, f, n, i, q, r, trace = row
-    state = KeptState.QUEUED if q else KeptState.FAILED
-    return KeptCallback(a, c, t or "", e, f, n, json.loads(i), state, _names(r), trace or "")
-
-
-def _names(receivers: str | None) -> tuple[str, ...]:
-    return tuple(json.loads(receivers)) if receivers else ()

@@ -26,12 +26,12 @@ from .base import (
     QUEUED,
     Claim,
     KeptCallback,
-    KeptState,
     Store,
     ToClaim,
     ToComplete,
     ToQueue,
 )
+from .rows import kept_from_row, receiver_names
 
 # One row per key. ``digest`` pins the body of the first claim; the row lives until
 # ``expires_at`` (or the end of its lease), then the key is new again. ``done_until`` is set
@@ -298,7 +298,7 @@ class SQLiteStore(Store):
         else:
             claimed = None
         if claimed is not None:
-            return Claim(CLAIMED, token, _names(claimed[0]))
+            return Claim(CLAIMED, token, receiver_names(claimed[0]))
         row = db.execute(self._sql["claimed"], key).fetchone()
         if row is None:
             return Claim(BUSY)
@@ -365,7 +365,7 @@ class SQLiteStore(Store):
 
     def find_kept(self, account_id: int, callback_id: int) -> KeptCallback | None:
         rows = self._failed_rows(self._sql["pending"], (self.now(), account_id, callback_id))
-        return _failed(rows[0]) if rows else None
+        return kept_from_row(rows[0]) if rows else None
 
     def knows(self, account_id: int, callback_id: int) -> bool:
         parameters = {"account_id": account_id, "callback_id": callback_id, "now": self.now()}
@@ -378,7 +378,7 @@ class SQLiteStore(Store):
         return f"sqlite:///{os.path.realpath(self.path)}#{self.table}"
 
     def kept(self) -> list[KeptCallback]:
-        return [_failed(row) for row in self._failed_rows(self._sql["failed"], (self.now(),))]
+        return [kept_from_row(row) for row in self._failed_rows(self._sql["failed"], (self.now(),))]
 
     def _failed_rows(self, sql: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -466,16 +466,6 @@ def _record(
 def _close(db: sqlite3.Connection, writers: int) -> None:
     db.close()
     os.close(writers)
-
-
-def _failed(row: tuple[Any, ...]) -> KeptCallback:
-    a, c, t, e, f, n, i, q, r, trace = row
-    state = KeptState.QUEUED if q else KeptState.FAILED
-    return KeptCallback(a, c, t or "", e, f, n, json.loads(i), state, _names(r), trace or "")
-
-
-def _names(receivers: str | None) -> tuple[str, ...]:
-    return tuple(json.loads(receivers)) if receivers else ()
 
 
 def create_private(path: Path) -> None:
