@@ -1,15 +1,15 @@
 """The mutation score of each module after ``mutmut run`` (``make mutation``).
 
-Reads mutmut's results in ``mutants/``. mutmut runs, for each mutant, the tests that called the
-mutated function; code that runs at import time (the field declarations of the payload classes)
-is called by no test, so each mutant of a function that runs while the package is imported, and
-that mutmut reports as surviving, is tried once more here against the in-process suite, in a
-fresh interpreter that imports the package with the mutant active. A mutant of a function that
-only runs once called survived every test that calls it: mutmut's verdict stands. Then the
-mutants listed in ``tests/mutation_equivalent.txt`` (each with the reason it changes no
-behaviour) are left out, the score of each module and every surviving mutant with its diff are
-printed, and the exit status is 1 when a module scores under the target or an equivalent entry
-is stale.
+Reads mutmut's results in ``mutants/``. mutmut forks each mutant's test run from a process that
+has already imported the package, so what the package builds once (the field declarations of the
+payload classes at import, a payload's converter on first use) was built by the original code and
+a mutant of it looks like a survivor. Each mutant mutmut reports as surviving is therefore tried
+once more here, in a fresh interpreter that imports the package with the mutant active: against
+the tests of its module and, for a function that runs at import, against the whole in-process
+suite. Then the mutants listed in ``tests/mutation_equivalent.txt``
+(each with the reason it changes no behaviour) are left out, the score of each module and every
+surviving mutant with its diff are printed, and the exit status is 1 when any mutant survives,
+a module scores under the target or an equivalent entry is stale.
 
 An equivalent mutant is named by what survives edits elsewhere: its module, its function and the
 lines it changes, not by mutmut's sequence number (which every edit of the function renumbers)::
@@ -51,20 +51,20 @@ SUITE = [
 ]
 
 
-def suite_passes(mutant: str | None) -> bool:
-    """Whether the in-process suite passes in ``mutants/`` with ``mutant`` active: first the
-    tests of the mutant's module (where most mutants are killed, in seconds), then, if they
-    pass, the whole suite."""
-    env = {**os.environ, "MUTANT_UNDER_TEST": mutant or ""}
+def suite_passes(mutant: str, whole_suite: bool) -> bool:
+    """Whether the in-process suite passes in ``mutants/`` with ``mutant`` active, in a fresh
+    interpreter: the tests of the mutant's module and, when ``whole_suite``, every test."""
+    env = {**os.environ, "MUTANT_UNDER_TEST": mutant}
     first = _module_tests(mutant) if mutant else []
-    for selection in ([first] if first else []) + [[]]:
+    stages = ([first] if first else []) + ([[]] if whole_suite or not first else [])
+    for selection in stages:
         try:
             result = subprocess.run(
                 SUITE + selection,
                 cwd=ROOT / "mutants",
                 env=env,
                 capture_output=True,
-                timeout=600,
+                timeout=900,
                 check=False,
             )
         except subprocess.TimeoutExpired:
@@ -82,24 +82,36 @@ def _module_tests(mutant: str) -> list[str]:
     return sorted(f"tests/{name}" for name in names if (ROOT / "tests" / name).exists())
 
 
-def recheck(found: dict[str, str], names: list[str]) -> None:
-    """Try each of ``names`` against the whole suite in a fresh process; mark the killed ones.
+def recheck(found: dict[str, str], names: list[str], at_import: set[tuple[str, str]]) -> None:
+    """Try each of ``names`` again in a fresh interpreter; mark the killed ones.
 
-    The verdicts are kept in ``mutants/recheck.json`` for later reports on the same run.
+    mutmut forks each mutant's test run from a process that has already imported the package and
+    run the suite once, so what the package computes once (at import, or on first use and then
+    kept) was computed by the original code, and a mutant of it looks like a survivor. Here each
+    is tried with the mutant active from the first import. A mutant of a function that runs at
+    import is tried against the whole suite, since mutmut cannot tell which tests use what it
+    built. Kills are kept in ``mutants/recheck.json``: a later report on the same run (after new
+    tests) tries only the mutants that survived.
     """
     cache_file = ROOT / "mutants" / "recheck.json"
-    cache: dict[str, bool] = json.loads(cache_file.read_text()) if cache_file.exists() else {}
-    todo = [name for name in names if name not in cache]
+    killed: list[str] = json.loads(cache_file.read_text()) if cache_file.exists() else []
+    todo = [name for name in names if name not in killed]
     if todo:
-        if not suite_passes(None):
+        if not suite_passes("", whole_suite=True):
             raise SystemExit("the suite fails in mutants/ without any mutant: cannot recheck")
+
+        def passes(name: str) -> bool:
+            whole = (module_of(name), function_of(name)) in at_import
+            return suite_passes(name, whole_suite=whole)
+
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
             # Kept as they come: an interrupted recheck resumes where it stopped.
-            for name, passes in zip(todo, pool.map(suite_passes, todo)):
-                cache[name] = passes
-                cache_file.write_text(json.dumps(cache, indent=1))
+            for name, survived in zip(todo, pool.map(passes, todo)):
+                if not survived:
+                    killed.append(name)
+                    cache_file.write_text(json.dumps(killed, indent=1))
     for name in names:
-        if not cache[name]:
+        if name in killed:
             found[name] = "killed"
 
 
@@ -233,14 +245,7 @@ def main() -> int:
     changes = {name: change_of(name) for name, status in found.items() if status not in KILLED}
     equivalent = {name for name, change in changes.items() if change in listed}
     at_import = ran_at_import()
-    recheck(
-        found,
-        [
-            name
-            for name in changes
-            if name not in equivalent and (module_of(name), function_of(name)) in at_import
-        ],
-    )
+    recheck(found, [name for name in changes if name not in equivalent], at_import)
     totals: dict[str, Counter[str]] = defaultdict(Counter)
     survivors: list[str] = []
     for name, status in sorted(found.items()):
