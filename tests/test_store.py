@@ -1,8 +1,10 @@
-"""The store contract, run against every backend: memory, a SQLite file, a real Redis server."""
+"""The store contract, run against every backend: memory, a SQLite file, a real Redis server, a
+real PostgreSQL server."""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -503,7 +505,8 @@ def test_the_names_before_kept_callbacks_still_work_with_a_deprecation_warning()
         "Store.failed is deprecated; use kept",
         "Store.pending is deprecated; use find_kept",
     ]
-    assert {w.filename for w in caught} == {__file__}, "the warnings point at the caller"
+    if not os.environ.get("MUTANT_UNDER_TEST"):  # `make mutation` adds a frame to each call
+        assert {w.filename for w in caught} == {__file__}, "the warnings point at the caller"
     assert kept is not None and kept.state is KeptState.FAILED and not kept.queued
     with pytest.deprecated_call():
         assert kept.failed_at == kept.kept_at
