@@ -57,3 +57,53 @@ def test_redis_prune_takes_the_pruned_callbacks_out_of_the_failed_index(redis_ur
         assert store.client.zrange(index, 0, -1) == []  # type: ignore[attr-defined]
     finally:
         store.close()
+
+
+def test_redis_warnings_name_each_setting_to_change(redis_url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    store = open_store(redis_url)
+    eviction = (
+        "Redis maxmemory-policy is allkeys-lru: under memory pressure it may evict done markers"
+        " and pins, and an evicted callback id can be replayed with any body; set"
+        " maxmemory-policy noeviction"
+    )
+    nothing_kept = (
+        "Redis persists nothing (appendonly no, no save points): failed callbacks and done"
+        " markers are lost when it restarts; set appendonly yes"
+    )
+    limited_url = redis_url.replace("redis://", "redis://limited:secret-pw@")
+    try:
+        assert store.warnings() == []
+        client.config_set("maxmemory-policy", "allkeys-lru")
+        client.config_set("appendonly", "no")
+        assert store.warnings() == [eviction, nothing_kept]
+        client.config_set("save", "3600 1")
+        assert store.warnings() == [eviction], "save points persist the data too"
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("save", "")
+        assert store.warnings() == [nothing_kept]
+        client.config_set("appendonly", "yes")
+        assert store.warnings() == []
+        # A user that may not run CONFIG (a managed Redis often forbids it).
+        client.acl_setuser(
+            "limited",
+            enabled=True,
+            passwords=["+secret-pw"],
+            keys=["*"],
+            commands=["+@all", "-config"],
+        )
+        limited = open_store(limited_url)
+        assert limited.warnings() == [
+            "the Redis server refuses CONFIG GET: make sure its maxmemory-policy is noeviction and"
+            " that it persists its data (appendonly yes)"
+        ]
+        limited.close()
+    finally:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("appendonly", "yes")
+        client.config_set("save", "")
+        client.acl_deluser("limited")
+        client.close()
+        store.close()

@@ -195,3 +195,37 @@ def test_sqlite_claims_return_the_receivers_that_succeeded_with_and_without_retu
     store.complete(1, 5, again.token, ttl=DAY)
     assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == DONE
     store.close()
+
+
+def test_sqlite_tables_are_named_after_the_namespace_and_wait_for_locks(tmp_path: Path) -> None:
+    for namespace, table in [("", "voxcallbacks"), ("billing", "voxcallbacks_billing")]:
+        store = open_store(f"sqlite:///{tmp_path}/vox.db", namespace=namespace)
+        store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+        db = store._connection()  # type: ignore[attr-defined]
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert table in tables
+        assert db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 1
+        assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000, "30 s for a lock"
+        assert db.isolation_level is None, "transactions are the store's own (BEGIN IMMEDIATE)"
+        store.close()
+
+
+def test_the_sqlite_sweep_counts_claims_across_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_voxcallbacks.store import sqlite
+
+    monkeypatch.setattr(sqlite, "_SWEEP_EVERY", 10)
+    store = open_store(f"sqlite:///{tmp_path}/vox.db")
+    clock = Clock(store)
+    store.claim_many([(1, i, BODY) for i in range(5)], lease_seconds=1, ttl=1)
+    clock.advance(2)
+    for i in range(4):  # 9 claims so far: no sweep
+        store.claim(2, i, BODY, lease_seconds=60, ttl=DAY)
+    assert stored_keys(store) == 9
+    store.claim(2, 4, BODY, lease_seconds=60, ttl=DAY)  # the tenth sweeps
+    assert stored_keys(store) == 5
+    for i in range(5, 14):
+        store.claim(2, i, BODY, lease_seconds=60, ttl=DAY)
+    assert stored_keys(store) == 14, "the count starts again after a sweep"
+    store.close()
