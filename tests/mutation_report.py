@@ -5,8 +5,8 @@ has already imported the package, so what the package builds once (the field dec
 payload classes at import, a payload's converter on first use) was built by the original code and
 a mutant of it looks like a survivor. Each mutant mutmut reports as surviving is therefore tried
 once more here, in a fresh interpreter that imports the package with the mutant active: against
-the tests of its module and, for a function that runs at import, against the whole in-process
-suite. Then the mutants listed in ``tests/mutation_equivalent.txt``
+the tests that call it and, for a function that runs at import, against the tests of its module
+and the whole in-process suite. Then the mutants listed in ``tests/mutation_equivalent.txt``
 (each with the reason it changes no behaviour) are left out, the score of each module and every
 surviving mutant with its diff are printed, and the exit status is 1 when any mutant survives,
 a module scores under the target or an equivalent entry is stale.
@@ -51,11 +51,11 @@ SUITE = [
 ]
 
 
-def suite_passes(mutant: str, whole_suite: bool) -> bool:
+def suite_passes(mutant: str, first: list[str], whole_suite: bool) -> bool:
     """Whether the in-process suite passes in ``mutants/`` with ``mutant`` active, in a fresh
-    interpreter: the tests of the mutant's module and, when ``whole_suite``, every test."""
+    interpreter: the tests ``first`` and, when ``whole_suite`` (or ``first`` is empty), every
+    test."""
     env = {**os.environ, "MUTANT_UNDER_TEST": mutant}
-    first = _module_tests(mutant) if mutant else []
     stages = ([first] if first else []) + ([[]] if whole_suite or not first else [])
     for selection in stages:
         try:
@@ -82,27 +82,38 @@ def _module_tests(mutant: str) -> list[str]:
     return sorted(f"tests/{name}" for name in names if (ROOT / "tests" / name).exists())
 
 
+def _tests_calling(mutant: str) -> list[str]:
+    """The tests mutmut saw calling the mutated function (their files when there are many)."""
+    stats = json.loads((ROOT / "mutants" / "mutmut-stats.json").read_text())
+    by_function = stats["tests_by_mangled_function_name"]
+    tests = sorted(by_function.get(mutant.partition("__mutmut_")[0], ()))
+    if len(tests) > 200:
+        return sorted({test.partition("::")[0] for test in tests})
+    return tests
+
+
 def recheck(found: dict[str, str], names: list[str], at_import: set[tuple[str, str]]) -> None:
     """Try each of ``names`` again in a fresh interpreter; mark the killed ones.
 
     mutmut forks each mutant's test run from a process that has already imported the package and
     run the suite once, so what the package computes once (at import, or on first use and then
     kept) was computed by the original code, and a mutant of it looks like a survivor. Here each
-    is tried with the mutant active from the first import. A mutant of a function that runs at
-    import is tried against the whole suite, since mutmut cannot tell which tests use what it
-    built. Kills are kept in ``mutants/recheck.json``: a later report on the same run (after new
+    is tried with the mutant active from the first import, against the tests that call it; a
+    mutant of a function that runs at import against the tests of its module, then the whole
+    suite, since mutmut cannot tell which tests use what it built. Kills are kept in ``mutants/recheck.json``: a later report on the same run (after new
     tests) tries only the mutants that survived.
     """
     cache_file = ROOT / "mutants" / "recheck.json"
     killed: list[str] = json.loads(cache_file.read_text()) if cache_file.exists() else []
     todo = [name for name in names if name not in killed]
     if todo:
-        if not suite_passes("", whole_suite=True):
+        if not suite_passes("", [], whole_suite=True):
             raise SystemExit("the suite fails in mutants/ without any mutant: cannot recheck")
 
         def passes(name: str) -> bool:
-            whole = (module_of(name), function_of(name)) in at_import
-            return suite_passes(name, whole_suite=whole)
+            if (module_of(name), function_of(name)) in at_import:
+                return suite_passes(name, _module_tests(name), whole_suite=True)
+            return suite_passes(name, _tests_calling(name), whole_suite=False)
 
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
             # Kept as they come: an interrupted recheck resumes where it stopped.
