@@ -100,8 +100,9 @@ def recheck(found: dict[str, str], names: list[str], at_import: set[tuple[str, s
     kept) was computed by the original code, and a mutant of it looks like a survivor. Here each
     is tried with the mutant active from the first import, against the tests that call it; a
     mutant of a function that runs at import against the tests of its module, then the whole
-    suite, since mutmut cannot tell which tests use what it built. Kills are kept in ``mutants/recheck.json``: a later report on the same run (after new
-    tests) tries only the mutants that survived.
+    suite, since mutmut cannot tell which tests use what it built. Kills are kept in
+    ``mutants/recheck.json``: a later report on the same run (after new tests) tries only the
+    mutants that survived.
     """
     cache_file = ROOT / "mutants" / "recheck.json"
     killed: list[str] = json.loads(cache_file.read_text()) if cache_file.exists() else []
