@@ -505,7 +505,7 @@ def test_the_names_before_kept_callbacks_still_work_with_a_deprecation_warning()
         "Store.failed is deprecated; use kept",
         "Store.pending is deprecated; use find_kept",
     ]
-    if not os.environ.get("MUTANT_UNDER_TEST"):  # `make mutation` adds a frame to each call
+    if "MUTANT_UNDER_TEST" not in os.environ:  # `make mutation` adds a frame to each call
         assert {w.filename for w in caught} == {__file__}, "the warnings point at the caller"
     assert kept is not None and kept.state is KeptState.FAILED and not kept.queued
     with pytest.deprecated_call():
