@@ -264,6 +264,10 @@ class PostgresServer:
             capture_output=True,
         )
 
+    def pid(self) -> int:
+        """The process id of the running server (its postmaster)."""
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
     def restart(self, mode: str = "fast") -> None:
         """Stop the server (``immediate``: as a crash would) and start it on the same data."""
         self._pg_ctl("stop", mode)
