@@ -257,7 +257,9 @@ def main() -> int:
     changes = {name: change_of(name) for name, status in found.items() if status not in KILLED}
     equivalent = {name for name, change in changes.items() if change in listed}
     at_import = ran_at_import()
-    recheck(found, [name for name in changes if name not in equivalent], at_import)
+    # A mutant no test calls ("no tests") needs a test, not another try.
+    survived = [name for name in changes if name not in equivalent and found[name] == "survived"]
+    recheck(found, survived, at_import)
     totals: dict[str, Counter[str]] = defaultdict(Counter)
     survivors: list[str] = []
     for name, status in sorted(found.items()):
