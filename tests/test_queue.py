@@ -288,3 +288,15 @@ def test_a_failed_job_is_retried_by_its_queue_and_runs_once_after_success(
         from flask_voxcallbacks.state import get_state
 
         assert get_state(app).store.kept() == []
+
+
+def test_a_refused_job_crosses_process_boundaries_with_its_message() -> None:
+    """Celery and RQ pickle a job's exception to store it as the job's result."""
+    import pickle
+
+    from flask_voxcallbacks.queue import JobRefused
+
+    refused = JobRefused("the job of callback 5 (account 1) belongs to the namespace 'billing'")
+    copy = pickle.loads(pickle.dumps(refused))
+    assert type(copy) is JobRefused and str(copy) == str(refused)
+    assert copy.args == refused.args

@@ -239,9 +239,7 @@ def test_four_workers_posted_the_same_callbacks_by_four_threads_write_one_row_ea
         for _round in range(3):
             items = [make_callback("min_balance") for _ in range(60)]
             sent += [item["callback_id"] for item in items]
-            bodies = [
-                json.dumps(make_batch(*items[n : n + 5])).encode() for n in range(0, 60, 5)
-            ]
+            bodies = [json.dumps(make_batch(*items[n : n + 5])).encode() for n in range(0, 60, 5)]
 
             def deliver(body: bytes) -> None:
                 # As the sender does: again until answered 200.
@@ -408,3 +406,90 @@ def test_both_modes_make_the_same_table_in_postgresql(
     columns, options = shape("voxcallbacks")
     assert (columns, options) == shape("voxcallbacks_direct")
     assert options == (["fillfactor=50"],) and len(columns) == 15
+
+
+def test_listings_and_maintenance_read_the_application_database(app: Flask) -> None:
+    """``knows``, ``unqueue_many`` and ``prune``, each on a connection of its own."""
+    from helpers import BODY, DAY, ITEM
+
+    from flask_voxcallbacks.testing import DEFAULT_ACCOUNT_ID as account
+
+    store = get_state(app).store
+    failing = [make_callback("min_balance") for _ in range(2)]
+    with callback_received.connected_to(fail_after_the_receipt, app):
+        post(app, *failing)
+    done = make_callback("sms_inbound")
+    post(app, done)
+    failed_ids = sorted(item["callback_id"] for item in failing)
+    with app.app_context():
+        assert store.knows(account, done["callback_id"])
+        assert store.knows(account, failed_ids[0])
+        assert not store.knows(account, 404) and not store.knows(42, done["callback_id"])
+        # A queued callback whose job could not be enqueued is no longer queued; failures stay.
+        claim = store.claim(account, 77, BODY, lease_seconds=60, ttl=DAY)
+        store.queue_many([(account, 77, claim.token, ITEM)], retention=DAY)
+        assert [(k.callback_id, k.queued) for k in store.kept() if k.queued] == [(77, True)]
+        store.unqueue_many([(account, 77), (account, failed_ids[0])])
+        assert sorted(k.callback_id for k in store.kept()) == failed_ids
+        assert store.prune(older_than=3600) == 0, "not old enough"
+        later = time.time() + 10
+        store.now = lambda: later  # type: ignore[method-assign]
+        assert store.prune(older_than=5, accounts=[42]) == 0
+        assert store.prune(older_than=5, accounts=[account]) == 2
+        assert store.kept() == []
+    with callback_received.connected_to(fail_after_the_receipt, app):
+        post(app, make_callback("card_payment"))
+    with app.app_context():
+        assert len(store.kept()) == 1
+        store.now = lambda: later + 10  # type: ignore[method-assign]
+        assert store.prune(older_than=5) == 1
+        assert store.kept() == []
+        assert store.knows(account, done["callback_id"]), "done markers outlive a prune"
+
+
+def test_a_redelivery_that_waits_too_long_for_a_lock_is_in_progress(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another transaction holds the callback's row (PostgreSQL) or the database's write lock
+    (SQLite) past the wait: the redelivery is answered 503, nothing of it stays, and the next
+    one is handled."""
+    import sqlalchemy as sa
+
+    from flask_voxcallbacks.store import sqlalchemy as sqlalchemy_store
+
+    monkeypatch.setattr(sqlalchemy_store, "_LOCK_TIMEOUT", "200ms")
+    app = transactional_app.create_app(
+        {
+            **BASE_CONFIG,
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": {"timeout": 0.2}}
+            if database_url.startswith("sqlite")
+            else {},
+        }
+    )
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["voxcallbacks", "init-db"]).exit_code == 0
+    assert runner.invoke(args=["create-tables"]).exit_code == 0
+    item = make_callback("min_balance")
+    with callback_received.connected_to(fail_after_the_receipt, app):
+        assert post(app, item).status_code == 500
+    other = sa.create_engine(database_url)
+    with other.connect() as connection:
+        if database_url.startswith("sqlite"):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.execute(
+                sa.text("SELECT 1 FROM voxcallbacks WHERE callback_id = :id FOR UPDATE"),
+                {"id": item["callback_id"]},
+            )
+        answer = post(app, item)
+        connection.rollback()
+    other.dispose()
+    assert answer.status_code == 503 and answer.get_json()["in_progress"] == 1
+    assert receipts(app) == []
+    again = post(app, item)
+    assert again.status_code == 200 and again.get_json()["accepted"] == 1
+    assert receipts(app) == [item["callback_id"]]
+    with app.app_context():
+        assert get_state(app).store.kept() == []
+        db.engine.dispose()
