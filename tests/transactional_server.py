@@ -1,4 +1,4 @@
-"""The transactional example under gunicorn, for test_transactional.py: the test kit's account,
+"""The transactional example under gunicorn, for test_store_sqlalchemy.py: the test kit's account,
 and, with ``VOX_HANG_FILE`` set, a receiver that hangs in the first attempt of every ``js_fail``
 callback, after its receipt is written in the transaction, so that the test can kill the worker
 there (the file gets the worker's pid)."""
