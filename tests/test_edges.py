@@ -137,6 +137,7 @@ def test_replay_all_goes_on_past_a_callback_that_fails_and_exits_1_at_the_end(
 def test_raw_is_read_only_at_every_level_and_still_a_dict() -> None:
     import copy
     import json
+    import pickle
 
     app = make_app()
     seen = listen(app)
@@ -172,10 +173,23 @@ def test_raw_is_read_only_at_every_level_and_still_a_dict() -> None:
         if isinstance(value, dict):
             with pytest.raises(TypeError, match="read-only"):
                 value["x"] = 1
-    subscriptions = seen_of("renewed_subscriptions")["renewed_subscriptions"]["subscriptions"]
-    for element in (subscriptions[0], next(iter(subscriptions)), subscriptions[:1][0]):
-        with pytest.raises(TypeError, match="read-only"):
-            element["cost"] = 1
+    # Each way into an array, each on an array not read before.
+    ways = [
+        lambda array: array[0],
+        lambda array: next(iter(array)),
+        lambda array: array[:1][0],
+        lambda array: array.copy()[0],
+        lambda array: pickle.loads(pickle.dumps(array))[0],
+    ]
+    for way in ways:
+        subscriptions = seen_of("renewed_subscriptions")["renewed_subscriptions"]["subscriptions"]
+        element = way(subscriptions)
+        assert element == make_callback("renewed_subscriptions")["renewed_subscriptions"][
+            "subscriptions"
+        ][0]
+        if way is not ways[-1]:  # a pickled copy is a plain list of plain values
+            with pytest.raises(TypeError, match="read-only"):
+                element["cost"] = 1
     with pytest.raises(TypeError, match="read-only"):
         subscriptions.append({})
     editable = copy.deepcopy(raw)

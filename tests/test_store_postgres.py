@@ -196,9 +196,17 @@ def test_the_urls_it_accepts_and_the_identity_without_the_password(
 def test_check_warns_when_this_hosts_clock_and_the_servers_differ(postgres_url: str) -> None:
     store = open_store(postgres_url)
     assert store.warnings() == []
-    Clock(store).advance(5)
+    clock = Clock(store)
+    clock.advance(1.5)
+    assert store.warnings() == [
+        "this host's clock and the PostgreSQL server's differ by 1.5 s: leases and retention are"
+        " measured with each host's clock, so keep the hosts in step (NTP)"
+    ]
+    clock.advance(-3)
     (warning,) = store.warnings()
-    assert warning.startswith("this host's clock and the PostgreSQL server's differ by 5.0 s:")
+    assert warning.startswith("this host's clock and the PostgreSQL server's differ by 1.5 s:")
+    clock.advance(1.2)
+    assert store.warnings() == [], "0.3 s apart: the time a request takes"
     store.close()
 
 

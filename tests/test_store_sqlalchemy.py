@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from helpers import BASE_CONFIG, ENDPOINT
 from servers import BIN, ROOT, free_port, start, stop
@@ -301,18 +302,37 @@ def test_the_sqlalchemy_store_needs_flask_sqlalchemy_set_up_first() -> None:
     )
 
 
-def test_a_missing_table_is_an_error_naming_the_command(tmp_path: Path) -> None:
-    app = transactional_app.create_app(
-        {**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/empty.db"}
-    )
+def test_a_missing_table_is_an_error_naming_the_command(database_url: str) -> None:
+    """SQLite says "no such table", PostgreSQL "does not exist": both name the command."""
+    app = transactional_app.create_app({**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url})
     check = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
+    answer = post(app, make_callback("min_balance"))
     with app.app_context():
         db.engine.dispose()
     assert check.exit_code == 1
-    assert (
-        "TableMissingError: the table voxcallbacks does not exist in the application's"
-        " database: create it with `flask voxcallbacks init-db`"
-    ) in check.output
+    message = (
+        "the table voxcallbacks does not exist in the application's database: create it with"
+        " `flask voxcallbacks init-db` (or a migration, see the Stores page)"
+    )
+    assert f"TableMissingError: {message}" in check.output
+    assert answer.status_code == 500
+
+
+def test_a_database_error_other_than_a_missing_table_is_not_taken_for_one(
+    database_url: str,
+) -> None:
+    """A missing column is not a missing table ("column ... does not exist" in PostgreSQL)."""
+    from flask_voxcallbacks.store.base import TableMissingError
+
+    app = transactional_app.create_app({**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url})
+    assert app.test_cli_runner().invoke(args=["voxcallbacks", "init-db"]).exit_code == 0
+    store = get_state(app).store
+    store._sql["knows"] = sa.text("SELECT no_such_column FROM voxcallbacks")  # type: ignore[attr-defined]
+    with app.app_context():
+        with pytest.raises(sa.exc.DBAPIError) as info:
+            store.knows(1, 5)
+        db.engine.dispose()
+    assert not isinstance(info.value, TableMissingError)
 
 
 def test_records_whose_time_is_over_are_swept(app: Flask, monkeypatch) -> None:

@@ -623,7 +623,8 @@ class PostgresStore(Store):
             before = self.now()
             row = db.execute("SELECT extract(epoch from clock_timestamp())::float8").fetchone()
             after = self.now()
-        skew = float(row[0]) - (before + after) / 2 if row else 0.0
+        assert row is not None  # a SELECT of one value answers one row
+        skew = float(row[0]) - (before + after) / 2
         if abs(skew) > 1:
             return [
                 f"this host's clock and the PostgreSQL server's differ by {abs(skew):.1f} s:"

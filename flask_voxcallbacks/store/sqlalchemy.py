@@ -298,8 +298,10 @@ class SQLAlchemyStore(Store):
             raise
 
     def _missing_table(self, error: sa.exc.DBAPIError) -> None:
-        text = str(error.orig)
-        if "does not exist" in text or "no such table" in text:
+        """Raise TableMissingError when ``error`` says that a table does not exist (PostgreSQL's
+        undefined_table, SQLite's "no such table"), not for another missing name."""
+        undefined = getattr(error.orig, "sqlstate", None) == "42P01"
+        if undefined or str(error.orig).startswith("no such table"):
             raise TableMissingError(
                 f"the table {self.table_name} does not exist in the application's database:"
                 f" create it with `{INIT_DB}` (or a migration, see the Stores page)"
