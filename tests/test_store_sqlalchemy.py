@@ -513,3 +513,50 @@ def test_a_redelivery_that_waits_too_long_for_a_lock_is_in_progress(
     with app.app_context():
         assert get_state(app).store.kept() == []
         db.engine.dispose()
+
+
+def test_failed_and_queued_callbacks_are_kept_whole_for_the_failure_retention(
+    database_url: str,
+) -> None:
+    """Kept with their type, item and trace, for VOXCALLBACKS_FAILURE_RETENTION even when it
+    outlasts VOXCALLBACKS_DEDUP_TTL."""
+    from helpers import BODY, ITEM
+
+    from flask_voxcallbacks.testing import DEFAULT_ACCOUNT_ID as account
+
+    hour, week = 3600, 7 * 86400
+    app = transactional_app.create_app(
+        {
+            **BASE_CONFIG,
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "VOXCALLBACKS_DEDUP_TTL": hour,
+            "VOXCALLBACKS_FAILURE_RETENTION": week,
+        }
+    )
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["voxcallbacks", "init-db"]).exit_code == 0
+    assert runner.invoke(args=["create-tables"]).exit_code == 0
+    failing = make_callback("sms_inbound")
+    with callback_received.connected_to(fail_after_the_receipt, app):
+        post(app, failing)
+    store = get_state(app).store
+    queued_item = {**ITEM, "callback_id": 77, "type": "card_payment"}
+    with app.app_context():
+        claim = store.claim(account, 77, BODY, lease_seconds=60, ttl=hour)
+        store.queue_many([(account, 77, claim.token, queued_item)], week, trace="00-abc-01")
+        later = time.time() + 2 * hour  # past the dedup TTL, within the retention
+        store.now = lambda: later  # type: ignore[method-assign]
+        kept = {k.callback_id: k for k in store.kept()}
+        failed, queued = kept[failing["callback_id"]], kept[77]
+        assert (failed.type, failed.queued, failed.error) == (
+            "sms_inbound",
+            False,
+            "callback_received:test_store_sqlalchemy.fail_after_the_receipt:"
+            " ConnectionError: crm down",
+        )
+        assert failed.item == {k: v for k, v in failing.items() if k != "hash"}
+        assert (queued.type, queued.queued, queued.trace) == ("card_payment", True, "00-abc-01")
+        assert queued.item == queued_item
+        assert store.find_kept(account, 77) == queued
+        assert store.find_kept(account, 404) is None
+        db.engine.dispose()
