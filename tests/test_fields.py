@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -131,3 +132,74 @@ def test_a_string_field_keeps_the_string_and_converts_numbers() -> None:
     callback = build_callback(item, item["callback_id"], item["account_id"], "min_balance")
     assert callback.account_name == "acme" and callback.currency == "840"
     assert callback == dataclasses.replace(callback)
+
+
+def _spec(declared: Any) -> Any:
+    """The FieldSpec a declaration helper puts in its dataclass field."""
+    from flask_voxcallbacks.fields import spec_of
+
+    assert declared.default is None, "every wire field may be missing"
+    return spec_of(declared)
+
+
+def test_each_declaration_helper_describes_converts_and_samples_its_kind() -> None:
+    """What the docs' tables, the samples and the converters read from a declaration."""
+    from flask_voxcallbacks import fields as f
+
+    scalars = [
+        (f.text("Doc."), "string", "example", f.to_str),
+        (f.text("Doc.", "a value"), "string", "a value", f.to_str),
+        (f.integer("Doc."), "integer", 1001, f.to_int),
+        (f.identifier("Doc."), "integer or string", 1001, f.to_identifier),
+        (f.money("Doc."), "decimal", 12.5, f.to_decimal),
+        (f.boolean("Doc."), "boolean", False, f.to_bool),
+        (f.timestamp("Doc."), "timestamp", "2025-03-14 09:26:53", f.to_datetime),
+        (f.date_field("Doc."), "date", "2025-04-01", f.to_date),
+    ]
+    for declared, kind, example, scalar in scalars:
+        spec = _spec(declared)
+        assert (spec.kind, spec.doc, spec.example, spec.choices) == (kind, "Doc.", example, ())
+        assert (spec.scalar, spec.convert, spec.item_type) == (scalar, None, None)
+    chosen = _spec(f.text("Doc.", "ignored", choices=["first", "second"]))
+    assert (chosen.example, chosen.choices) == ("first", ("first", "second"))
+    texts, numbers = _spec(f.text_list("Doc.")), _spec(f.integer_list("Doc."))
+    assert (texts.kind, texts.doc, texts.example, texts.scalar) == (
+        "list of string",
+        "Doc.",
+        ["example"],
+        None,
+    )
+    assert (numbers.kind, numbers.example) == ("list of integer", [1001])
+    assert _spec(f.text_list("Doc.", ("a", "b"))).example == ["a", "b"]
+    assert _spec(f.integer_list("Doc.", (7,))).example == [7]
+    assert texts.convert(["a", 5, {}, "b"], "names") == (("a", "5", "b"), ["names[2]"])
+    assert numbers.convert([1, "2", "x"], "ids") == ((1, 2), ["ids[2]"])
+    with pytest.raises(f.Invalid):
+        numbers.convert("1, 2", "ids")
+
+
+def test_items_declare_a_list_of_nested_records() -> None:
+    from dataclasses import dataclass
+
+    from flask_voxcallbacks import fields as f
+
+    @dataclass(frozen=True)
+    class Phone(f.Record):
+        phone_id: int | None = f.integer("Its id.", 7)
+        number: str | None = f.text("Its number.", "+100")
+
+    spec = _spec(f.items(Phone, "The phones."))
+    assert (spec.kind, spec.doc, spec.item_type, spec.scalar) == (
+        "list of Phone",
+        "The phones.",
+        Phone,
+        None,
+    )
+    assert spec.example == [{"phone_id": 7, "number": "+100"}]
+    phones, invalid = spec.convert(
+        [{"phone_id": "8", "number": "+1"}, 5, {"phone_id": "x"}], "phones"
+    )
+    assert phones == (Phone(8, "+1"), Phone(None, None))
+    assert invalid == ["phones[1]", "phones[2].phone_id"]
+    assert f.spec_of(dataclasses.field(default=None)) is None
+    assert f.spec_of(dataclasses.field(default=None, metadata={"vox": "not a spec"})) is None
