@@ -225,3 +225,22 @@ def test_the_digest_leaves_out_the_hash_and_nothing_else() -> None:
     assert body_digest(item) == body_digest({k: v for k, v in item.items() if k != "hash"})
     assert body_digest(item) != body_digest({**item, "extra": None})
     assert body_digest({"a": "é"}) != body_digest({"a": "e"})
+
+
+def test_the_kept_c_encoder_writes_what_the_canonical_encoder_writes() -> None:
+    """The encoder kept for speed is the one ``_CANONICAL.encode`` would build on each call."""
+    from flask_voxcallbacks import pinning
+    from flask_voxcallbacks.testing import make_callback
+
+    encoder = pinning._c_encoder()
+    assert encoder is not None, "CPython has the accelerator"
+    samples = [
+        {},
+        {"b": 1, "a": [1.5, "é", None, True, False, {"z": "\u2028\n\"", "y": 1e300, "x": -0.0}]},
+        {"nested": {"deeper": {"b": [], "a": {}}}, "number": 12345678901234567890},
+        {"not a number": float("inf"), "nor this": float("nan")},
+        make_callback("renewed_subscriptions"),
+    ]
+    for sample in samples:
+        assert "".join(encoder(sample, 0)) == pinning._CANONICAL.encode(sample)
+    assert "".join(encoder({"b": {"d": 1, "c": 2}, "a": 3}, 0)) == '{"a":3,"b":{"c":2,"d":1}}'
