@@ -244,3 +244,11 @@ def test_the_kept_c_encoder_writes_what_the_canonical_encoder_writes() -> None:
     for sample in samples:
         assert "".join(encoder(sample, 0)) == pinning._CANONICAL.encode(sample)
     assert "".join(encoder({"b": {"d": 1, "c": 2}, "a": 3}, 0)) == '{"a":3,"b":{"c":2,"d":1}}'
+
+
+def test_without_hash_copies_the_item_with_or_without_a_hash() -> None:
+    from flask_voxcallbacks.pinning import without_hash
+
+    item = {"callback_id": 5, "hash": "ab" * 16}
+    assert without_hash(item) == {"callback_id": 5} and "hash" in item
+    assert without_hash({"callback_id": 5}) == {"callback_id": 5}

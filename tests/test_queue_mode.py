@@ -441,10 +441,16 @@ def test_check_fails_without_a_celery_app_or_with_its_broker_down(redis_url: str
     check = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
     assert check.exit_code == 1
     assert "Error: the Celery broker cannot be reached" in check.output
-    celery_app_for(app, redis_url.rsplit("/", 1)[0] + "/1")
+    celery = celery_app_for(app, redis_url.rsplit("/", 1)[0] + "/1")
     check = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
     assert check.exit_code == 0, check.output
     assert "Workers listening: 0" in check.output
+    # A worker in a thread of this process answers the ping.
+    from celery.contrib.testing.worker import start_worker
+
+    with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        check = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
+    assert "Workers listening: 1" in check.output and "no worker listens" not in check.output
 
 
 def celery_app_for(app, broker: str) -> Any:

@@ -125,3 +125,26 @@ def test_a_replayed_queued_callback_links_to_the_request_that_queued_it(
     (link,) = span.links
     assert link.context.trace_id == request.get_span_context().trace_id
     assert link.context.span_id == request.get_span_context().span_id
+
+
+def test_a_job_enqueued_without_its_trace_links_through_the_queued_callback(
+    spans: Any, redis_url: str
+) -> None:
+    """A job whose arguments carry no trace context (enqueued by hand, or by a version that did
+    not pass it) links to the request through the context kept with the queued callback."""
+    from flask_voxcallbacks.queue.rq import run_callback
+    from flask_voxcallbacks.state import get_state
+
+    rq = "rq://" + redis_url[len("redis://") :].rsplit("/", 1)[0] + "/1?queue=vox-bare"
+    app = make_app(
+        VOXCALLBACKS_TRACING="opentelemetry", VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE=rq
+    )
+    item = make_callback("min_balance")
+    with trace.get_tracer("test").start_as_current_span("POST callbacks") as request:
+        assert app.test_client().post(ENDPOINT, json=make_batch(item)).status_code == 200
+    get_state(app).queue.queue.empty()  # type: ignore[union-attr]
+    with app.app_context():
+        assert run_callback(item["account_id"], item["callback_id"]) == "accepted"
+    (span,) = [s for s in spans.get_finished_spans() if s.name == "process min_balance"]
+    (link,) = span.links
+    assert link.context.span_id == request.get_span_context().span_id
