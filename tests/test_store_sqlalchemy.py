@@ -560,3 +560,30 @@ def test_failed_and_queued_callbacks_are_kept_whole_for_the_failure_retention(
         assert store.find_kept(account, 77) == queued
         assert store.find_kept(account, 404) is None
         db.engine.dispose()
+
+
+def test_queueing_or_failing_that_breaks_halfway_keeps_nothing(app: Flask) -> None:
+    """Queued callbacks are kept all or none; and nothing stays in memory per callback."""
+    from helpers import BODY, DAY, ITEM
+
+    from flask_voxcallbacks.testing import DEFAULT_ACCOUNT_ID as account
+
+    store = get_state(app).store
+    unwritable = {**ITEM, "callback_id": 8, "note": object()}  # not JSON
+    with app.app_context():
+        first = store.claim(account, 7, BODY, lease_seconds=60, ttl=DAY)
+        second = store.claim(account, 8, BODY, lease_seconds=60, ttl=DAY)
+        with pytest.raises(TypeError):
+            store.queue_many(
+                [(account, 7, first.token, ITEM), (account, 8, second.token, unwritable)], DAY
+            )
+        assert store.kept() == [] and store._digests == {}  # type: ignore[attr-defined]
+        assert not store.knows(account, 7), "the claims went with the transaction"
+        third = store.claim(account, 9, BODY, lease_seconds=60, ttl=DAY)
+        with pytest.raises(TypeError):
+            store.fail(account, 9, third.token, "crm: down", unwritable, retention=DAY)
+        assert store.kept() == [] and store._digests == {}  # type: ignore[attr-defined]
+        claim = store.claim(account, 10, BODY, lease_seconds=60, ttl=DAY)
+        store.queue_many([(account, 10, claim.token, ITEM)], DAY)
+        assert store._digests == {}  # type: ignore[attr-defined]
+        assert [k.callback_id for k in store.kept()] == [10]
