@@ -165,8 +165,27 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.process is not None:
+            self._wait_for_rewrites()
             stop(self.process)
             self.process = None
+
+    def _wait_for_rewrites(self, seconds: float = 10) -> None:
+        """Redis refuses to stop while it writes the first append-only file after ``CONFIG SET
+        appendonly yes``; a test that turned it off and on again leaves one being written."""
+        import time
+
+        import redis
+
+        deadline = time.monotonic() + seconds
+        try:
+            with redis.Redis.from_url(self.url, socket_timeout=5) as client:
+                while time.monotonic() < deadline:
+                    info = client.info("persistence")
+                    if not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
+                        return
+                    time.sleep(0.05)
+        except redis.RedisError:
+            return  # not answering: stop() ends it all the same
 
 
 class PostgresServer:
