@@ -169,7 +169,7 @@ def test_each_declaration_helper_describes_converts_and_samples_its_kind() -> No
         ["example"],
         None,
     )
-    assert (numbers.kind, numbers.example) == ("list of integer", [1001])
+    assert (numbers.kind, numbers.doc, numbers.example) == ("list of integer", "Doc.", [1001])
     assert _spec(f.text_list("Doc.", ("a", "b"))).example == ["a", "b"]
     assert _spec(f.integer_list("Doc.", (7,))).example == [7]
     assert texts.convert(["a", 5, {}, "b"], "names") == (("a", "5", "b"), ["names[2]"])
