@@ -473,9 +473,11 @@ def test_a_redelivery_that_waits_too_long_for_a_lock_is_in_progress(
     """Another transaction holds the callback's row (PostgreSQL) or the database's write lock
     (SQLite) past the wait: the redelivery is answered 503, nothing of it stays, and the next
     one is handled."""
-    import sqlalchemy as sa
+    from helpers import BODY, DAY
 
+    from flask_voxcallbacks.store import BUSY, CLAIMED
     from flask_voxcallbacks.store import sqlalchemy as sqlalchemy_store
+    from flask_voxcallbacks.testing import DEFAULT_ACCOUNT_ID as account
 
     monkeypatch.setattr(sqlalchemy_store, "_LOCK_TIMEOUT", "200ms")
     app = transactional_app.create_app(
@@ -493,6 +495,7 @@ def test_a_redelivery_that_waits_too_long_for_a_lock_is_in_progress(
     item = make_callback("min_balance")
     with callback_received.connected_to(fail_after_the_receipt, app):
         assert post(app, item).status_code == 500
+    store = get_state(app).store
     other = sa.create_engine(database_url)
     with other.connect() as connection:
         if database_url.startswith("sqlite"):
@@ -503,10 +506,20 @@ def test_a_redelivery_that_waits_too_long_for_a_lock_is_in_progress(
                 {"id": item["callback_id"]},
             )
         answer = post(app, item)
+        # Claimed in one call with a free callback, it takes that one's claim back with it.
+        with app.app_context():
+            keys = [(account, 5555, BODY), (account, item["callback_id"], BODY)]
+            claims = store.claim_many(keys, lease_seconds=60, ttl=DAY)
+            assert [claim.status for claim in claims] == [BUSY, BUSY]
+            assert store._digests == {}, "the claims given up leave nothing"  # type: ignore[attr-defined]
         connection.rollback()
     other.dispose()
     assert answer.status_code == 503 and answer.get_json()["in_progress"] == 1
     assert receipts(app) == []
+    with app.app_context():
+        free = store.claim(account, 5555, BODY, lease_seconds=60, ttl=DAY)
+        assert free.status == CLAIMED, "its claim was rolled back"
+        store.complete(account, 5555, free.token, ttl=DAY)
     again = post(app, item)
     assert again.status_code == 200 and again.get_json()["accepted"] == 1
     assert receipts(app) == [item["callback_id"]]
@@ -573,14 +586,14 @@ def test_queueing_or_failing_that_breaks_halfway_keeps_nothing(app: Flask) -> No
     with app.app_context():
         first = store.claim(account, 7, BODY, lease_seconds=60, ttl=DAY)
         second = store.claim(account, 8, BODY, lease_seconds=60, ttl=DAY)
-        with pytest.raises(TypeError):
+        with pytest.raises(TypeError, match="not JSON serializable"):
             store.queue_many(
                 [(account, 7, first.token, ITEM), (account, 8, second.token, unwritable)], DAY
             )
         assert store.kept() == [] and store._digests == {}  # type: ignore[attr-defined]
         assert not store.knows(account, 7), "the claims went with the transaction"
         third = store.claim(account, 9, BODY, lease_seconds=60, ttl=DAY)
-        with pytest.raises(TypeError):
+        with pytest.raises(TypeError, match="not JSON serializable"):
             store.fail(account, 9, third.token, "crm: down", unwritable, retention=DAY)
         assert store.kept() == [] and store._digests == {}  # type: ignore[attr-defined]
         claim = store.claim(account, 10, BODY, lease_seconds=60, ttl=DAY)
