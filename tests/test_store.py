@@ -512,8 +512,20 @@ def test_the_names_before_kept_callbacks_still_work_with_a_deprecation_warning()
     assert kept is not None and kept.state is KeptState.FAILED and not kept.queued
     with pytest.deprecated_call():
         assert kept.failed_at == kept.kept_at
-    with pytest.deprecated_call():
-        assert store_module.FailedCallback is KeptCallback
+    from flask_voxcallbacks.store import base
+
+    for module in (store_module, base):
+        with pytest.warns(DeprecationWarning) as caught:
+            assert module.FailedCallback is KeptCallback
+        (warning,) = caught
+        assert str(warning.message) == "FailedCallback is deprecated; use KeptCallback"
+        if "MUTANT_UNDER_TEST" not in os.environ:  # `make mutation` adds frames of its own
+            assert warning.filename == __file__, "the warning points at the caller"
+    with pytest.raises(AttributeError) as info:
+        base.FailedCallbacks  # noqa: B018
+    assert str(info.value) == (
+        "module 'flask_voxcallbacks.store.base' has no attribute 'FailedCallbacks'"
+    )
 
 
 def test_claim_states_and_outcomes_read_as_their_values() -> None:

@@ -602,3 +602,41 @@ def test_queueing_or_failing_that_breaks_halfway_keeps_nothing(app: Flask) -> No
         assert store._digests == {}  # type: ignore[attr-defined]
         (kept,) = store.kept()
         assert (kept.callback_id, kept.type, kept.trace) == (10, "", ""), "no type, no trace"
+
+
+def test_the_sqlite_sweep_walks_the_table_one_range_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each sweep forgets what is over among the next five times _SWEEP_PAGES rowids, and starts
+    again from the first row once it has reached the end of the table."""
+    from flask_voxcallbacks.store import sqlalchemy as store_module
+
+    monkeypatch.setattr(store_module, "_SWEEP_EVERY", 10**9)  # sweeps called by hand
+    monkeypatch.setattr(store_module, "_SWEEP_PAGES", 4)  # 20 rowids a sweep
+    url = f"sqlite:///{tmp_path}/app.db"
+    app = transactional_app.create_app({**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": url})
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["voxcallbacks", "init-db"]).exit_code == 0
+    assert runner.invoke(args=["create-tables"]).exit_code == 0
+    store = get_state(app).store
+    offset = [0.0]
+    store.now = lambda: time.time() + offset[0]  # type: ignore[method-assign]
+    # Rowids 1-18 are over after one TTL, rowid 19 after two.
+    assert post(app, *(make_callback("min_balance") for _ in range(18))).status_code == 200
+    offset[0] = 10.0
+    assert post(app, make_callback("min_balance")).status_code == 200
+    offset[0] = app.config["VOXCALLBACKS_DEDUP_TTL"] + 5.0
+
+    def sweep() -> tuple[int, int]:
+        with app.app_context():
+            store._sweep()  # type: ignore[attr-defined]
+            count = db.session.execute(db.text("SELECT count(*) FROM voxcallbacks")).scalar()
+        return int(count), store._swept  # type: ignore[attr-defined]
+
+    assert sweep() == (1, 0), "rowids 0-19 looked at: the end of the table, start again"
+    offset[0] += 10.0
+    assert sweep() == (0, 0)
+    # The table is empty: SQLite numbers the next rows from 1 again.
+    assert post(app, *(make_callback("min_balance") for _ in range(45))).status_code == 200
+    offset[0] += app.config["VOXCALLBACKS_DEDUP_TTL"] + 5.0  # rowids 1-45 are over
+    assert [sweep() for _ in range(4)] == [(26, 20), (6, 40), (0, 0), (0, 0)]

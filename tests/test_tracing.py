@@ -132,6 +132,7 @@ def test_a_job_enqueued_without_its_trace_links_through_the_queued_callback(
 ) -> None:
     """A job whose arguments carry no trace context (enqueued by hand, or by a version that did
     not pass it) links to the request through the context kept with the queued callback."""
+    from flask_voxcallbacks.handling import run_job
     from flask_voxcallbacks.queue.rq import run_callback
     from flask_voxcallbacks.state import get_state
 
@@ -139,12 +140,14 @@ def test_a_job_enqueued_without_its_trace_links_through_the_queued_callback(
     app = make_app(
         VOXCALLBACKS_TRACING="opentelemetry", VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE=rq
     )
-    item = make_callback("min_balance")
+    items = [make_callback("min_balance"), make_callback("sms_inbound")]
     with trace.get_tracer("test").start_as_current_span("POST callbacks") as request:
-        assert app.test_client().post(ENDPOINT, json=make_batch(item)).status_code == 200
+        assert app.test_client().post(ENDPOINT, json=make_batch(*items)).status_code == 200
     get_state(app).queue.queue.empty()  # type: ignore[union-attr]
     with app.app_context():
-        assert run_callback(item["account_id"], item["callback_id"]) == "accepted"
-    (span,) = [s for s in spans.get_finished_spans() if s.name == "process min_balance"]
-    (link,) = span.links
-    assert link.context.span_id == request.get_span_context().span_id
+        assert run_callback(items[0]["account_id"], items[0]["callback_id"]) == "accepted"
+        assert run_job(app, items[1]["account_id"], items[1]["callback_id"]) == "accepted"
+    for name in ("process min_balance", "process sms_inbound"):
+        (span,) = [s for s in spans.get_finished_spans() if s.name == name]
+        (link,) = span.links
+        assert link.context.span_id == request.get_span_context().span_id

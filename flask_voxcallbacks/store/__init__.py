@@ -21,6 +21,7 @@ from .base import (
     KeptState,
     Key,
     Store,
+    deprecated_name,
 )
 
 __all__ = [
@@ -43,11 +44,7 @@ KEY = "VOXCALLBACKS_STORE"
 
 
 def __getattr__(name: str) -> Any:
-    if name == "FailedCallback":
-        from . import base
-
-        return base.FailedCallback
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return deprecated_name(__name__, name)
 
 
 class StoreURLError(ConfigurationError):

@@ -139,13 +139,20 @@ class KeptCallback:
         return self.kept_at
 
 
-def __getattr__(name: str) -> Any:
+def deprecated_name(module: str, name: str) -> type[KeptCallback]:
+    """What a module's ``__getattr__`` answers for a name of an earlier release (``FailedCallback``
+    from this module or the package): the current class, with a warning that names the caller
+    (two frames up: past this function and the ``__getattr__``)."""
     if name == "FailedCallback":
         warnings.warn(
-            "FailedCallback is deprecated; use KeptCallback", DeprecationWarning, stacklevel=2
+            "FailedCallback is deprecated; use KeptCallback", DeprecationWarning, stacklevel=3
         )
         return KeptCallback
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+
+def __getattr__(name: str) -> Any:
+    return deprecated_name(__name__, name)
 
 
 class Store(abc.ABC):
