@@ -432,6 +432,8 @@ def test_listings_and_maintenance_read_the_application_database(app: Flask) -> N
     """``knows``, ``unqueue_many`` and ``prune``, each on a connection of its own."""
     from helpers import BODY, DAY, ITEM
 
+    from flask_voxcallbacks.store import CLAIMED
+
     from flask_voxcallbacks.testing import DEFAULT_ACCOUNT_ID as account
 
     store = get_state(app).store
@@ -451,6 +453,9 @@ def test_listings_and_maintenance_read_the_application_database(app: Flask) -> N
         assert [(k.callback_id, k.queued) for k in store.kept() if k.queued] == [(77, True)]
         store.unqueue_many([(account, 77), (account, failed_ids[0])])
         assert sorted(k.callback_id for k in store.kept()) == failed_ids
+        again = store.claim(account, 77, BODY, lease_seconds=60, ttl=DAY)
+        assert again.status == CLAIMED, "the next arrival claims it afresh"
+        store.complete(account, 77, again.token, ttl=DAY)
         assert store.prune(older_than=3600) == 0, "not old enough"
         later = time.time() + 10
         store.now = lambda: later  # type: ignore[method-assign]
