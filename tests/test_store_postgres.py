@@ -36,6 +36,11 @@ def test_a_missing_table_is_an_error_naming_the_command(postgres_url: str) -> No
     store.create_tables()
     store.create_tables()  # a second time changes nothing
     assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+    # Dropped after the claim was prepared: the same error.
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("DROP TABLE voxcallbacks_nowhere")
+    with pytest.raises(TableMissingError, match="voxcallbacks_nowhere does not exist"):
+        store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY)
     store.close()
 
 
@@ -69,11 +74,14 @@ class Trace:
             self.pgconn = store._connection().pgconn
         self.pgconn.trace(self.file.fileno())
 
-    def round_trips(self) -> int:
+    def sent(self) -> list[str]:
+        """The lines of the messages sent to the server."""
         self.pgconn.untrace()
         self.file.close()
-        lines = self.path.read_text().splitlines()
-        return sum(1 for line in lines if "\tF\t" in line and "\tSync" in line)
+        return [line for line in self.path.read_text().splitlines() if "\tF\t" in line]
+
+    def round_trips(self) -> int:
+        return sum(1 for line in self.sent() if "\tSync" in line)
 
 
 def test_a_batch_costs_one_round_trip_to_claim_and_one_to_complete(
@@ -240,4 +248,27 @@ def test_a_claim_prepares_its_statement_again_where_the_server_lacks_it(
         store._ready().execute("DEALLOCATE vox_claim")  # as on another server connection
     assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
     assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == BUSY
+    store.close()
+
+
+def test_failures_and_queued_callbacks_wait_for_the_disk_claims_and_completions_do_not(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """What a redelivery cannot bring back (a failure, a queued callback) is committed with
+    synchronous_commit on; claims and completions, which a redelivery repeats, are not."""
+    store = open_store(postgres_url)
+    assert isinstance(store, PostgresStore)
+    store.claim(9, 9, BODY, lease_seconds=60, ttl=DAY)  # connect
+
+    def durable(work: Any) -> bool:
+        trace = Trace(store, tmp_path / "trace.txt")
+        work()
+        return any("synchronous_commit TO on" in line for line in trace.sent())
+
+    claims = store.claim_many([(1, i, BODY) for i in range(3)], lease_seconds=60, ttl=DAY)
+    assert not durable(lambda: store.complete(1, 0, claims[0].token, ttl=DAY))
+    assert durable(lambda: store.fail(1, 1, claims[1].token, "down", ITEM, retention=DAY))
+    assert durable(lambda: store.queue_many([(1, 2, claims[2].token, ITEM)], retention=DAY))
+    assert not durable(lambda: store.claim(1, 3, BODY, lease_seconds=60, ttl=DAY))
+    assert not durable(lambda: store.find_kept(1, 1))
     store.close()
