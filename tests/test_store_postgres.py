@@ -12,7 +12,15 @@ import psycopg
 import pytest
 from helpers import BODY, DAY, ITEM, OTHER, Clock
 
-from flask_voxcallbacks.store import BUSY, CLAIMED, DONE, MISMATCH, StoreURLError, open_store
+from flask_voxcallbacks.store import (
+    BUSY,
+    CLAIMED,
+    DONE,
+    MISMATCH,
+    QUEUED,
+    StoreURLError,
+    open_store,
+)
 from flask_voxcallbacks.store.postgres import (
     PostgresStore,
     TableMissingError,
@@ -271,4 +279,35 @@ def test_failures_and_queued_callbacks_wait_for_the_disk_claims_and_completions_
     assert durable(lambda: store.queue_many([(1, 2, claims[2].token, ITEM)], retention=DAY))
     assert not durable(lambda: store.claim(1, 3, BODY, lease_seconds=60, ttl=DAY))
     assert not durable(lambda: store.find_kept(1, 1))
+    store.close()
+
+
+def test_a_key_the_claim_statement_did_not_take_is_answered_from_its_row(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why a key was not claimed is read in a second statement. Here the claim statement is made
+    to take nothing, as when other processes take the keys between the two statements, and
+    each answer follows the row as it is then."""
+    store = open_store(postgres_url)
+    assert isinstance(store, PostgresStore)
+    clock = Clock(store)
+    store.claim(1, 1, BODY, lease_seconds=1, ttl=1)  # over once the clock moves
+    leased = store.claim(1, 2, BODY, lease_seconds=DAY, ttl=DAY)
+    done = store.claim(1, 3, BODY, lease_seconds=60, ttl=DAY)
+    store.complete(1, 3, done.token, ttl=DAY)
+    queued = store.claim(1, 4, BODY, lease_seconds=60, ttl=DAY)
+    store.queue_many([(1, 4, queued.token, ITEM)], retention=DAY)
+    store.claim(1, 5, BODY, lease_seconds=DAY, ttl=DAY)
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("UPDATE voxcallbacks SET digest = '' WHERE callback_id = 5")  # no pin
+    clock.advance(2)
+    store.claim(9, 9, BODY, lease_seconds=60, ttl=DAY)  # connects and prepares
+    monkeypatch.setattr(store, "_run_claim", lambda parameters: {})
+    keys = [(1, 404, BODY)] + [(1, i, BODY) for i in range(1, 6)] + [(1, 2, OTHER)]
+    answers = [claim.status for claim in store.claim_many(keys, lease_seconds=60, ttl=DAY)]
+    assert answers == [BUSY, BUSY, BUSY, DONE, QUEUED, BUSY, MISMATCH]
+    assert all(claim.token == "" for claim in store.claim_many(keys, 60, DAY))
+    taking = store.claim_many([(1, 4, BODY)], lease_seconds=60, ttl=DAY, take_queued=True)
+    assert [claim.status for claim in taking] == [BUSY], "a job runs it"
+    assert leased.status == CLAIMED
     store.close()
