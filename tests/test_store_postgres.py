@@ -311,3 +311,50 @@ def test_a_key_the_claim_statement_did_not_take_is_answered_from_its_row(
     assert [claim.status for claim in taking] == [BUSY], "a job runs it"
     assert leased.status == CLAIMED
     store.close()
+
+
+def test_the_sweep_runs_every_so_many_claims_over_the_next_pages(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every _SWEEP_EVERY claimed keys, the next _SWEEP_PAGES pages lose their rows whose time
+    is over; at the end of the table the walk starts again from the first page."""
+    from flask_voxcallbacks.store import postgres
+
+    store = open_store(postgres_url)
+    assert isinstance(store, PostgresStore)
+    clock = Clock(store)
+    over = store.claim_many([(1, i, BODY) for i in range(60)], lease_seconds=1, ttl=1)
+    assert {claim.status for claim in over} == {CLAIMED}
+    clock.advance(2)
+    monkeypatch.setattr(postgres, "_SWEEP_EVERY", 10)
+    monkeypatch.setattr(postgres, "_SWEEP_PAGES", 1)
+    store._claims, store._swept = 0, 0  # type: ignore[attr-defined]
+
+    def in_page(page: int) -> int:
+        with psycopg.connect(postgres_url) as db:
+            found = db.execute(
+                "SELECT count(*) FROM voxcallbacks WHERE ctid >= %s::tid AND ctid < %s::tid"
+                " AND callback_id < 60",
+                (f"({page},0)", f"({page + 1},0)"),
+            ).fetchone()
+        return int(found[0])  # type: ignore[index]
+
+    first, second = in_page(0), in_page(1)
+    assert first > 0 and second > 0, "the sixty rows fill more than one page"
+    for i in range(9):
+        store.claim(2, i, BODY, lease_seconds=60, ttl=DAY)
+    assert rows(postgres_url) == 69, "nine claims: no sweep yet"
+    store.claim(2, 9, BODY, lease_seconds=60, ttl=DAY)
+    assert (in_page(0), in_page(1)) == (0, second), "the tenth: the first page is swept"
+    assert rows(postgres_url) == 70 - first
+    store.claim_many([(3, i, BODY) for i in range(10)], lease_seconds=60, ttl=DAY)
+    assert in_page(1) == 0, "the next ten: the next page"
+    assert rows(postgres_url) == 80 - first - second
+    swept = [store._swept]  # type: ignore[attr-defined]
+    for round_ in range(4, 40):
+        store.claim_many([(round_, i, BODY) for i in range(10)], lease_seconds=60, ttl=DAY)
+        swept.append(store._swept)  # type: ignore[attr-defined]
+        if not swept[-1]:
+            break
+    assert swept == [*range(2, len(swept) + 1), 0], "page after page, then the first"
+    store.close()

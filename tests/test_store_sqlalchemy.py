@@ -433,7 +433,6 @@ def test_listings_and_maintenance_read_the_application_database(app: Flask) -> N
     from helpers import BODY, DAY, ITEM
 
     from flask_voxcallbacks.store import CLAIMED
-
     from flask_voxcallbacks.testing import DEFAULT_ACCOUNT_ID as account
 
     store = get_state(app).store
