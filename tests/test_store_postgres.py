@@ -358,3 +358,16 @@ def test_the_sweep_runs_every_so_many_claims_over_the_next_pages(
             break
     assert swept == [*range(2, len(swept) + 1), 0], "page after page, then the first"
     store.close()
+
+
+def test_statements_larger_than_the_sockets_buffer_are_sent_whole(postgres_url: str) -> None:
+    """A batch of 100,000 callbacks makes statements of several megabytes: libpq sends them in
+    pieces, as the socket takes them."""
+    store = open_store(postgres_url)
+    keys = [(5, 10**12 + i, "ab" * 32) for i in range(100_000)]
+    claims = store.claim_many(keys, lease_seconds=60, ttl=DAY)
+    assert {claim.status for claim in claims} == {CLAIMED} and len(claims) == len(keys)
+    store.complete_many([(a, c, claim.token) for (a, c, _), claim in zip(keys, claims)], DAY)
+    again = store.claim_many(keys, lease_seconds=60, ttl=DAY)
+    assert {claim.status for claim in again} == {DONE}
+    store.close()
