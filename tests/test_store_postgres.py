@@ -371,3 +371,15 @@ def test_statements_larger_than_the_sockets_buffer_are_sent_whole(postgres_url: 
     again = store.claim_many(keys, lease_seconds=60, ttl=DAY)
     assert {claim.status for claim in again} == {DONE}
     store.close()
+
+
+def test_connection_url_gives_libpq_a_url_it_reads() -> None:
+    from flask_voxcallbacks.store.postgres import connection_url
+
+    assert connection_url("postgresql+psycopg://u@h:5/db") == "postgresql://u@h:5/db"
+    assert connection_url("postgres://h/db") == "postgresql://h/db"
+    assert connection_url("postgresql://h/db?options=-c%20a%3Db://c") == (
+        "postgresql://h/db?options=-c%20a%3Db://c"
+    )
+    assert connection_url("host=h dbname=db") == "host=h dbname=db", "a keyword string as it is"
+    assert connection_url("sqlite:///x.db") == "sqlite:///x.db"
