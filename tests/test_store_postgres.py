@@ -383,3 +383,25 @@ def test_connection_url_gives_libpq_a_url_it_reads() -> None:
     )
     assert connection_url("host=h dbname=db") == "host=h dbname=db", "a keyword string as it is"
     assert connection_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_without_psycopg_the_url_names_the_extra_to_install() -> None:
+    import subprocess
+    import sys
+
+    code = """
+import sys
+sys.modules["psycopg"] = None  # as when the [postgres] extra is not installed
+from flask_voxcallbacks.store import StoreURLError, open_store
+try:
+    open_store("postgresql://vox:s3cret@db.example/calls")
+except StoreURLError as error:
+    print(error)
+"""
+    said = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert said == (
+        "VOXCALLBACKS_STORE=postgresql://***@db.example/calls needs psycopg 3:"
+        " pip install 'flask-voxcallbacks[postgres]'"
+    )

@@ -150,9 +150,12 @@ def test_a_write_the_database_refuses_at_commit_fails_the_callback(app: Flask) -
     assert receipts(app) == []
     with app.app_context():
         (kept,) = get_state(app).store.kept()
-    assert kept.error.startswith("the transaction of its receivers could not commit:")
+    prefix = "the transaction of its receivers could not commit: IntegrityError: "
+    assert kept.error.startswith(prefix), kept.error
+    assert len(kept.error) == len(prefix) + 300 - len("IntegrityError: "), "cut to 300"
     assert post(app, item).get_json()["accepted"] == 1
     assert receipts(app) == [item["callback_id"]]
+    assert get_state(app).store._digests == {}  # type: ignore[attr-defined]
 
 
 def test_a_concurrent_redelivery_waits_and_is_a_duplicate(app: Flask) -> None:

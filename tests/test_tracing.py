@@ -151,3 +151,38 @@ def test_a_job_enqueued_without_its_trace_links_through_the_queued_callback(
         (span,) = [s for s in spans.get_finished_spans() if s.name == name]
         (link,) = span.links
         assert link.context.span_id == request.get_span_context().span_id
+
+
+def test_a_celery_job_carries_the_trace_context_of_its_request(spans: Any, redis_url: str) -> None:
+    import base64
+    import json
+
+    import redis
+    from celery import Celery
+
+    from flask_voxcallbacks.queue import TASK_NAME
+
+    broker = redis_url.rsplit("/", 1)[0] + "/1"
+    app = make_app(
+        VOXCALLBACKS_TRACING="opentelemetry",
+        VOXCALLBACKS_STORE=redis_url,
+        VOXCALLBACKS_QUEUE="celery",
+    )
+    celery = Celery(app.name)
+    celery.conf.update(broker_url=broker, task_ignore_result=True)
+    app.extensions["celery"] = celery
+    item = make_callback("min_balance")
+    with trace.get_tracer("test").start_as_current_span("POST callbacks") as request:
+        assert app.test_client().post(ENDPOINT, json=make_batch(item)).status_code == 200
+    with redis.Redis.from_url(broker) as client:
+        (raw,) = client.lrange("celery", 0, -1)
+        client.delete("celery")
+    args, kwargs, _ = json.loads(base64.b64decode(json.loads(raw)["body"]))
+    context = request.get_span_context()
+    assert kwargs["trace"] == (
+        f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+    )
+    assert celery.tasks[TASK_NAME].apply(args=args, kwargs=kwargs).get() == "accepted"
+    (span,) = [s for s in spans.get_finished_spans() if s.name == "process min_balance"]
+    (link,) = span.links
+    assert link.context.span_id == context.span_id
