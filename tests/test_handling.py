@@ -302,3 +302,27 @@ def test_a_queued_callback_keeps_no_trace_context_without_tracing(redis_url: str
     assert app.test_client().post(ENDPOINT, json=make_batch(item)).get_json()["queued"] == 1
     (kept,) = get_state(app).store.kept()
     assert (kept.queued, kept.trace) == (True, "")
+
+
+def test_completions_are_recorded_once_record_every_has_passed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Exactly RECORD_EVERY after the last recording is late enough."""
+    now = [0.0]
+    monkeypatch.setattr(handling, "clock", lambda: now[0])
+    app = make_app(VOXCALLBACKS_STORE="memory://")
+    store = get_state(app).store
+    items = [make_callback("min_balance") for _ in range(2)]
+    done_before: list[bool] = []
+
+    def exact(sender: Any, callback: Any, **extra: Any) -> None:
+        first = items[0]
+        claim = store.claim(first["account_id"], first["callback_id"], body_digest(first), 60, 60)
+        done_before.append(claim.status == DONE)
+        now[0] += RECORD_EVERY
+
+    with callback_received.connected_to(exact, sender=app):
+        arrivals = [Arrival(dict(i), i["account_id"], i["callback_id"], i["type"]) for i in items]
+        with app.app_context():
+            assert handle_batch(app, get_state(app), arrivals) == ["accepted"] * 2
+    assert done_before == [False, True]

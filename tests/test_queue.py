@@ -300,3 +300,10 @@ def test_a_refused_job_crosses_process_boundaries_with_its_message() -> None:
     copy = pickle.loads(pickle.dumps(refused))
     assert type(copy) is JobRefused and str(copy) == str(refused)
     assert copy.args == refused.args
+
+
+def test_each_namespace_has_its_own_default_rq_queue() -> None:
+    from flask_voxcallbacks.queue.base import DEFAULT_RQ_QUEUE, default_rq_queue
+
+    assert default_rq_queue("") == DEFAULT_RQ_QUEUE == "voxcallbacks"
+    assert default_rq_queue("billing") == "voxcallbacks_billing"

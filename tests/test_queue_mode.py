@@ -441,6 +441,7 @@ def test_check_fails_without_a_celery_app_or_with_its_broker_down(redis_url: str
     check = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
     assert check.exit_code == 1
     assert "Error: the Celery broker cannot be reached" in check.output
+    assert "no answer within" not in check.output, "refused at once, not after the deadline"
     celery = celery_app_for(app, redis_url.rsplit("/", 1)[0] + "/1")
     check = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
     assert check.exit_code == 0, check.output
@@ -609,3 +610,31 @@ def test_lifecycle_signals_follow_a_queued_callback_to_its_job(app) -> None:
         assert events == [("queued", (*key, "min_balance"))]
         assert run_jobs(app) == 1
     assert events[1:] == [("started", (*key, False)), ("completed", key)]
+
+
+def test_a_silent_celery_broker_fails_the_request_at_the_deadline_on_a_daemon_thread(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broker that accepts connections and never answers: the request is answered 500 after
+    ENQUEUE_TIMEOUT, the callbacks stay for the redelivery, and the thread left waiting on the
+    broker is a daemon one, named for what it does, that keeps no process from exiting."""
+    import socket
+    import threading
+
+    from flask_voxcallbacks.queue import celery as celery_queue
+
+    monkeypatch.setattr(celery_queue, "ENQUEUE_TIMEOUT", 0.5)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    app = make_app(VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE="celery")
+    celery_app_for(app, f"redis://127.0.0.1:{silent.getsockname()[1]}/1")
+    try:
+        answer = app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
+        check = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
+        waiting = {t.name: t.daemon for t in threading.enumerate() if t.name.startswith("vox")}
+    finally:
+        silent.close()
+    assert answer.status_code == 500
+    assert "Error: the Celery broker cannot be reached: no answer within 0.5 s" in check.output
+    assert waiting == {"voxcallbacks-enqueue": True, "voxcallbacks-check": True}
