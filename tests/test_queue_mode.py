@@ -638,3 +638,29 @@ def test_a_silent_celery_broker_fails_the_request_at_the_deadline_on_a_daemon_th
     assert answer.status_code == 500
     assert "Error: the Celery broker cannot be reached: no answer within 0.5 s" in check.output
     assert waiting == {"voxcallbacks-enqueue": True, "voxcallbacks-check": True}
+
+
+def test_a_silent_rq_redis_fails_the_request_after_the_socket_timeout(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The RQ queue's Redis server accepts the connection and never answers: the request is
+    answered 500 once the socket's timeout ends, and the callback is left for the redelivery."""
+    import socket
+
+    from flask_voxcallbacks.queue import rq as rq_queue
+
+    monkeypatch.setattr(rq_queue, "ENQUEUE_TIMEOUT", 0.5)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        app = make_app(
+            VOXCALLBACKS_STORE=redis_url,
+            VOXCALLBACKS_QUEUE=f"rq://127.0.0.1:{silent.getsockname()[1]}/1",
+        )
+        item = make_callback("min_balance")
+        answer = app.test_client().post(ENDPOINT, json=make_batch(item))
+    finally:
+        silent.close()
+    assert answer.status_code == 500
+    assert get_state(app).store.find_kept(item["account_id"], item["callback_id"]) is None
