@@ -97,7 +97,9 @@ def test_a_batch_costs_one_round_trip_to_claim_and_one_to_complete(
 ) -> None:
     store = open_store(postgres_url)
     assert isinstance(store, PostgresStore)
-    store.claim(9, 9, BODY, lease_seconds=60, ttl=DAY)  # connect
+    first = Trace(store, tmp_path / "first.txt")  # connects
+    store.claim(9, 9, BODY, lease_seconds=60, ttl=DAY)
+    assert first.round_trips() == 2, "a new connection prepares the claim, then runs it"
     trace = Trace(store, tmp_path / "trace.txt")
     claims = store.claim_many([(1, i, BODY) for i in range(10)], lease_seconds=60, ttl=DAY)
     store.complete_many([(1, i, claim.token) for i, claim in enumerate(claims)], ttl=DAY)
@@ -124,7 +126,22 @@ def test_a_store_reconnects_after_the_server_restarts(
     assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == BUSY, "still leased"
     store.complete(1, 1, first.token, ttl=DAY)
     assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == DONE
+    # While the server is down, each call fails; once it is back, the store connects again.
+    postgres_server._pg_ctl("stop")
+    try:
+        for _ in range(2):
+            with pytest.raises(psycopg.OperationalError):
+                store.claim(1, 3, BODY, lease_seconds=60, ttl=DAY)
+    finally:
+        postgres_server._pg_ctl("start")
+    assert store.claim(1, 3, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
     store.close()
+
+
+def test_a_store_made_without_a_namespace_uses_the_plain_table(postgres_url: str) -> None:
+    assert PostgresStore(postgres_url).table == "voxcallbacks"
+    assert PostgresStore.from_url(postgres_url).table == "voxcallbacks"
+    assert PostgresStore.from_url(postgres_url, "billing").table == "voxcallbacks_billing"
 
 
 def test_a_completion_is_answered_with_the_next_statement(postgres_url: str) -> None:
@@ -150,8 +167,12 @@ def test_a_forked_process_opens_its_own_connection(postgres_url: str) -> None:
     reader, writer = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: claims, closes its store, exits without running the parent's code
+        import gc
+
         status = store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status
+        gc.collect()  # the parent's connection, unused here, is kept: freed, it would end it
         store.close()
+        gc.collect()
         os.write(writer, str(status).encode())
         os._exit(0)
     os.close(writer)
@@ -236,13 +257,17 @@ def test_the_connection_carries_its_settings_and_leaves_nothing_on_the_server(
     for callback_id in range(20):
         claim = store.claim(1, callback_id, BODY, lease_seconds=60, ttl=DAY)
         store.complete(1, callback_id, claim.token, ttl=DAY)
+        store.find_kept(1, callback_id)  # the same statement, again and again
     with store._lock:
         db = store._ready()
         settings = db.execute(
             "SELECT current_setting('synchronous_commit'), current_setting('statement_timeout'),"
+            " current_setting('application_name'),"
             " (SELECT array_agg(name) FROM pg_prepared_statements)"
         ).fetchone()
-    assert settings == ("off", "4321ms", ["vox_claim"])
+        parameters = db.info.get_parameters()
+    assert settings == ("off", "4321ms", "flask-voxcallbacks", ["vox_claim"])
+    assert parameters["connect_timeout"] == "10"
     store.close()
 
 
@@ -320,15 +345,15 @@ def test_the_sweep_runs_every_so_many_claims_over_the_next_pages(
     is over; at the end of the table the walk starts again from the first page."""
     from flask_voxcallbacks.store import postgres
 
-    store = open_store(postgres_url)
-    assert isinstance(store, PostgresStore)
-    clock = Clock(store)
-    over = store.claim_many([(1, i, BODY) for i in range(60)], lease_seconds=1, ttl=1)
+    writer = open_store(postgres_url)  # another process's store writes the rows to forget
+    over = writer.claim_many([(1, i, BODY) for i in range(60)], lease_seconds=1, ttl=1)
     assert {claim.status for claim in over} == {CLAIMED}
-    clock.advance(2)
+    writer.close()
     monkeypatch.setattr(postgres, "_SWEEP_EVERY", 10)
     monkeypatch.setattr(postgres, "_SWEEP_PAGES", 1)
-    store._claims, store._swept = 0, 0  # type: ignore[attr-defined]
+    store = open_store(postgres_url)
+    assert isinstance(store, PostgresStore)
+    Clock(store).advance(2)
 
     def in_page(page: int) -> int:
         with psycopg.connect(postgres_url) as db:
