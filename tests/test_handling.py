@@ -326,3 +326,26 @@ def test_completions_are_recorded_once_record_every_has_passed(
         with app.app_context():
             assert handle_batch(app, get_state(app), arrivals) == ["accepted"] * 2
     assert done_before == [False, True]
+
+
+def test_a_store_error_while_recording_completions_is_logged_and_the_batch_accepted(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The handlers ran: the batch is answered as accepted (a redelivery would run them again),
+    and one line says how many callbacks stay claimed until their lease ends."""
+    app = make_app(VOXCALLBACKS_STORE="memory://")
+    store = get_state(app).store
+
+    def broken(claimed: Any, ttl: int) -> None:
+        raise ConnectionError("store unreachable")
+
+    monkeypatch.setattr(store, "complete_many", broken)
+    caplog.set_level(logging.ERROR, logger="flask_voxcallbacks")
+    items = [make_callback("min_balance") for _ in range(2)]
+    answer = app.test_client().post(ENDPOINT, json=make_batch(*items))
+    assert answer.status_code == 200 and answer.get_json()["accepted"] == 2
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert line == (
+        "store error while recording 2 handled callback(s) as done; they are answered as"
+        " accepted, and stay claimed until their lease ends"
+    )
