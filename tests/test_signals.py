@@ -331,3 +331,23 @@ def test_dispatch_reports_no_error_and_no_receiver_to_remember_when_all_succeed(
     callback = build_callback(item, item["callback_id"], item["account_id"], "min_balance")
     with callback_received.connected_to(lambda sender, **extra: None, app):
         assert dispatch(app, callback) == Dispatched([], ())
+
+
+def test_callback_in_progress_tells_the_application_of_a_callback_busy_elsewhere() -> None:
+    from flask_voxcallbacks import callback_in_progress
+    from flask_voxcallbacks.pinning import body_digest
+    from flask_voxcallbacks.state import get_state
+
+    app = make_app()
+    item = make_callback("min_balance")
+    store = get_state(app).store
+    store.claim(item["account_id"], item["callback_id"], body_digest(item), 60, 60)  # elsewhere
+    told: list[tuple[Any, Any, Any]] = []
+
+    def on_busy(sender: Any, **extra: Any) -> None:
+        told.append((sender, extra["callback_id"], extra["type"]))
+
+    with callback_in_progress.connected_to(on_busy, sender=app):
+        response = app.test_client().post(ENDPOINT, json=make_batch(item))
+    assert response.status_code == 503
+    assert told == [(app, item["callback_id"], "min_balance")]
