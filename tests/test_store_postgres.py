@@ -372,7 +372,10 @@ def test_the_sweep_runs_every_so_many_claims_over_the_next_pages(
     store.claim(2, 9, BODY, lease_seconds=60, ttl=DAY)
     assert (in_page(0), in_page(1)) == (0, second), "the tenth: the first page is swept"
     assert rows(postgres_url) == 70 - first
-    store.claim_many([(3, i, BODY) for i in range(10)], lease_seconds=60, ttl=DAY)
+    for i in range(9):
+        store.claim(3, i, BODY, lease_seconds=60, ttl=DAY)
+    assert in_page(1) == second, "nine more claims: no sweep yet"
+    store.claim(3, 9, BODY, lease_seconds=60, ttl=DAY)
     assert in_page(1) == 0, "the next ten: the next page"
     assert rows(postgres_url) == 80 - first - second
     swept = [store._swept]  # type: ignore[attr-defined]
@@ -382,6 +385,11 @@ def test_the_sweep_runs_every_so_many_claims_over_the_next_pages(
         if not swept[-1]:
             break
     assert swept == [*range(2, len(swept) + 1), 0], "page after page, then the first"
+    with psycopg.connect(postgres_url) as db:
+        size = db.execute(
+            "SELECT pg_relation_size('voxcallbacks') / current_setting('block_size')::bigint"
+        ).fetchone()
+    assert swept[-2] + 1 == size[0], "the walk starts again once it has read the last page"  # type: ignore[index]
     store.close()
 
 
