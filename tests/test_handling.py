@@ -349,3 +349,23 @@ def test_a_store_error_while_recording_completions_is_logged_and_the_batch_accep
         "store error while recording 2 handled callback(s) as done; they are answered as"
         " accepted, and stay claimed until their lease ends"
     )
+
+
+def test_the_summary_line_names_each_kind_of_unfinished_callback(
+    vox_log: pytest.LogCaptureFixture,
+) -> None:
+    app = make_app()
+    failing = make_callback("min_balance", callback_id=11)
+    busy = make_callback("sms_inbound", callback_id=12)
+    store = get_state(app).store
+    store.claim(busy["account_id"], 12, body_digest(busy), 60, 60)  # running elsewhere
+
+    def fail(sender: Any, callback: Any, **extra: Any) -> None:
+        raise ConnectionError("crm down")
+
+    with callback_received.connected_to(fail, app):
+        app.test_client().post(ENDPOINT, json=make_batch(failing, busy))
+    assert (
+        "WARNING",
+        "batch of 2: 1 failed (callback 11), 1 in progress (callback 12)",
+    ) in _lines(vox_log)
