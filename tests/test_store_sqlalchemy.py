@@ -609,6 +609,9 @@ def test_queueing_or_failing_that_breaks_halfway_keeps_nothing(app: Flask) -> No
         assert store._digests == {}  # type: ignore[attr-defined]
         (kept,) = store.kept()
         assert (kept.callback_id, kept.type, kept.trace) == (10, "", ""), "no type, no trace"
+        claim = store.claim(account, 11, BODY, lease_seconds=60, ttl=DAY)
+        store.fail(account, 11, claim.token, "down", {**untyped, "callback_id": 11}, DAY)
+        assert {(k.callback_id, k.type) for k in store.kept()} == {(10, ""), (11, "")}
 
 
 def test_the_sqlite_sweep_walks_the_table_one_range_at_a_time(
