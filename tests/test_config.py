@@ -293,3 +293,13 @@ def test_metrics_and_tracing_are_off_unless_named() -> None:
 
     named = load_settings({**BASE_CONFIG, "VOXCALLBACKS_METRICS": "prometheus"})
     assert named.metrics == "prometheus"
+
+
+def test_a_store_setting_that_is_not_a_url_lists_the_forms_it_takes() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        make_app(VOXCALLBACKS_STORE="localhost:6379")
+    assert str(info.value) == (
+        "VOXCALLBACKS_STORE must be a URL: memory://, sqlite:///path/to/file.db,"
+        " redis://host:port/db or postgresql://user@host:port/dbname; or \"sqlalchemy\" for the"
+        " database of Flask-SQLAlchemy."
+    )

@@ -307,3 +307,23 @@ def test_each_namespace_has_its_own_default_rq_queue() -> None:
 
     assert default_rq_queue("") == DEFAULT_RQ_QUEUE == "voxcallbacks"
     assert default_rq_queue("billing") == "voxcallbacks_billing"
+
+
+def test_an_rq_url_names_its_redis_server_and_its_queue() -> None:
+    from flask import Flask
+
+    from flask_voxcallbacks.queue import open_queue
+
+    app = Flask(__name__)
+    queue = open_queue("rq://127.0.0.1:6390/2?queue=calls", app)
+    plain = open_queue("rq://127.0.0.1:6390/2", app)
+    billing = open_queue("rq://127.0.0.1:6390/2", app, namespace="billing")
+    try:
+        kwargs = queue.connection.connection_pool.connection_kwargs  # type: ignore[union-attr]
+        assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("127.0.0.1", 6390, 2)
+        assert queue.queue.name == "calls"  # type: ignore[union-attr]
+        assert plain.queue.name == "voxcallbacks"  # type: ignore[union-attr]
+        assert billing.queue.name == "voxcallbacks_billing"  # type: ignore[union-attr]
+    finally:
+        for opened in (queue, plain, billing):
+            opened.close()  # type: ignore[union-attr]
