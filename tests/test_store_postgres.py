@@ -181,7 +181,22 @@ def test_a_forked_process_opens_its_own_connection(postgres_url: str) -> None:
     # The parent's connection survived the child's use and close of its own.
     assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == BUSY
     assert store.claim(1, 1, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
+    pid = os.fork()
+    if pid == 0:  # a child that closes the store it inherited without using it
+        store.close()
+        os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert store.claim(1, 3, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED, "left open"
     store.close()
+
+
+def test_the_table_statements_name_the_plain_table_by_default() -> None:
+    from flask_voxcallbacks.store.postgres import create_table_statements
+
+    plain, billing = create_table_statements(), create_table_statements("billing")
+    assert plain[0].startswith("CREATE TABLE IF NOT EXISTS voxcallbacks (")
+    assert billing[0].startswith("CREATE TABLE IF NOT EXISTS voxcallbacks_billing (")
+    assert not any("voxcallbacks_" in statement for statement in plain[:1])
 
 
 def test_the_periodic_sweep_forgets_expired_keys_only(postgres_url: str) -> None:
@@ -438,3 +453,24 @@ except StoreURLError as error:
         "VOXCALLBACKS_STORE=postgresql://***@db.example/calls needs psycopg 3:"
         " pip install 'flask-voxcallbacks[postgres]'"
     )
+
+
+def test_closing_reads_the_answer_of_the_last_completions_and_closes_the_connection(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A completion is sent without waiting for its answer: closing the store reads it, so that
+    a failed one is logged, and then closes the connection."""
+    store = open_store(postgres_url, namespace="billing")
+    assert isinstance(store, PostgresStore)
+    claim = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("DROP TABLE voxcallbacks_billing")  # the completion will fail
+    store.complete(1, 1, claim.token, ttl=DAY)
+    connection = store._db
+    assert connection is not None and not connection.closed
+    store.close()
+    assert connection.closed
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert line.startswith("store error while recording handled callbacks as done (ERROR:")
+    assert 'relation "voxcallbacks_billing" does not exist' in line
+    assert line.endswith("); they stay claimed until their lease ends")
