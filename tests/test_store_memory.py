@@ -39,3 +39,27 @@ def test_the_memory_store_keeps_done_callbacks_out_of_the_collector() -> None:
     assert not any(gc.is_tracked(entry) for entry in store._deadlines)  # type: ignore[attr-defined]
     assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == DONE
     assert store.claim(1, 2, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
+
+
+def test_the_memory_sweep_passes_stale_entries_and_follows_moved_deadlines() -> None:
+    """A key whose deadline moved earlier leaves a stale entry behind, which the sweep passes
+    over; one whose deadline moved later is looked at again at its new deadline."""
+    from helpers import BODY, stored_keys
+
+    from flask_voxcallbacks.store import open_store
+
+    store = open_store("memory://")
+    now = [1000.0]
+    store.now = lambda: now[0]  # type: ignore[method-assign]
+    moved = store.claim(1, 1, BODY, lease_seconds=100, ttl=100)  # deadline 1100
+    store.complete(1, 1, moved.token, ttl=5)  # now 1005: an earlier entry, a stale one at 1100
+    store.claim(1, 2, BODY, lease_seconds=120, ttl=120)  # 1120, after the stale entry
+    store.claim(1, 3, BODY, lease_seconds=300, ttl=300)  # 1300
+    later = store.claim(1, 4, BODY, lease_seconds=10, ttl=10)  # 1010...
+    store.complete(1, 4, later.token, ttl=200)  # ...then done until 1200
+    now[0] = 1130.0
+    store.claim(1, 5, BODY, lease_seconds=300, ttl=300)  # sweeps first
+    assert stored_keys(store) == 3, "1 and 2 are gone; 3, 4 (done until 1200) and 5 stay"
+    now[0] = 1250.0
+    store.claim(1, 6, BODY, lease_seconds=300, ttl=300)
+    assert stored_keys(store) == 3, "4 is gone at its later deadline; 3, 5 and 6 stay"

@@ -191,8 +191,10 @@ def test_a_forked_process_opens_its_own_connection(postgres_url: str) -> None:
 
 
 def test_the_table_statements_name_the_plain_table_by_default() -> None:
+    from flask_voxcallbacks.store.base import table_name
     from flask_voxcallbacks.store.postgres import create_table_statements
 
+    assert (table_name(), table_name("billing")) == ("voxcallbacks", "voxcallbacks_billing")
     plain, billing = create_table_statements(), create_table_statements("billing")
     assert plain[0].startswith("CREATE TABLE IF NOT EXISTS voxcallbacks (")
     assert billing[0].startswith("CREATE TABLE IF NOT EXISTS voxcallbacks_billing (")
