@@ -150,9 +150,11 @@ def test_a_write_the_database_refuses_at_commit_fails_the_callback(app: Flask) -
     assert receipts(app) == []
     with app.app_context():
         (kept,) = get_state(app).store.kept()
-    prefix = "the transaction of its receivers could not commit: IntegrityError: "
-    assert kept.error.startswith(prefix), kept.error
-    assert len(kept.error) == len(prefix) + 300 - len("IntegrityError: "), "cut to 300"
+    prefix = "the transaction of its receivers could not commit: "
+    assert kept.error.startswith(f"{prefix}IntegrityError: "), kept.error
+    # The database's message (its length depends on the driver's version) is kept up to 300
+    # characters, class name included.
+    assert len(prefix) + 100 < len(kept.error) <= len(prefix) + 300
     assert post(app, item).get_json()["accepted"] == 1
     assert receipts(app) == [item["callback_id"]]
     assert get_state(app).store._digests == {}  # type: ignore[attr-defined]
