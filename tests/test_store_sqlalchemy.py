@@ -652,3 +652,5 @@ def test_the_sqlite_sweep_walks_the_table_one_range_at_a_time(
     assert post(app, *(make_callback("min_balance") for _ in range(45))).status_code == 200
     offset[0] += app.config["VOXCALLBACKS_DEDUP_TTL"] + 5.0  # rowids 1-45 are over
     assert [sweep() for _ in range(4)] == [(26, 20), (6, 40), (0, 0), (0, 0)]
+    with app.app_context():
+        db.engine.dispose()
