@@ -198,8 +198,10 @@ class PostgresServer:
 
         self.fsync = fsync
         self.port = free_port()
-        # Not under pytest's temporary folder: that one is private to root.
-        self.directory = Path(tempfile.mkdtemp(prefix="vox-pg-"))
+        # Not under pytest's temporary folder, nor under a TMPDIR such as nox's (inside the
+        # checkout): those can be private to root, and the server runs as postgres.
+        shared = "/tmp" if os.geteuid() == 0 and os.path.isdir("/tmp") else None
+        self.directory = Path(tempfile.mkdtemp(prefix="vox-pg-", dir=shared))
         self.data = self.directory / "data"
         self.running = False
 
