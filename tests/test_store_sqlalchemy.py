@@ -43,12 +43,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     return str(server.url).replace("postgresql://", "postgresql+psycopg://")
 
 
-@pytest.fixture
-def app(database_url: str) -> Iterator[Flask]:
-    app = transactional_app.create_app({**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url})
+def example_app(database_url: str, **config: Any) -> Flask:
+    """The documented example on ``database_url``, its tables made by its commands."""
+    app = transactional_app.create_app(
+        {**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url, **config}
+    )
     runner = app.test_cli_runner()
     assert runner.invoke(args=["voxcallbacks", "init-db"]).exit_code == 0
     assert runner.invoke(args=["create-tables"]).exit_code == 0
+    return app
+
+
+@pytest.fixture
+def app(database_url: str) -> Iterator[Flask]:
+    app = example_app(database_url)
     yield app
     with app.app_context():
         db.engine.dispose()
@@ -368,12 +376,8 @@ def test_queue_mode_runs_each_job_in_a_transaction_with_its_row(
     from rq import SimpleWorker
 
     rq_url = "rq://" + redis_url[len("redis://") :].rsplit("/", 1)[0] + "/1?queue=vox-tx"
-    app = transactional_app.create_app(
-        {**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url, "VOXCALLBACKS_QUEUE": rq_url}
-    )
+    app = example_app(database_url, VOXCALLBACKS_QUEUE=rq_url)
     runner = app.test_cli_runner()
-    assert runner.invoke(args=["voxcallbacks", "init-db"]).exit_code == 0
-    assert runner.invoke(args=["create-tables"]).exit_code == 0
     first, second = make_callback("min_balance"), make_callback("sms_inbound")
     answer = post(app, first, second, first).get_json()
     assert (answer["queued"], answer["duplicates"]) == (2, 1)
@@ -489,18 +493,9 @@ def test_a_redelivery_that_waits_too_long_for_a_lock_is_in_progress(
     from flask_voxcallbacks.testing import DEFAULT_ACCOUNT_ID as account
 
     monkeypatch.setattr(sqlalchemy_store, "_LOCK_TIMEOUT", "200ms")
-    app = transactional_app.create_app(
-        {
-            **BASE_CONFIG,
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": {"timeout": 0.2}}
-            if database_url.startswith("sqlite")
-            else {},
-        }
-    )
-    runner = app.test_cli_runner()
-    assert runner.invoke(args=["voxcallbacks", "init-db"]).exit_code == 0
-    assert runner.invoke(args=["create-tables"]).exit_code == 0
+    sqlite = database_url.startswith("sqlite")
+    options = {"connect_args": {"timeout": 0.2}} if sqlite else {}
+    app = example_app(database_url, SQLALCHEMY_ENGINE_OPTIONS=options)
     item = make_callback("min_balance")
     with callback_received.connected_to(fail_after_the_receipt, app):
         assert post(app, item).status_code == 500
@@ -547,17 +542,9 @@ def test_failed_and_queued_callbacks_are_kept_whole_for_the_failure_retention(
     from flask_voxcallbacks.testing import DEFAULT_ACCOUNT_ID as account
 
     hour, week = 3600, 7 * 86400
-    app = transactional_app.create_app(
-        {
-            **BASE_CONFIG,
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "VOXCALLBACKS_DEDUP_TTL": hour,
-            "VOXCALLBACKS_FAILURE_RETENTION": week,
-        }
+    app = example_app(
+        database_url, VOXCALLBACKS_DEDUP_TTL=hour, VOXCALLBACKS_FAILURE_RETENTION=week
     )
-    runner = app.test_cli_runner()
-    assert runner.invoke(args=["voxcallbacks", "init-db"]).exit_code == 0
-    assert runner.invoke(args=["create-tables"]).exit_code == 0
     failing = make_callback("sms_inbound")
     with callback_received.connected_to(fail_after_the_receipt, app):
         post(app, failing)
@@ -625,11 +612,7 @@ def test_the_sqlite_sweep_walks_the_table_one_range_at_a_time(
 
     monkeypatch.setattr(store_module, "_SWEEP_EVERY", 10**9)  # sweeps called by hand
     monkeypatch.setattr(store_module, "_SWEEP_PAGES", 4)  # 20 rowids a sweep
-    url = f"sqlite:///{tmp_path}/app.db"
-    app = transactional_app.create_app({**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": url})
-    runner = app.test_cli_runner()
-    assert runner.invoke(args=["voxcallbacks", "init-db"]).exit_code == 0
-    assert runner.invoke(args=["create-tables"]).exit_code == 0
+    app = example_app(f"sqlite:///{tmp_path}/app.db")
     store = get_state(app).store
     offset = [0.0]
     store.now = lambda: time.time() + offset[0]  # type: ignore[method-assign]
