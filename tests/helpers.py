@@ -133,3 +133,37 @@ def stored_keys(store: Store) -> int:
         return len(store._open) + len(store._done)
     db = store._connection()  # type: ignore[attr-defined]
     return int(db.execute("SELECT COUNT(*) FROM voxcallbacks").fetchone()[0])
+
+
+class SilentBroker:
+    """A TCP server on loopback that accepts connections and never answers."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[Any] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(connection)
+
+    def close(self) -> None:
+        import socket
+
+        # Wake the accepting thread and let it end, so that no connection comes in unclosed.
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self.thread.join(5)
+        for connection in self.accepted:
+            connection.close()

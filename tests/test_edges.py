@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskCliRunner
-from helpers import CHILD_ACCOUNT_ID, CHILD_API_KEY, CHILD_SALT, ENDPOINT, make_app
+from helpers import CHILD_ACCOUNT_ID, CHILD_API_KEY, CHILD_SALT, ENDPOINT, SilentBroker, make_app
 
 from flask_voxcallbacks import (
     ConfigurationError,
@@ -184,9 +184,10 @@ def test_raw_is_read_only_at_every_level_and_still_a_dict() -> None:
     for way in ways:
         subscriptions = seen_of("renewed_subscriptions")["renewed_subscriptions"]["subscriptions"]
         element = way(subscriptions)
-        assert element == make_callback("renewed_subscriptions")["renewed_subscriptions"][
-            "subscriptions"
-        ][0]
+        assert (
+            element
+            == make_callback("renewed_subscriptions")["renewed_subscriptions"]["subscriptions"][0]
+        )
         if way is not ways[-1]:  # a pickled copy is a plain list of plain values
             with pytest.raises(TypeError, match="read-only"):
                 element["cost"] = 1
@@ -525,8 +526,6 @@ def test_a_number_that_overflows_to_infinity_is_refused(client: Any, seen: Any) 
     assert seen.received == []
 
 
-
-
 def test_the_memory_store_keeps_one_deadline_per_record() -> None:
     store = MemoryStore()
     for _ in range(5000):
@@ -536,34 +535,6 @@ def test_the_memory_store_keeps_one_deadline_per_record() -> None:
     claim = store.claim(1, 5, "d", lease_seconds=300, ttl=600)
     store.complete(1, 5, claim.token, ttl=600)
     assert len(store._deadlines) <= 2 and len(store._scheduled) == 1
-
-
-class SilentBroker:
-    """A TCP server on loopback that accepts connections and never answers."""
-
-    def __init__(self) -> None:
-        import socket
-        import threading
-
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.accepted: list[Any] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                connection, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted.append(connection)
-
-    def close(self) -> None:
-        self.sock.close()
-        for connection in self.accepted:
-            connection.close()
 
 
 @pytest.mark.parametrize("engine", ["celery", "rq"])

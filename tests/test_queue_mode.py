@@ -618,17 +618,16 @@ def test_a_silent_celery_broker_fails_the_request_at_the_deadline_on_a_daemon_th
     """A broker that accepts connections and never answers: the request is answered 500 after
     ENQUEUE_TIMEOUT, the callbacks stay for the redelivery, and the thread left waiting on the
     broker is a daemon one, named for what it does, that keeps no process from exiting."""
-    import socket
     import threading
+
+    from helpers import SilentBroker
 
     from flask_voxcallbacks.queue import celery as celery_queue
 
     monkeypatch.setattr(celery_queue, "ENQUEUE_TIMEOUT", 0.5)
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(8)
+    silent = SilentBroker()
     app = make_app(VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE="celery")
-    celery_app_for(app, f"redis://127.0.0.1:{silent.getsockname()[1]}/1")
+    celery_app_for(app, f"redis://127.0.0.1:{silent.port}/1")
     try:
         answer = app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
         check = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
@@ -645,18 +644,15 @@ def test_a_silent_rq_redis_fails_the_request_after_the_socket_timeout(
 ) -> None:
     """The RQ queue's Redis server accepts the connection and never answers: the request is
     answered 500 once the socket's timeout ends, and the callback is left for the redelivery."""
-    import socket
+    from helpers import SilentBroker
 
     from flask_voxcallbacks.queue import rq as rq_queue
 
     monkeypatch.setattr(rq_queue, "ENQUEUE_TIMEOUT", 0.5)
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(8)
+    silent = SilentBroker()
     try:
         app = make_app(
-            VOXCALLBACKS_STORE=redis_url,
-            VOXCALLBACKS_QUEUE=f"rq://127.0.0.1:{silent.getsockname()[1]}/1",
+            VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE=f"rq://127.0.0.1:{silent.port}/1"
         )
         item = make_callback("min_balance")
         answer = app.test_client().post(ENDPOINT, json=make_batch(item))
