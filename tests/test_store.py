@@ -528,6 +528,35 @@ def test_the_names_before_kept_callbacks_still_work_with_a_deprecation_warning()
     )
 
 
+def _module_getattr(name: str) -> object:
+    """Stands for a module's ``__getattr__`` that answers old names through deprecated_name."""
+    from flask_voxcallbacks.store import base
+
+    return base.deprecated_name("some.module", name)
+
+
+def test_the_old_name_warning_skips_the_module_getattr_to_name_its_caller() -> None:
+    import linecache
+
+    from flask_voxcallbacks.store import KeptCallback
+
+    with pytest.warns(DeprecationWarning) as caught:
+        assert _module_getattr("FailedCallback") is KeptCallback
+    (warning,) = caught
+    line = linecache.getline(warning.filename, warning.lineno)
+    if "MUTANT_UNDER_TEST" not in os.environ:
+        assert warning.filename == __file__
+        assert '_module_getattr("FailedCallback")' in line, line
+    else:
+        # `make mutation` calls deprecated_name through frames of its own: the warning still
+        # names neither the package nor the function that called deprecated_name.
+        assert "flask_voxcallbacks" not in warning.filename, warning.filename
+        assert "base.deprecated_name(" not in line, line
+    with pytest.raises(AttributeError) as info:
+        _module_getattr("KeptCallbacks")
+    assert str(info.value) == "module 'some.module' has no attribute 'KeptCallbacks'"
+
+
 def test_claim_states_and_outcomes_read_as_their_values() -> None:
     import json
 
