@@ -69,8 +69,16 @@ def suite_passes(mutant: str, first: list[str], whole_suite: bool) -> bool:
             )
         except subprocess.TimeoutExpired:
             return False
-        if result.returncode != 0:
+        if result.returncode == 1:  # a test failed: killed
             return False
+        if result.returncode != 0:
+            # Not an answer about the mutant (a test that no longer exists, a usage error):
+            # counting it as a kill would hide a survivor.
+            tail = result.stdout.decode(errors="replace").splitlines()[-5:]
+            raise SystemExit(
+                f"pytest exited with {result.returncode} for {mutant or 'the unmutated code'}"
+                f" ({' '.join(selection) or 'the whole suite'}):\n" + "\n".join(tail)
+            )
     return True
 
 
@@ -82,14 +90,31 @@ def _module_tests(mutant: str) -> list[str]:
     return sorted(f"tests/{name}" for name in names if (ROOT / "tests" / name).exists())
 
 
-def _tests_calling(mutant: str) -> list[str]:
-    """The tests mutmut saw calling the mutated function (their files when there are many)."""
+def _tests_calling(mutant: str, existing: set[str]) -> list[str]:
+    """The tests mutmut saw calling the mutated function that still exist (``existing``), their
+    files when there are many; with its module's tests when some were renamed or removed since
+    the run."""
     stats = json.loads((ROOT / "mutants" / "mutmut-stats.json").read_text())
     by_function = stats["tests_by_mangled_function_name"]
-    tests = sorted(by_function.get(mutant.partition("__mutmut_")[0], ()))
+    seen = sorted(by_function.get(mutant.partition("__mutmut_")[0], ()))
+    tests = [test for test in seen if test in existing]
     if len(tests) > 200:
-        return sorted({test.partition("::")[0] for test in tests})
+        tests = sorted({test.partition("::")[0] for test in tests})
+    if len(tests) < len(seen) and len(tests) <= 200:
+        tests += [path for path in _module_tests(mutant) if path not in tests]
     return tests
+
+
+def collected() -> set[str]:
+    """The node ids of every test in ``mutants/`` now."""
+    output = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT / "mutants",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {line.strip() for line in output.splitlines() if "::" in line}
 
 
 def recheck(found: dict[str, str], names: list[str], at_import: set[tuple[str, str]]) -> None:
@@ -112,11 +137,13 @@ def recheck(found: dict[str, str], names: list[str], at_import: set[tuple[str, s
         if not suite_passes("", [], whole_suite=True):
             raise SystemExit("the suite fails in mutants/ without any mutant: cannot recheck")
 
+        existing = collected()
+
         def passes(name: str) -> bool:
             if (module_of(name), function_of(name)) in at_import:
                 return suite_passes(name, _module_tests(name), whole_suite=True)
             # A function no test called in mutmut's run may have tests written since.
-            tests = _tests_calling(name) or _module_tests(name)
+            tests = _tests_calling(name, existing) or _module_tests(name)
             return not tests or suite_passes(name, tests, whole_suite=False)
 
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:

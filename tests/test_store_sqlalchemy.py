@@ -19,12 +19,13 @@ from typing import Any, Iterator
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from helpers import BASE_CONFIG, ENDPOINT
+from helpers import BASE_CONFIG, BODY, DAY, ENDPOINT, ITEM
 from servers import BIN, ROOT, free_port, start, stop
 from servers import post as http_post
 
 from flask_voxcallbacks import callback_received
 from flask_voxcallbacks.state import get_state
+from flask_voxcallbacks.store import CLAIMED, DONE, QUEUED
 from flask_voxcallbacks.testing import make_batch, make_callback
 
 sys.path.insert(0, str(ROOT / "docs" / "examples"))
@@ -130,12 +131,19 @@ def test_a_receiver_that_commits_fails_its_callback_and_commits_nothing(app: Fla
     assert receipts(app) == []
     with app.app_context():
         (kept,) = get_state(app).store.kept()
-    assert "ReceiverCommitError: a receiver committed db.session" in kept.error
+    assert kept.error.endswith(
+        "ReceiverCommitError: a receiver committed db.session, with VOXCALLBACKS_STORE ="
+        " 'sqlalchemy': the extension commits the receivers' writes with the callback's done"
+        " marker; write through the session and leave the commit to it"
+    ), kept.error
 
 
-def test_a_receiver_that_rolls_back_fails_its_callback(app: Flask) -> None:
+def test_a_receiver_that_rolls_back_fails_its_callback_and_commits_nothing(app: Flask) -> None:
     def rolls_back(sender: Flask, callback: Any, **extra: Any) -> None:
         db.session.rollback()
+        # Written after the rollback, in a transaction the extension did not open: not kept.
+        db.session.add(Receipt(account_id=1, callback_id=2, type="after the rollback"))
+        db.session.flush()
 
     item = make_callback("min_balance")
     with callback_received.connected_to(rolls_back, app):
@@ -144,7 +152,38 @@ def test_a_receiver_that_rolls_back_fails_its_callback(app: Flask) -> None:
     assert receipts(app) == []
     with app.app_context():
         (kept,) = get_state(app).store.kept()
-    assert "a receiver rolled back db.session" in kept.error
+    assert kept.error == (
+        "the transaction of its receivers could not commit: RuntimeError: a receiver rolled back"
+        " db.session, with VOXCALLBACKS_STORE = 'sqlalchemy': the callback's claim went with it;"
+        " raise an exception instead, and the extension rolls back and keeps the callback as"
+        " failed"
+    )
+
+
+def test_a_receiver_may_commit_and_roll_back_sessions_of_its_own(app: Flask) -> None:
+    """Only db.session carries the callback's transaction: another session is the receiver's."""
+
+    def own_sessions(sender: Flask, callback: Any, **extra: Any) -> None:
+        # A session of the class of db.session's, whose events the extension listens to.
+        with db.session.session_factory() as other:
+            other.execute(sa.text("SELECT 1"))
+            other.commit()
+            other.execute(sa.text("SELECT 1"))
+            other.rollback()
+
+    item = make_callback("min_balance")
+    with callback_received.connected_to(own_sessions, app):
+        assert post(app, item).get_json()["accepted"] == 1
+    assert receipts(app) == [item["callback_id"]]
+
+
+def test_the_application_may_roll_back_db_session_outside_a_callback(app: Flask) -> None:
+    with app.app_context():
+        db.session.add(Receipt(account_id=1, callback_id=3, type="dropped"))
+        db.session.rollback()
+        db.session.add(Receipt(account_id=1, callback_id=4, type="kept"))
+        db.session.commit()
+    assert receipts(app) == [4]
 
 
 def test_a_write_the_database_refuses_at_commit_fails_the_callback(app: Flask) -> None:
@@ -395,6 +434,65 @@ def test_queue_mode_runs_each_job_in_a_transaction_with_its_row(
     assert post(app, first, second).get_json()["duplicates"] == 2
     with app.app_context():
         db.engine.dispose()
+
+
+def test_a_queued_callback_is_claimed_by_its_job_only(app: Flask) -> None:
+    store = get_state(app).store
+    with app.app_context():
+        claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+        store.queue_many([(1, 5, claim.token, ITEM)], retention=DAY)
+        assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == QUEUED
+        job = store.claim_many([(1, 5, BODY)], 60, DAY, take_queued=True)
+        assert [c.status for c in job] == [CLAIMED]
+        store.complete(1, 5, job[0].token, ttl=DAY)
+        assert store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY).status == DONE
+        db.engine.dispose()
+
+
+def test_claims_made_one_after_the_other_share_the_open_transaction(app: Flask) -> None:
+    """A second claim_many before the completion joins the first one's transaction: when it
+    claims nothing, it does not roll back what the first claimed."""
+    store = get_state(app).store
+    with app.app_context():
+        first = store.claim(1, 7, BODY, lease_seconds=60, ttl=DAY)
+        store.complete(1, 7, first.token, ttl=DAY)
+        claimed = store.claim(1, 8, BODY, lease_seconds=60, ttl=DAY)
+        assert claimed.status == CLAIMED
+        assert store.claim(1, 7, BODY, lease_seconds=60, ttl=DAY).status == DONE
+        store.complete(1, 8, claimed.token, ttl=DAY)
+        assert store.claim(1, 8, BODY, lease_seconds=60, ttl=DAY).status == DONE
+        db.engine.dispose()
+
+
+def test_completing_a_claim_this_store_did_not_make_marks_it_done(app: Flask) -> None:
+    store = get_state(app).store
+    with app.app_context():
+        other = store.claim(1, 9, BODY, lease_seconds=60, ttl=DAY)
+        store.complete(1, 9, other.token, ttl=DAY)
+        store.complete(1, 9, "a token of another worker", ttl=DAY)
+        assert store.claim(1, 9, BODY, lease_seconds=60, ttl=DAY).status == DONE
+        db.engine.dispose()
+
+
+def test_the_sweep_comes_every_sweep_every_claims(app: Flask, monkeypatch) -> None:
+    """After exactly _SWEEP_EVERY claims, then after as many again, not one claim later."""
+    from flask_voxcallbacks.store import sqlalchemy as store_module
+
+    monkeypatch.setattr(store_module, "_SWEEP_EVERY", 10)
+    store = get_state(app).store
+    offset = [0.0]
+    store.now = lambda: time.time() + offset[0]  # type: ignore[method-assign]
+
+    def stored() -> int:
+        with app.app_context():
+            return int(db.session.execute(db.text("SELECT count(*) FROM voxcallbacks")).scalar())
+
+    assert post(app, *(make_callback("min_balance") for _ in range(10))).status_code == 200
+    offset[0] = app.config["VOXCALLBACKS_DEDUP_TTL"] + 1.0
+    assert post(app, *(make_callback("min_balance") for _ in range(9))).status_code == 200
+    assert stored() == 19, "swept after the tenth claim, when nothing was over; not since"
+    assert post(app, make_callback("min_balance")).status_code == 200
+    assert stored() == 10, "swept after the twentieth: the first ten were over"
 
 
 def test_a_callback_whose_commit_failed_stays_pinned_to_its_body(app: Flask) -> None:
