@@ -19,13 +19,13 @@ from typing import Any, Iterator
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from helpers import BASE_CONFIG, BODY, DAY, ENDPOINT, ITEM
+from helpers import BASE_CONFIG, BODY, DAY, ENDPOINT, ITEM, OTHER
 from servers import BIN, ROOT, free_port, start, stop
 from servers import post as http_post
 
 from flask_voxcallbacks import callback_received
 from flask_voxcallbacks.state import get_state
-from flask_voxcallbacks.store import CLAIMED, DONE, QUEUED
+from flask_voxcallbacks.store import BUSY, CLAIMED, DONE, MISMATCH, QUEUED
 from flask_voxcallbacks.testing import make_batch, make_callback
 
 sys.path.insert(0, str(ROOT / "docs" / "examples"))
@@ -354,11 +354,18 @@ def test_the_sqlalchemy_store_needs_flask_sqlalchemy_set_up_first() -> None:
     )
 
 
-def test_a_missing_table_is_an_error_naming_the_command(database_url: str) -> None:
-    """SQLite says "no such table", PostgreSQL "does not exist": both name the command."""
+def test_a_missing_table_is_an_error_naming_the_command(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLite says "no such table", PostgreSQL "does not exist": both name the command, in the
+    check and in the log of a request that could not claim its callbacks."""
     app = transactional_app.create_app({**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url})
     check = app.test_cli_runner().invoke(args=["voxcallbacks", "check"])
-    answer = post(app, make_callback("min_balance"))
+    with caplog.at_level("ERROR", logger="flask_voxcallbacks"):
+        answer = post(app, make_callback("min_balance"))
+    (record,) = [r for r in caplog.records if r.exc_info]
+    assert record.exc_info is not None
+    assert type(record.exc_info[1]).__name__ == "TableMissingError"
     with app.app_context():
         db.engine.dispose()
     assert check.exit_code == 1
@@ -495,6 +502,58 @@ def test_the_sweep_comes_every_sweep_every_claims(app: Flask, monkeypatch) -> No
     assert stored() == 10, "swept after the twentieth: the first ten were over"
 
 
+def test_a_claim_answers_what_holds_its_key(app: Flask) -> None:
+    """Claimed twice in one open transaction: busy (not done, not queued). A failure kept
+    without a claim pins no body: once done, any body is a duplicate. Another body for a key
+    pinned and done: a mismatch."""
+    store = get_state(app).store
+    with app.app_context():
+        first = store.claim(1, 20, BODY, lease_seconds=60, ttl=DAY)
+        assert first.status == CLAIMED
+        assert store.claim(1, 20, BODY, lease_seconds=60, ttl=DAY).status == BUSY
+        store.complete(1, 20, first.token, ttl=DAY)
+        assert store.claim(1, 20, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
+        store.fail(1, 21, "not held", "boom", {**ITEM, "callback_id": 21}, retention=DAY)
+        store.complete(1, 21, "not held", ttl=DAY)
+        assert store.claim(1, 21, OTHER, lease_seconds=60, ttl=DAY).status == DONE
+        db.engine.dispose()
+
+
+def test_a_queued_callback_keeps_its_pin_for_the_dedup_ttl(app: Flask) -> None:
+    """Queued with a retention shorter than the TTL, the key stays pinned for the TTL."""
+    store = get_state(app).store
+    offset = [0.0]
+    store.now = lambda: time.time() + offset[0]  # type: ignore[method-assign]
+    with app.app_context():
+        claim = store.claim(1, 22, BODY, lease_seconds=60, ttl=DAY)
+        store.queue_many([(1, 22, claim.token, {**ITEM, "callback_id": 22})], retention=60)
+        offset[0] = 120.0
+        assert store.claim(1, 22, OTHER, lease_seconds=60, ttl=DAY).status == MISMATCH
+        db.engine.dispose()
+
+
+def test_a_claim_names_the_receivers_a_postgresql_store_recorded(
+    postgres_server: Any,
+) -> None:
+    """The two modes share the table: a failure the PostgreSQL store kept with the receivers
+    that succeeded is claimed in transactional mode with them."""
+    from flask_voxcallbacks.store import open_store
+
+    postgres_server.execute("DROP TABLE IF EXISTS receipt, voxcallbacks")
+    app = example_app(str(postgres_server.url).replace("postgresql://", "postgresql+psycopg://"))
+    direct = open_store(postgres_server.url)
+    try:
+        claim = direct.claim(1, 23, BODY, lease_seconds=60, ttl=DAY)
+        direct.fail(1, 23, claim.token, "boom", ITEM, retention=DAY, succeeded=["a:b.c"])
+    finally:
+        direct.close()
+    with app.app_context():
+        again = get_state(app).store.claim(1, 23, BODY, lease_seconds=60, ttl=DAY)
+        assert (again.status, again.succeeded) == (CLAIMED, ("a:b.c",))
+        db.session.rollback()
+        db.engine.dispose()
+
+
 def test_a_callback_whose_commit_failed_stays_pinned_to_its_body(app: Flask) -> None:
     def refused(sender: Flask, callback: Any, **extra: Any) -> None:
         db.session.add(Receipt(account_id=1, callback_id=2, type=None))  # NOT NULL
@@ -508,31 +567,62 @@ def test_a_callback_whose_commit_failed_stays_pinned_to_its_body(app: Flask) -> 
     assert post(app, item).get_json()["accepted"] == 1
 
 
-def test_both_modes_make_the_same_table_in_postgresql(
-    postgres_app_url: str, postgres_server: Any
-) -> None:
+def test_both_modes_make_the_same_table_in_postgresql(postgres_server: Any) -> None:
+    """The table of ``voxcallbacks_table`` (made here, in this process) and the PostgreSQL
+    store's: the same columns, types, nullability, defaults, index and storage options."""
     import psycopg
 
     from flask_voxcallbacks.store.postgres import create_table_statements
+    from flask_voxcallbacks.store.sqlalchemy import voxcallbacks_table
 
-    postgres_server.execute("DROP TABLE IF EXISTS voxcallbacks_direct")
+    postgres_server.execute("DROP TABLE IF EXISTS voxcallbacks_direct, voxcallbacks_viasa")
     postgres_server.execute(*create_table_statements("direct"))
+    engine = sa.create_engine(
+        str(postgres_server.url).replace("postgresql://", "postgresql+psycopg://")
+    )
+    table = voxcallbacks_table(sa.MetaData(), "viasa")
+    assert table.name == "voxcallbacks_viasa"
+    table.create(engine)
+    engine.dispose()
 
     def shape(table: str) -> tuple[Any, ...]:
         with psycopg.connect(postgres_server.url) as connection:
+            # A default of 0 reads '0'::double precision when SQLAlchemy wrote it.
             columns = connection.execute(
-                "SELECT column_name, data_type, is_nullable FROM information_schema.columns"
-                " WHERE table_name = %s ORDER BY ordinal_position",
+                "SELECT column_name, data_type, is_nullable,"
+                " regexp_replace(column_default, '^''(.*)''::double precision$', '\\1')"
+                " FROM information_schema.columns WHERE table_name = %s"
+                " ORDER BY ordinal_position",
                 (table,),
+            ).fetchall()
+            key = connection.execute(
+                "SELECT a.attname FROM pg_index i JOIN pg_attribute a"
+                " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+                " WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY a.attname",
+                (table,),
+            ).fetchall()
+            indexes = connection.execute(
+                "SELECT replace(indexdef, %s, 'T') FROM pg_indexes WHERE tablename = %s"
+                " ORDER BY indexname",
+                (table, table),
             ).fetchall()
             options = connection.execute(
                 "SELECT reloptions FROM pg_class WHERE relname = %s", (table,)
             ).fetchone()
-        return columns, options
+        return columns, key, indexes, options
 
-    columns, options = shape("voxcallbacks")
-    assert (columns, options) == shape("voxcallbacks_direct")
+    columns, key, indexes, options = shape("voxcallbacks_viasa")
+    assert (columns, key, indexes, options) == shape("voxcallbacks_direct")
     assert options == (["fillfactor=50"],) and len(columns) == 15
+    assert key == [("account_id",), ("callback_id",)]
+    assert [index for (index,) in indexes if "failed_at" in index] == [
+        "CREATE INDEX T_kept ON public.T USING btree (failed_at) WHERE (error IS NOT NULL)"
+    ]
+    assert voxcallbacks_table(sa.MetaData()).name == "voxcallbacks"
+    # What Alembic compares with the database: nullable exactly True or False, as created.
+    assert [(c.name, c.nullable) for c in table.columns] == [
+        (name, nullable == "YES") for name, _, nullable, _ in columns
+    ]
 
 
 def test_listings_and_maintenance_read_the_application_database(app: Flask) -> None:
