@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -101,6 +102,21 @@ def test_prune_removes_old_failures_only(store: Store, clock: Clock) -> None:
     clock.advance(1)
     assert store.prune(older_than=0.5) == 2
     assert store.kept() == []
+
+
+def test_prune_takes_failures_strictly_older_and_forgets_their_receivers(store: Store) -> None:
+    """A failure exactly ``older_than`` old stays; a pruned one runs again from its first
+    receiver (the receivers it had succeeded with are forgotten with it)."""
+    start = float(int(time.time()))  # whole seconds: the sums below are exact
+    store.now = lambda: start  # type: ignore[method-assign]
+    claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    store.fail(1, 5, claim.token, "boom", ITEM, retention=DAY, succeeded=["r:one"])
+    store.now = lambda: start + 10  # type: ignore[method-assign]
+    assert store.prune(older_than=10) == 0
+    store.now = lambda: start + 11  # type: ignore[method-assign]
+    assert store.prune(older_than=10) == 1
+    again = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    assert (again.status, again.succeeded) == (CLAIMED, ())
 
 
 def test_concurrent_claims_in_threads_have_one_winner(store: Store) -> None:

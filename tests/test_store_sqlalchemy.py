@@ -554,6 +554,35 @@ def test_a_claim_names_the_receivers_a_postgresql_store_recorded(
         db.engine.dispose()
 
 
+def test_init_db_makes_the_namespace_table_once(tmp_path: Path) -> None:
+    """Run again, it leaves the table as it is; each namespace has a table of its own."""
+    app = example_app(f"sqlite:///{tmp_path}/app.db", VOXCALLBACKS_NAMESPACE="blue")
+    again = app.test_cli_runner().invoke(args=["voxcallbacks", "init-db"])
+    assert again.exit_code == 0, again.output
+    with app.app_context():
+        tables = set(sa.inspect(db.engine).get_table_names())
+        db.engine.dispose()
+    assert tables == {"receipt", "voxcallbacks_blue"}
+    assert post(app, make_callback("min_balance")).get_json()["accepted"] == 1
+
+
+def test_the_first_sweep_starts_at_the_first_row(app: Flask) -> None:
+    from flask_voxcallbacks.store.sqlalchemy import SQLAlchemyStore
+
+    store = get_state(app).store
+    offset = [0.0]
+    store.now = lambda: time.time() + offset[0]  # type: ignore[method-assign]
+    assert post(app, *(make_callback("min_balance") for _ in range(5))).status_code == 200
+    offset[0] = app.config["VOXCALLBACKS_DEDUP_TTL"] + 1.0
+    with app.app_context():
+        store._sweep()  # type: ignore[attr-defined]
+        left = db.session.execute(db.text("SELECT count(*) FROM voxcallbacks")).scalar()
+        assert SQLAlchemyStore(db).table_name == "voxcallbacks"
+        db.session.close()
+        db.engine.dispose()
+    assert left == 0
+
+
 def test_a_callback_whose_commit_failed_stays_pinned_to_its_body(app: Flask) -> None:
     def refused(sender: Flask, callback: Any, **extra: Any) -> None:
         db.session.add(Receipt(account_id=1, callback_id=2, type=None))  # NOT NULL
