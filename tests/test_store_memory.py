@@ -63,3 +63,24 @@ def test_the_memory_sweep_passes_stale_entries_and_follows_moved_deadlines() -> 
     now[0] = 1250.0
     store.claim(1, 6, BODY, lease_seconds=300, ttl=300)
     assert stored_keys(store) == 3, "4 is gone at its later deadline; 3, 5 and 6 stay"
+
+
+def test_the_memory_sweep_follows_a_kept_callback_whose_deadline_moved_later() -> None:
+    """A failure keeps its callback past its first deadline: the sweep looks at it again at the
+    end of its retention, and forgets it then."""
+    from helpers import BODY, ITEM, stored_keys
+
+    from flask_voxcallbacks.store import open_store
+
+    store = open_store("memory://")
+    now = [1000.0]
+    store.now = lambda: now[0]  # type: ignore[method-assign]
+    claim = store.claim(1, 7, BODY, lease_seconds=10, ttl=10)  # deadline 1010
+    store.fail(1, 7, claim.token, "boom", {**ITEM, "callback_id": 7}, retention=200)  # 1200
+    now[0] = 1050.0
+    store.claim(1, 8, BODY, lease_seconds=10, ttl=10)  # sweeps: 7 is kept until 1200
+    assert stored_keys(store) == 2
+    assert [kept.callback_id for kept in store.kept()] == [7]
+    now[0] = 1250.0
+    store.claim(1, 9, BODY, lease_seconds=10, ttl=10)  # sweeps: 7 and 8 are over
+    assert stored_keys(store) == 1

@@ -225,7 +225,11 @@ def test_the_sqlite_sweep_counts_claims_across_calls(
     assert stored_keys(store) == 9
     store.claim(2, 4, BODY, lease_seconds=60, ttl=DAY)  # the tenth sweeps
     assert stored_keys(store) == 5
-    for i in range(5, 14):
+    store.claim_many([(3, i, BODY) for i in range(4)], lease_seconds=1, ttl=1)
+    clock.advance(2)
+    for i in range(5, 10):  # 9 claims since the sweep: the four over are still there
         store.claim(2, i, BODY, lease_seconds=60, ttl=DAY)
-    assert stored_keys(store) == 14, "the count starts again after a sweep"
+    assert stored_keys(store) == 14, "the count starts again from 0 after a sweep"
+    store.claim(2, 10, BODY, lease_seconds=60, ttl=DAY)  # the tenth since sweeps
+    assert stored_keys(store) == 11
     store.close()
