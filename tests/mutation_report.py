@@ -5,8 +5,9 @@ has already imported the package, so what the package builds once (the field dec
 payload classes at import, a payload's converter on first use) was built by the original code and
 a mutant of it looks like a survivor. Each mutant mutmut reports as surviving is therefore tried
 once more here, in a fresh interpreter that imports the package with the mutant active: against
-the tests that call it and, for a function that runs at import, against the tests of its module
-and the whole in-process suite. Then the mutants listed in ``tests/mutation_equivalent.txt``
+the tests that call it, then the tests of its module (where tests written since the run are);
+for a function that runs at import, against the tests of its module and the whole in-process
+suite. Then the mutants listed in ``tests/mutation_equivalent.txt``
 (each with the reason it changes no behaviour) are left out, the score of each module and every
 surviving mutant with its diff are printed, and the exit status is 1 when any mutant survives,
 a module scores under the target or an equivalent entry is stale.
@@ -83,25 +84,24 @@ def suite_passes(mutant: str, first: list[str], whole_suite: bool) -> bool:
 
 
 def _module_tests(mutant: str) -> list[str]:
-    """The test files named after the mutant's module (``store.sqlite``: ``test_store.py`` and
-    ``test_store_sqlite.py``)."""
+    """The test files named after the mutant's module: ``store.sqlite``, ``test_store.py`` and
+    ``test_store_sqlite*.py``; a package (``store``), every ``test_store*.py``."""
     parts = module_of(mutant).split(".")[1:]
-    names = {f"test_{parts[0]}.py", f"test_{'_'.join(parts)}.py"}
-    return sorted(f"tests/{name}" for name in names if (ROOT / "tests" / name).exists())
+    found = {ROOT / "tests" / f"test_{parts[0]}.py"}
+    found.update((ROOT / "tests").glob(f"test_{'_'.join(parts)}*.py"))
+    return sorted(f"tests/{path.name}" for path in found if path.exists())
 
 
 def _tests_calling(mutant: str, existing: set[str]) -> list[str]:
     """The tests mutmut saw calling the mutated function that still exist (``existing``), their
-    files when there are many; with its module's tests when some were renamed or removed since
-    the run."""
+    files when there are many."""
     stats = json.loads((ROOT / "mutants" / "mutmut-stats.json").read_text())
     by_function = stats["tests_by_mangled_function_name"]
-    seen = sorted(by_function.get(mutant.partition("__mutmut_")[0], ()))
-    tests = [test for test in seen if test in existing]
+    tests = [
+        t for t in sorted(by_function.get(mutant.partition("__mutmut_")[0], ())) if t in existing
+    ]
     if len(tests) > 200:
-        tests = sorted({test.partition("::")[0] for test in tests})
-    if len(tests) < len(seen) and len(tests) <= 200:
-        tests += [path for path in _module_tests(mutant) if path not in tests]
+        return sorted({test.partition("::")[0] for test in tests})
     return tests
 
 
@@ -123,12 +123,12 @@ def recheck(found: dict[str, str], names: list[str], at_import: set[tuple[str, s
     mutmut forks each mutant's test run from a process that has already imported the package and
     run the suite once, so what the package computes once (at import, or on first use and then
     kept) was computed by the original code, and a mutant of it looks like a survivor. Here each
-    is tried with the mutant active from the first import, against the tests that call it (those
-    of its module when mutmut saw none); a mutant of a function that runs at import against the
-    tests of its module, then the whole suite, since mutmut cannot tell which tests use what it
-    built. Kills are kept in
-    ``mutants/recheck.json``: a later report on the same run (after new tests) tries only the
-    mutants that survived.
+    is tried with the mutant active from the first import, against the tests mutmut saw calling
+    it, then the test files of its module (tests written since the run, which mutmut never saw);
+    a mutant of a function that runs at import against the tests of its module, then the whole
+    suite, since mutmut cannot tell which tests use what it built. Only a failing test counts as
+    a kill. Kills are kept in ``mutants/recheck.json``: a later report on the same run (after new
+    tests) tries only the mutants that survived.
     """
     cache_file = ROOT / "mutants" / "recheck.json"
     killed: list[str] = json.loads(cache_file.read_text()) if cache_file.exists() else []
@@ -142,9 +142,12 @@ def recheck(found: dict[str, str], names: list[str], at_import: set[tuple[str, s
         def passes(name: str) -> bool:
             if (module_of(name), function_of(name)) in at_import:
                 return suite_passes(name, _module_tests(name), whole_suite=True)
-            # A function no test called in mutmut's run may have tests written since.
-            tests = _tests_calling(name, existing) or _module_tests(name)
-            return not tests or suite_passes(name, tests, whole_suite=False)
+            calling = _tests_calling(name, existing)
+            if calling and not suite_passes(name, calling, whole_suite=False):
+                return False
+            # Tests written since mutmut's run are found in the module's test files.
+            module = [path for path in _module_tests(name) if path not in calling]
+            return not module or suite_passes(name, module, whole_suite=False)
 
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
             # Kept as they come: an interrupted recheck resumes where it stopped.
