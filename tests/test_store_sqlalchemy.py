@@ -561,9 +561,10 @@ def test_init_db_makes_the_namespace_table_once(tmp_path: Path) -> None:
     assert again.exit_code == 0, again.output
     with app.app_context():
         tables = set(sa.inspect(db.engine).get_table_names())
-        db.engine.dispose()
     assert tables == {"receipt", "voxcallbacks_blue"}
     assert post(app, make_callback("min_balance")).get_json()["accepted"] == 1
+    with app.app_context():
+        db.engine.dispose()
 
 
 def test_the_first_sweep_starts_at_the_first_row(app: Flask) -> None:
