@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -258,8 +257,6 @@ def to_bool(value: Any) -> bool:
 
 def to_decimal(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise Invalid
-    if isinstance(value, float) and not math.isfinite(value):
         raise Invalid
     if isinstance(value, str) and len(value) > 100:
         raise Invalid

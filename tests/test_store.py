@@ -325,6 +325,27 @@ def test_claim_many_answers_each_key_in_order_in_one_call(store: Store) -> None:
     assert store.claim_many([], lease_seconds=60, ttl=DAY) == []
 
 
+def test_claim_many_names_each_callbacks_succeeded_receivers_at_its_place(store: Store) -> None:
+    """Two failed callbacks in the middle of a batch: each claim carries its own receivers, and
+    its own token (failing it with that token releases its claim)."""
+    for callback_id, names in ((2, ["r:a"]), (3, ["r:b", "r:c"])):
+        claim = store.claim(1, callback_id, BODY, lease_seconds=60, ttl=DAY)
+        store.fail(1, callback_id, claim.token, "boom", ITEM, retention=DAY, succeeded=names)
+    keys = [(1, callback_id, BODY) for callback_id in (1, 2, 3, 4)]
+    claims = store.claim_many(keys, lease_seconds=60, ttl=DAY)
+    assert [(claim.status, claim.succeeded) for claim in claims] == [
+        (CLAIMED, ()),
+        (CLAIMED, ("r:a",)),
+        (CLAIMED, ("r:b", "r:c")),
+        (CLAIMED, ()),
+    ]
+    assert len({claim.token for claim in claims}) == 4
+    for callback_id, claim in zip((1, 2, 3, 4), claims):
+        store.fail(1, callback_id, claim.token, "again", ITEM, retention=DAY)
+    again = store.claim_many(keys, lease_seconds=60, ttl=DAY)
+    assert [claim.status for claim in again] == [CLAIMED] * 4
+
+
 def test_complete_many_marks_each_callback_done(store: Store) -> None:
     claims = store.claim_many([(1, i, BODY) for i in range(5)], lease_seconds=60, ttl=DAY)
     failed = claims[2]

@@ -107,3 +107,34 @@ def test_redis_warnings_name_each_setting_to_change(redis_url: str) -> None:
         client.acl_deluser("limited")
         client.close()
         store.close()
+
+
+def test_a_claim_holds_its_lease_for_exactly_the_seconds_asked(redis_url: str) -> None:
+    import redis
+
+    store = open_store(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    seconds, micros = (int(part) for part in client.time())
+    before = seconds * 1000 + micros // 1000
+    store.claim(1, 5, BODY, lease_seconds=1000, ttl=DAY)
+    seconds, micros = (int(part) for part in client.time())
+    after = seconds * 1000 + micros // 1000
+    lease = int(client.hget("voxcallbacks:cb:1:5", "lease"))  # type: ignore[arg-type]
+    assert before + 1_000_000 <= lease <= after + 1_000_000
+    client.close()
+    store.close()
+
+
+def test_a_redis_store_made_directly_uses_the_keys_of_no_namespace(redis_url: str) -> None:
+    import redis
+
+    from flask_voxcallbacks.store.redis import RedisStore
+
+    client = redis.Redis.from_url(redis_url)
+    store = RedisStore(client)
+    claim = store.claim(1, 5, BODY, lease_seconds=60, ttl=DAY)
+    store.fail(1, 5, claim.token, "boom", ITEM, retention=DAY)
+    keys = {key.decode() for key in client.keys("*")}
+    assert keys == {"voxcallbacks:cb:1:5", "voxcallbacks:failed"}
+    assert store.identity.endswith("#voxcallbacks:")
+    client.close()
