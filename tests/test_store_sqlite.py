@@ -174,8 +174,26 @@ def test_a_sqlite_table_of_another_layout_is_a_clear_error(tmp_path: Path) -> No
         " PRIMARY KEY (account_id, callback_id))"
     )
     db.close()
-    with pytest.raises(StoreURLError, match=r"lacks the columns attempts, digest, done_until"):
+    with pytest.raises(StoreURLError) as refused:
         open_store(f"sqlite:///{path}")
+    assert str(refused.value) == (
+        f"VOXCALLBACKS_STORE: cannot use the SQLite file {path} (the table voxcallbacks lacks the"
+        " columns attempts, digest, done_until, error, expires_at, failed_at, item, lease_until,"
+        " queued, receivers, trace, type (written by a development version); move the file aside"
+        " to start a new one)"
+    )
+
+
+def test_a_file_that_is_not_a_sqlite_database_is_named_as_such(tmp_path: Path) -> None:
+    from flask_voxcallbacks.store import StoreURLError
+
+    path = tmp_path / "notes.db"
+    path.write_text("these are notes, not a database" * 100)
+    with pytest.raises(StoreURLError) as refused:
+        open_store(f"sqlite:///{path}")
+    assert str(refused.value) == (
+        f"VOXCALLBACKS_STORE: cannot use the SQLite file {path} (file is not a database)"
+    )
 
 
 @pytest.mark.parametrize("returning", [True, False], ids=["returning", "select"])

@@ -86,11 +86,14 @@ def _open_sqlite(url: str, base_dir: str | None, namespace: str) -> Store:
     try:
         create_private(Path(path))
         return SQLiteStore(path, namespace)
-    except (OSError, sqlite3.Error) as error:
+    except (OSError, sqlite3.OperationalError) as error:
         raise StoreURLError(
             f"{KEY}: cannot open the SQLite file {path} ({error}); make sure its directory can be"
             " created and written by this process"
         ) from None
+    except sqlite3.Error as error:
+        # The file opened: it is not a SQLite database, or its table is of another layout.
+        raise StoreURLError(f"{KEY}: cannot use the SQLite file {path} ({error})") from None
 
 
 def _open_redis(url: str, namespace: str) -> Store:
