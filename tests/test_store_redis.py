@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import Iterator
 
 import pytest
 from helpers import BODY, DAY, ITEM
@@ -19,14 +21,25 @@ def test_every_redis_scheme_opens_a_redis_store(url: str) -> None:
     store.close()
 
 
-def test_a_batch_costs_redis_two_round_trips(redis_url: str) -> None:
+@pytest.fixture
+def private_redis_url(tmp_path: Path) -> Iterator[str]:
+    """A server of this test's own, whose command counts no other test's leftovers add to."""
+    from servers import RedisServer
+
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server.url
+    server.stop()
+
+
+def test_a_batch_costs_redis_two_round_trips(private_redis_url: str) -> None:
     import redis
     from helpers import ENDPOINT, make_app
 
     from flask_voxcallbacks.testing import make_batch, make_callback
 
-    app = make_app(VOXCALLBACKS_STORE=redis_url)
-    client = redis.Redis.from_url(redis_url)
+    app = make_app(VOXCALLBACKS_STORE=private_redis_url)
+    client = redis.Redis.from_url(private_redis_url)
 
     def evalsha_calls() -> int:
         stats = client.info("commandstats")
