@@ -35,9 +35,13 @@ if {recipe}:
     from sentry_setup import init_sentry
     init_sentry("https://key@sentry.invalid/1", transport=Keep)
 else:
+    import logging
     from sentry_sdk.integrations.flask import FlaskIntegration
+    from sentry_sdk.integrations.logging import LoggingIntegration
     sentry_sdk.init("https://key@sentry.invalid/1", transport=Keep,
-                    integrations=[FlaskIntegration()], max_request_body_size="always")
+                    integrations=[FlaskIntegration(),
+                                  LoggingIntegration(event_level=logging.ERROR)],
+                    max_request_body_size="always")
 
 app = Flask("host")
 app.config.update(VOXCALLBACKS_ACCOUNT_ID=1234567, TESTING=True,
