@@ -597,6 +597,26 @@ def test_a_callback_whose_commit_failed_stays_pinned_to_its_body(app: Flask) -> 
     assert post(app, item).get_json()["accepted"] == 1
 
 
+def test_the_table_made_on_sqlite_keeps_the_partial_index_of_kept_callbacks(
+    tmp_path: Path,
+) -> None:
+    """On SQLite, ``voxcallbacks_table`` indexes only the rows of kept callbacks, as the SQLite
+    store's table does."""
+    from flask_voxcallbacks.store.sqlalchemy import voxcallbacks_table
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/app.db")
+    voxcallbacks_table(sa.MetaData(), "viasa").create(engine)
+    with engine.connect() as connection:
+        (index,) = connection.execute(
+            sa.text("SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+        ).one()
+    engine.dispose()
+    assert index == (
+        "CREATE INDEX voxcallbacks_viasa_kept ON voxcallbacks_viasa (failed_at)"
+        " WHERE error IS NOT NULL"
+    )
+
+
 def test_both_modes_make_the_same_table_in_postgresql(postgres_server: Any) -> None:
     """The table of ``voxcallbacks_table`` (made here, in this process) and the PostgreSQL
     store's: the same columns, types, nullability, defaults, index and storage options."""
