@@ -2,13 +2,16 @@
 move with the machine's load, to compare two versions of the package where timings are too noisy.
 
 ``python benchmarks/instructions.py [CHECKOUT ...]`` runs the same workload (1,000 callbacks of
-five types in two batches of 500, through Flask's test client, memory store, one receiver) once
+five types, in batches of 500 through Flask's test client, memory store, one receiver) once
 without and once with the batches, under callgrind, for this checkout and for each CHECKOUT given
 (another clone or ``git worktree`` of the project), and prints the instructions the batches
-took, per callback. ``--config KEY=VALUE`` (repeatable; VALUE read as JSON when it parses)
-sets the application's configuration, e.g. ``--config VOXCALLBACKS_METRICS='"prometheus"'``
-to measure what the metrics cost. Needs valgrind (``apt-get install valgrind``); each run takes a
-minute or so.
+took, per callback. ``--batch SIZE`` sets the batch size (1,000 callbacks in all, or SIZE when it
+is larger; at 1, the figure is per request). ``--same-work`` also counts the same work written by
+hand (``benchmarks/same_work.py``, the in-process yardstick of ``make bench``) on the same
+bodies, and prints the extension's ratio to it. ``--config KEY=VALUE`` (repeatable; VALUE read
+as JSON when it parses) sets the application's configuration, e.g.
+``--config VOXCALLBACKS_METRICS='"prometheus"'`` to measure what the metrics cost. Needs valgrind
+(``apt-get install valgrind``); each run takes a minute or so.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BATCHES, SIZE = 2, 500
+CALLBACKS = 1000
 
 WORKLOAD = """
 import json, os, sys
@@ -32,22 +35,31 @@ from flask_voxcallbacks import VoxCallbacks, callback_received
 from flask_voxcallbacks.testing import (
     DEFAULT_ACCOUNT_ID, DEFAULT_API_KEY, DEFAULT_SALT, make_batch, make_callback,
 )
-app = Flask(__name__)
-app.config.update(
-    VOXCALLBACKS_ACCOUNT_ID=DEFAULT_ACCOUNT_ID,
-    VOXCALLBACKS_API_KEY=DEFAULT_API_KEY,
-    VOXCALLBACKS_SALT=DEFAULT_SALT,
-)
-app.config.update(json.loads(os.environ.get("VOX_BENCH_CONFIG", "{}")))
-VoxCallbacks(app)
-callback_received.connect(lambda sender, callback: None, app, weak=False)
+size, batches = int(os.environ["VOX_BENCH_SIZE"]), int(os.environ["VOX_BENCH_BATCHES"])
+if os.environ.get("VOX_BENCH_SAME_WORK"):
+    sys.path.insert(0, os.environ["VOX_BENCH_SAME_WORK"])
+    import same_work
+    app = same_work.create_app()
+    same_work.callback_received.connect(lambda sender, callback: None, app, weak=False)
+else:
+    app = Flask(__name__)
+    app.config.update(
+        VOXCALLBACKS_ACCOUNT_ID=DEFAULT_ACCOUNT_ID,
+        VOXCALLBACKS_API_KEY=DEFAULT_API_KEY,
+        VOXCALLBACKS_SALT=DEFAULT_SALT,
+        VOXCALLBACKS_MAX_ITEMS=max(size, 1000),
+        VOXCALLBACKS_MAX_CONTENT_LENGTH=64 * 1024 * 1024,
+    )
+    app.config.update(json.loads(os.environ.get("VOX_BENCH_CONFIG", "{}")))
+    VoxCallbacks(app)
+    callback_received.connect(lambda sender, callback: None, app, weak=False)
 client = app.test_client()
 types = ["min_balance", "sms_inbound", "renewed_subscriptions", "account_is_frozen", "card_payment"]
 bodies = [
     json.dumps(make_batch(*(
-        make_callback(types[i % 5], callback_id=10**12 + k * 10**6 + i) for i in range(SIZE)
+        make_callback(types[i % 5], callback_id=10**12 + k * 10**6 + i) for i in range(size)
     )))
-    for k in range(BATCHES)
+    for k in range(batches)
 ]
 # One request first, so that what is set up on the first request is outside the count.
 first = make_batch(make_callback("min_balance", callback_id=1))
@@ -55,7 +67,7 @@ client.post("/voximplant/callbacks", json=first)
 for body in bodies[: int(sys.argv[2])]:
     answer = client.post("/voximplant/callbacks", data=body, content_type="application/json")
     assert answer.status_code == 200, answer.get_data()
-""".replace("SIZE", str(SIZE)).replace("BATCHES", str(BATCHES))
+"""
 
 
 def instructions(checkout: Path, batches: int, script: Path) -> int:
@@ -81,27 +93,55 @@ def instructions(checkout: Path, batches: int, script: Path) -> int:
     return int(found.group(1))
 
 
+def _option(args: list[str], name: str) -> str | None:
+    """Remove ``name VALUE`` from ``args``; return VALUE (the last one given), or None."""
+    value = None
+    while name in args:
+        at = args.index(name)
+        value = args[at + 1]
+        del args[at : at + 2]
+    return value
+
+
 def main() -> int:
     args = sys.argv[1:]
     config = {}
     while "--config" in args:
-        at = args.index("--config")
-        key, _, value = args[at + 1].partition("=")
+        key, _, value = (_option(args, "--config") or "").partition("=")
         try:
             config[key] = json.loads(value)
         except ValueError:
             config[key] = value
-        del args[at : at + 2]
-    os.environ["VOX_BENCH_CONFIG"] = json.dumps(config)
+    size = int(_option(args, "--batch") or 500)
+    same = "--same-work" in args
+    args = [arg for arg in args if arg != "--same-work"]
+    batches = max(1, CALLBACKS // size)
+    os.environ.update(
+        VOX_BENCH_CONFIG=json.dumps(config),
+        VOX_BENCH_SIZE=str(size),
+        VOX_BENCH_BATCHES=str(batches),
+    )
     checkouts = [ROOT, *(Path(arg).resolve() for arg in args)]
     with tempfile.TemporaryDirectory() as folder:
         script = Path(folder) / "workload.py"
         script.write_text(WORKLOAD)
-        for checkout in checkouts:
+
+        def per_callback(checkout: Path) -> float:
             base = instructions(checkout, 0, script)
-            total = instructions(checkout, BATCHES, script)
-            per_callback = (total - base) / (BATCHES * SIZE)
-            print(f"{per_callback / 1000:8.1f} k instructions per callback  {checkout}", flush=True)
+            total = instructions(checkout, batches, script)
+            return (total - base) / (batches * size)
+
+        yardstick = None
+        if same:
+            os.environ["VOX_BENCH_SAME_WORK"] = str(ROOT / "benchmarks")
+            yardstick = per_callback(ROOT)
+            del os.environ["VOX_BENCH_SAME_WORK"]
+            print(f"{yardstick / 1000:8.1f} k instructions per callback  same work by hand")
+        for checkout in checkouts:
+            figure = per_callback(checkout)
+            ratio = f"  ({figure / yardstick:.3f}x the same work)" if yardstick else ""
+            line = f"{figure / 1000:8.1f} k instructions per callback  {checkout}{ratio}"
+            print(line, flush=True)
     return 0
 
 
