@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+import os
 import stat
 import threading
 from pathlib import Path
@@ -194,6 +196,8 @@ def test_a_file_that_is_not_a_sqlite_database_is_named_as_such(tmp_path: Path) -
     assert str(refused.value) == (
         f"VOXCALLBACKS_STORE: cannot use the SQLite file {path} (file is not a database)"
     )
+    open_files = [os.readlink(fd) for fd in glob.glob("/proc/self/fd/*") if os.path.islink(fd)]
+    assert str(path) not in open_files, "the connection it opened is closed"
 
 
 @pytest.mark.parametrize("returning", [True, False], ids=["returning", "select"])

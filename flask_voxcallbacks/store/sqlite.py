@@ -212,9 +212,13 @@ class SQLiteStore(Store):
             db = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            writers = os.open(f"{self.path}-lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                writers = os.open(f"{self.path}-lock", os.O_RDWR | os.O_CREAT, 0o600)
+            except BaseException:
+                db.close()  # not a database, or a lock file that cannot be made
+                raise
             # Closed with the store, or when it is garbage-collected, or at exit.
             self._finalizer = weakref.finalize(self, _close, db, writers)
             self._db, self._writers, self._pid = db, writers, os.getpid()
