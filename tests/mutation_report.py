@@ -84,12 +84,13 @@ def suite_passes(mutant: str, first: list[str], whole_suite: bool) -> bool:
 
 
 def _module_tests(mutant: str) -> list[str]:
-    """The test files named after the mutant's module: ``store.sqlite``, ``test_store.py`` and
-    ``test_store_sqlite*.py``; a package (``store``), every ``test_store*.py``."""
+    """The test files named after the mutant's module or its package: ``auth``,
+    ``test_auth*.py``; ``queue.celery`` (or ``queue``), every ``test_queue*.py``. A module of a
+    package gets the package's files too: its tests may call it only from a thread (a queue's
+    enqueue runs on one), where mutmut does not see the call."""
     parts = module_of(mutant).split(".")[1:]
-    found = {ROOT / "tests" / f"test_{parts[0]}.py"}
-    found.update((ROOT / "tests").glob(f"test_{'_'.join(parts)}*.py"))
-    return sorted(f"tests/{path.name}" for path in found if path.exists())
+    found = (ROOT / "tests").glob(f"test_{parts[0]}*.py")
+    return sorted(f"tests/{path.name}" for path in found)
 
 
 def _tests_calling(mutant: str, existing: set[str]) -> list[str]:

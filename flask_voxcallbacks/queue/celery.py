@@ -85,9 +85,11 @@ def _refuse_a_store_it_cannot_use(sender: Any, **extra: Any) -> None:
 
 
 def _connect_once(connection: Any) -> None:
-    """One quick attempt: a broker that does not answer fails the request at once (the sender
-    redelivers the callbacks) rather than after Celery's minutes of retries."""
-    connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+    """One quick attempt: a broker that refuses the connection fails the request at once (the
+    sender redelivers the callbacks) rather than after Celery's minutes of retries. A broker that
+    accepts it and never answers holds the attempt as long as the connection's own socket
+    timeouts let it: the request gives up on it at ENQUEUE_TIMEOUT (see _within_deadline)."""
+    connection.ensure_connection(max_retries=1, interval_start=0)
 
 
 def _within_deadline(work: Callable[[], None], name: str) -> str | None:
