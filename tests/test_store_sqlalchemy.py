@@ -884,3 +884,22 @@ def test_the_sqlite_sweep_walks_the_table_one_range_at_a_time(
     assert [sweep() for _ in range(4)] == [(26, 20), (6, 40), (0, 0), (0, 0)]
     with app.app_context():
         close_database()
+
+
+def test_the_session_listeners_are_added_once_whatever_the_number_of_stores(
+    tmp_path: Path,
+) -> None:
+    """Each application set up makes a store; the session class's listeners stay one of each,
+    so that a process that sets up many applications (a test suite) does not run them again
+    and again at every commit."""
+    from flask_voxcallbacks.store import sqlalchemy as store_module
+
+    apps = [example_app(f"sqlite:///{tmp_path}/app{n}.db") for n in range(3)]
+    with apps[0].app_context():
+        dispatch = db.session().dispatch
+        assert list(dispatch.before_commit).count(store_module._before_commit) == 1
+        assert list(dispatch.after_soft_rollback).count(store_module._after_soft_rollback) == 1
+        close_database()
+    for app in apps[1:]:
+        with app.app_context():
+            close_database()
