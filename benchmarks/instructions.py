@@ -93,26 +93,26 @@ def instructions(checkout: Path, batches: int, script: Path) -> int:
     return int(found.group(1))
 
 
-def _option(args: list[str], name: str) -> str | None:
-    """Remove ``name VALUE`` from ``args``; return VALUE (the last one given), or None."""
-    value = None
+def _options(args: list[str], name: str) -> list[str]:
+    """Remove every ``name VALUE`` from ``args``; return the VALUEs, in order."""
+    values = []
     while name in args:
         at = args.index(name)
-        value = args[at + 1]
+        values.append(args[at + 1])
         del args[at : at + 2]
-    return value
+    return values
 
 
 def main() -> int:
     args = sys.argv[1:]
     config = {}
-    while "--config" in args:
-        key, _, value = (_option(args, "--config") or "").partition("=")
+    for option in _options(args, "--config"):
+        key, _, value = option.partition("=")
         try:
             config[key] = json.loads(value)
         except ValueError:
             config[key] = value
-    size = int(_option(args, "--batch") or 500)
+    size = int((_options(args, "--batch") or ["500"])[-1])
     same = "--same-work" in args
     args = [arg for arg in args if arg != "--same-work"]
     batches = max(1, CALLBACKS // size)
