@@ -471,3 +471,34 @@ def test_closing_reads_the_answer_of_the_last_completions_and_closes_the_connect
     assert line.startswith("store error while recording handled callbacks as done (ERROR:")
     assert 'relation "voxcallbacks_billing" does not exist' in line
     assert line.endswith("); they stay claimed until their lease ends")
+
+
+def test_a_failed_completions_message_is_logged_cut_to_300_characters(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A trigger of the user's that refuses the completion with a long message: the log line
+    carries its first 300 characters, on one line."""
+    store = open_store(postgres_url, namespace="refusing")
+    assert isinstance(store, PostgresStore)
+    store.create_tables()
+    claim = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(
+            "CREATE FUNCTION vox_refuse() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN RAISE EXCEPTION 'refused: %', repeat('x', 400); END $$"
+        )
+        db.execute(
+            "CREATE TRIGGER vox_refuse BEFORE UPDATE ON voxcallbacks_refusing"
+            " FOR EACH ROW EXECUTE FUNCTION vox_refuse()"
+        )
+    store.complete(1, 1, claim.token, ttl=DAY)
+    store.close()
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("DROP TABLE voxcallbacks_refusing")
+        db.execute("DROP FUNCTION vox_refuse()")
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    head = "store error while recording handled callbacks as done ("
+    tail = "); they stay claimed until their lease ends"
+    assert line.startswith(head) and line.endswith(tail)
+    message = line[len(head) : -len(tail)]
+    assert message == "ERROR:  refused: " + "x" * (300 - len("ERROR:  refused: "))
