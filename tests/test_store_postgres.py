@@ -99,7 +99,7 @@ def test_a_batch_costs_one_round_trip_to_claim_and_one_to_complete(
     assert isinstance(store, PostgresStore)
     first = Trace(store, tmp_path / "first.txt")  # connects
     store.claim(9, 9, BODY, lease_seconds=60, ttl=DAY)
-    assert first.round_trips() == 2, "a new connection prepares the claim, then runs it"
+    assert first.round_trips() == 3, "a new connection prepares the completion and the claim"
     trace = Trace(store, tmp_path / "trace.txt")
     claims = store.claim_many([(1, i, BODY) for i in range(10)], lease_seconds=60, ttl=DAY)
     store.complete_many([(1, i, claim.token) for i, claim in enumerate(claims)], ttl=DAY)
@@ -268,7 +268,8 @@ def test_the_connection_carries_its_settings_and_leaves_nothing_on_the_server(
     postgres_url: str,
 ) -> None:
     """Its settings come in the start-up packet, with the URL's own options: a pooler handing the
-    server connection to others passes no setting on. Only the claim is prepared."""
+    server connection to others passes no setting on. Only the claim and the completion are
+    prepared."""
     store = open_store(f"{postgres_url}?options=-c%20statement_timeout%3D4321")
     assert isinstance(store, PostgresStore)
     for callback_id in range(20):
@@ -280,10 +281,15 @@ def test_the_connection_carries_its_settings_and_leaves_nothing_on_the_server(
         settings = db.execute(
             "SELECT current_setting('synchronous_commit'), current_setting('statement_timeout'),"
             " current_setting('application_name'),"
-            " (SELECT array_agg(name) FROM pg_prepared_statements)"
+            " (SELECT array_agg(name ORDER BY name) FROM pg_prepared_statements),"
+            " current_setting('enable_hashjoin'), current_setting('enable_mergejoin'),"
+            " current_setting('enable_seqscan')"
         ).fetchone()
         parameters = db.info.get_parameters()
-    assert settings == ("off", "4321ms", "flask-voxcallbacks", ["vox_claim"])
+    assert settings == (
+        *("off", "4321ms", "flask-voxcallbacks", ["vox_claim", "vox_complete"]),
+        *("off", "off", "off"),
+    )
     assert parameters["connect_timeout"] == "10"
     store.close()
 
@@ -298,6 +304,70 @@ def test_a_claim_prepares_its_statement_again_where_the_server_lacks_it(
         store._ready().execute("DEALLOCATE vox_claim")  # as on another server connection
     assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
     assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == BUSY
+    store.close()
+
+
+def test_a_completion_prepares_its_statement_again_where_the_server_lacks_it(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = open_store(postgres_url)
+    assert isinstance(store, PostgresStore)
+    first = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
+    with store._lock:
+        store._ready().execute("DEALLOCATE vox_complete")  # as on another server connection
+    store.complete(1, 1, first.token, ttl=DAY)
+    assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == DONE
+    second = store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY)
+    store.complete(1, 2, second.token, ttl=DAY)
+    assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == DONE
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    store.close()
+
+
+def test_the_completion_is_planned_each_time_where_the_planner_settings_are_lost(
+    postgres_url: str,
+) -> None:
+    """Behind a pooler that drops the start-up options, the server plans with its own settings:
+    a completion planned once would then be a hash join over the whole table for as long as
+    the plan lasts, so it is not prepared."""
+    store = open_store(postgres_url)
+    assert isinstance(store, PostgresStore)
+    with store._lock:
+        store._connection().execute("SET enable_hashjoin = on")  # the server's default
+    claim = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
+    store.complete(1, 1, claim.token, ttl=DAY)
+    assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == DONE
+    with store._lock:
+        (prepared,) = store._ready().execute("SELECT name FROM pg_prepared_statements")
+    assert prepared == ("vox_claim",)
+    store.close()
+
+
+def test_the_completion_planned_on_an_empty_table_finds_each_key_by_the_primary_key(
+    postgres_url: str,
+) -> None:
+    """The plan made once, while the table is nearly empty, is kept as the table grows: it must
+    still look each key up instead of reading the whole table."""
+    store = open_store(postgres_url)
+    assert isinstance(store, PostgresStore)
+    claim = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
+    with store._lock:
+        # The plan the server settles on after a few completions, made now, on one row.
+        store._ready().execute("SET plan_cache_mode = force_generic_plan")
+    store.complete(1, 1, claim.token, ttl=DAY)
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(
+            "INSERT INTO voxcallbacks (account_id, callback_id, expires_at)"
+            " SELECT 2, g, 1e12 FROM generate_series(1, 20000) AS g"
+        )
+    with store._lock:
+        db = store._ready()
+        plan = db.execute("EXPLAIN EXECUTE vox_complete('1e12', '{2}', '{7}', '{ab}')")
+        lines = [line for (line,) in plan.fetchall()]
+        db.execute("RESET plan_cache_mode")
+    text = "\n".join(lines)
+    assert "Index Scan using voxcallbacks_pkey" in text, text
+    assert "Seq Scan" not in text and "Hash" not in text, text
     store.close()
 
 

@@ -201,9 +201,18 @@ _SQL = {
 #: of that fraction of a second again, as a crashed worker does; it never loses one.
 _DURABLE = frozenset(["fail", "queue"])
 
+#: The status of a completion's answer when it succeeded.
+_DONE = pq.ExecStatus.COMMAND_OK
+
 #: The settings of the store's connections: claims and completions return without waiting for
-#: the log to reach the disk (see _DURABLE for the writes that wait).
-_SETTINGS = "-c synchronous_commit=off"
+#: the log to reach the disk (see _DURABLE for the writes that wait), and every join of a key
+#: list with the table looks each key up in the primary key. The completion is planned once per
+#: connection (see complete_many), while the table may still be small, when a hash join over the
+#: whole table looks cheaper; kept as the table grows, that plan cost 4 to 12 ms of server time
+#: per batch of 10 at 30,000 rows. (No other statement's plan changes: each reads an index, or
+#: scans the table because no index serves it.)
+_PLANNER = ("enable_hashjoin", "enable_mergejoin", "enable_seqscan")
+_SETTINGS = "-c synchronous_commit=off " + " ".join(f"-c {name}=off" for name in _PLANNER)
 
 #: Every _SWEEP_EVERY claims, a process looks at the next _SWEEP_PAGES pages of the table (going
 #: round) and forgets the records there whose time is over: the sweep costs the same whatever the
@@ -248,10 +257,15 @@ class PostgresStore(Store):
         self._sql = {name: text.format(table=self.table) for name, text in _SQL.items()}
         self._complete = _COMPLETE.format(table=self.table).encode()
         self._claim = _CLAIM.format(table=self.table).encode()
-        #: Whether the claim is prepared on the current connection.
-        self._prepared = False
-        #: Completions sent whose answers have not been read yet.
-        self._unanswered = 0
+        #: The statements prepared on the current connection.
+        self._prepared: set[bytes] = set()
+        #: Whether the current connection runs with the planner settings of _SETTINGS (a pooler
+        #: may drop them): if not, the completion is planned each time. None until the first
+        #: claim on the connection, which prepares the completion as well.
+        self._planned_once: bool | None = None
+        #: The parameters of the completion sent whose answer has not been read yet (libpq
+        #: sends nothing else on the connection until it is read).
+        self._unanswered: list[bytes] | None = None
         self._lock = threading.Lock()
         self._db: psycopg.Connection[Any] | None = None
         self._pid = 0
@@ -276,10 +290,8 @@ class PostgresStore(Store):
         self._db = None
         # The connection's own settings go in its start-up packet, after the URL's options, so
         # that nothing is left behind on a server connection that a pooler (PgBouncer) hands to
-        # others. Only the claim is prepared on the server (see _run_claim): the other
-        # statements are planned for their own arrays each time (a plan made once for arrays of
-        # any length assumes 100 keys, and scans the whole table once it has a few thousand
-        # rows: 2.4 ms of server time per batch of 10 at 15,000 rows, against 0.3).
+        # others. Only the claim and the completion are prepared on the server (see _run_claim
+        # and complete_many): the other statements are planned for their own arrays each time.
         options = str(conninfo_to_dict(self.url).get("options") or "")
         db = psycopg.connect(
             self.url,
@@ -289,7 +301,7 @@ class PostgresStore(Store):
             options=f"{options} {_SETTINGS}".strip(),
             prepare_threshold=None,
         )
-        self._db, self._pid, self._prepared = db, os.getpid(), False
+        self._db, self._pid, self._prepared, self._planned_once = db, os.getpid(), set(), None
         return db
 
     def _run(self, name: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
@@ -318,34 +330,48 @@ class PostgresStore(Store):
         """This process's connection, once the answers of the completions sent on it are read;
         a connection found broken then is replaced. Call with the lock held."""
         db = self._connection()
-        if self._unanswered:
-            self._read_answers(db)
+        if self._unanswered is not None:
+            self._read_answer(db)
             if self._db is None:
                 db = self._connection()
         return db
+
+    def _prepare(self, db: psycopg.Connection[Any], name: bytes, statement: bytes) -> None:
+        """Prepare ``statement`` as ``name`` on this connection, unless it is already. Call
+        with the lock held."""
+        if name not in self._prepared:
+            self._check(db, _wait(db.pgconn, partial(db.pgconn.send_prepare, name, statement)))
+            self._prepared.add(name)
+
+    def _run_prepared(
+        self, db: psycopg.Connection[Any], name: bytes, statement: bytes, parameters: list[bytes]
+    ) -> list[pq.abc.PGresult]:
+        """Run ``statement`` prepared as ``name`` and wait for its results; prepare it again
+        when the server has no such statement (a pooler gave this client another server
+        connection). Call with the lock held."""
+        for _attempt in range(2):
+            self._prepare(db, name, statement)
+            send = partial(db.pgconn.send_query_prepared, name, parameters)
+            results = _wait(db.pgconn, send)
+            if not _unknown_statement(results):
+                break
+            self._prepared.discard(name)
+        return results
 
     def _run_claim(self, parameters: list[bytes]) -> dict[tuple[int, int], str | None]:
         """Run the claim statement through libpq itself: the claims taken, with the receivers
         that succeeded for them before. (Without psycopg's conversions of the arrays and rows:
         0.07 ms less of the web worker's CPU time per request of 10 callbacks, 0.71 ms against
         0.78.) It is prepared once per connection (planned once: 0.40 ms of server time per
-        batch of 10 claimed and completed, against 0.58 ms planned each time), and prepared
-        again when the server has no such statement (a pooler gave this client another server
-        connection)."""
+        batch of 10 claimed and completed, against 0.58 ms planned each time)."""
         with self._lock:
             db = self._ready()
-            pgconn = db.pgconn
             try:
-                for _attempt in range(2):
-                    if not self._prepared:
-                        send = partial(pgconn.send_prepare, b"vox_claim", self._claim)
-                        self._check(db, _wait(pgconn, send))
-                        self._prepared = True
-                    send = partial(pgconn.send_query_prepared, b"vox_claim", parameters)
-                    results = _wait(pgconn, send)
-                    if not _unknown_statement(results):
-                        break
-                    self._prepared = False
+                if self._planned_once is None:  # a new connection
+                    self._planned_once = _plans_by_key(db)
+                    if self._planned_once:
+                        self._prepare(db, b"vox_complete", self._complete)
+                results = self._run_prepared(db, b"vox_claim", self._claim, parameters)
                 result = self._check(db, results)
             except psycopg.OperationalError:
                 self._drop()
@@ -376,31 +402,38 @@ class PostgresStore(Store):
             f" create it with `{INIT_DB}` (or a migration, see the Stores page)"
         )
 
-    def _read_answers(self, db: psycopg.Connection[Any]) -> None:
-        """Read the answers of the completions sent since the last statement; log those that
-        failed (their callbacks stay claimed until their lease ends, as when a completion
-        raises), and drop the connection if it broke. Call with the lock held."""
+    def _read_answer(self, db: psycopg.Connection[Any]) -> None:
+        """Read the answer of the completion sent since the last statement; log it if it
+        failed (its callbacks stay claimed until their lease ends, as when a completion
+        raises), and drop the connection if it broke. A completion the server had no prepared
+        statement for is prepared and run again. Call with the lock held."""
         pgconn = db.pgconn
-        while self._unanswered:
-            self._unanswered -= 1
-            errors = []
-            while True:
-                result = pgconn.get_result()
-                if result is None:
-                    break
-                if result.status != pq.ExecStatus.COMMAND_OK:
-                    errors.append(result.error_message or b"")
-            if errors:
-                logger.error(
-                    "store error while recording handled callbacks as done (%s); they stay"
-                    " claimed until their lease ends",
-                    printable(errors[0].decode("utf-8", "replace").strip(), limit=300),
-                )
+        parameters, self._unanswered = self._unanswered, None
+        results = []
+        while True:
+            result = pgconn.get_result()
+            if result is None:
+                break
+            results.append(result)
+        error = next((r.error_message or b"" for r in results if r.status != _DONE), None)
+        if parameters is not None and _unknown_statement(results):
+            self._prepared.discard(b"vox_complete")
+            try:
+                results = self._run_prepared(db, b"vox_complete", self._complete, parameters)
+                error = next((r.error_message or b"" for r in results if r.status != _DONE), None)
+            except psycopg.OperationalError as broken:
+                error = str(broken).encode()
+        if error is not None:
+            logger.error(
+                "store error while recording handled callbacks as done (%s); they stay"
+                " claimed until their lease ends",
+                printable(error.decode("utf-8", "replace").strip(), limit=300),
+            )
         if pgconn.status != pq.ConnStatus.OK:
             self._drop()
 
     def _drop(self) -> None:
-        self._unanswered = 0
+        self._unanswered = None
         if self._db is not None:
             try:
                 self._db.close()
@@ -505,7 +538,10 @@ class PostgresStore(Store):
         """Send the completions in one statement, and read its answer with the next
         statement's: the request is answered meanwhile (without the wait, 46% of the guide
         route's callbacks per second over HTTP at batch 10, against 30% with it). The server
-        runs it in the order it was sent, before any later statement of this process."""
+        runs it in the order it was sent, before any later statement of this process. The first
+        claim on a connection prepares it, where the connection runs with the planner settings
+        of _SETTINGS (0.33 ms of server time per batch of 10 claimed and completed, against 0.50
+        ms planned each time)."""
         if not claimed:
             return
         parameters = [
@@ -518,12 +554,15 @@ class PostgresStore(Store):
         with self._lock:
             db = self._ready()
             try:
-                db.pgconn.send_query_params(self._complete, parameters)
+                if b"vox_complete" in self._prepared:
+                    db.pgconn.send_query_prepared(b"vox_complete", parameters)
+                else:
+                    db.pgconn.send_query_params(self._complete, parameters)
                 _flush(db.pgconn)
             except psycopg.OperationalError:
                 self._drop()
                 raise
-            self._unanswered += 1
+            self._unanswered = parameters
 
     def fail(
         self,
@@ -639,16 +678,23 @@ class PostgresStore(Store):
                 _inherited.append(self._db)
                 self._db = None
             if self._db is not None and not self._db.closed:
-                # Read what the last completions answered, so that a failure among them is
-                # logged; a connection that broke is closed all the same.
+                # Read what the last completion answered, so that its failure is logged; a
+                # connection that broke is closed all the same.
                 with contextlib.suppress(psycopg.Error):
-                    self._read_answers(self._db)
+                    self._read_answer(self._db)
             self._drop()
 
 
 def _array(values: Iterable[str]) -> bytes:
     """A PostgreSQL array literal of values that need no quoting (numbers, hex digits)."""
     return ("{" + ",".join(values) + "}").encode()
+
+
+def _plans_by_key(db: psycopg.Connection[Any]) -> bool:
+    """Whether the server runs this connection with the planner settings of _SETTINGS."""
+    names = ", ".join(f"current_setting('{name}')" for name in _PLANNER)
+    row = db.execute(f"SELECT {names}").fetchone()
+    return row is not None and set(row) == {"off"}
 
 
 def _unknown_statement(results: list[pq.abc.PGresult]) -> bool:
