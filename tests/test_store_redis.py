@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from pathlib import Path
 from typing import Iterator
@@ -10,6 +12,7 @@ import pytest
 from helpers import BODY, DAY, ITEM
 
 from flask_voxcallbacks.store import open_store
+from flask_voxcallbacks.store.base import BUSY, DONE
 
 
 @pytest.mark.parametrize(
@@ -154,3 +157,130 @@ def test_a_redis_store_made_directly_uses_the_keys_of_no_namespace(redis_url: st
     assert keys == {"voxcallbacks:cb:1:5", "voxcallbacks:failed"}
     assert store.identity.endswith("#voxcallbacks:")
     client.close()
+
+
+def test_a_completion_is_sent_without_waiting_and_read_by_the_next_call(redis_url: str) -> None:
+    """The request is answered while the server runs the completion; the store's next call
+    reads its reply first, so it sees the callbacks done."""
+    import redis
+
+    store = open_store(redis_url)
+    other = redis.Redis.from_url(redis_url)  # another process's view
+    claims = store.claim_many([(1, i, BODY) for i in range(3)], lease_seconds=60, ttl=DAY)
+    store.complete_many([(1, i, c.token) for i, c in enumerate(claims)], ttl=DAY)
+    assert store._unanswered is not None, "the reply is not read yet"  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 5
+    while other.hget("voxcallbacks:cb:1:0", "done") != b"1":  # run as soon as it arrives
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert [store.claim(1, i, BODY, lease_seconds=60, ttl=DAY).status for i in range(3)] == [
+        DONE
+    ] * 3
+    assert store._unanswered is None  # type: ignore[attr-defined]
+    other.close()
+    store.close()
+
+
+@pytest.mark.parametrize("call", ["claim", "fail", "kept", "find_kept", "knows", "close"])
+def test_every_call_reads_the_reply_of_the_completion_first(redis_url: str, call: str) -> None:
+    store = open_store(redis_url)
+    first, second = (store.claim(1, i, BODY, lease_seconds=60, ttl=DAY) for i in (1, 2))
+    store.complete(1, 1, first.token, ttl=DAY)
+    if call == "claim":
+        store.claim(1, 3, BODY, lease_seconds=60, ttl=DAY)
+    elif call == "fail":
+        store.fail(1, 2, second.token, "boom", ITEM, retention=DAY)
+    elif call == "close":
+        store.close()
+    else:
+        getattr(store, call)(*((1, 1) if call != "kept" else ()))
+    assert store._unanswered is None  # type: ignore[attr-defined]
+    store.close()
+
+
+def test_a_completion_loads_its_script_again_where_the_server_lost_it(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis
+
+    store = open_store(redis_url)
+    first = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
+    store.complete(1, 1, first.token, ttl=DAY)  # opens the connection of the completions
+    second = store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY)
+    with redis.Redis.from_url(redis_url) as client:
+        client.script_flush()  # as a restarted server, or an operator, does
+    store.complete(1, 2, second.token, ttl=DAY)
+    assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == DONE
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    store.close()
+
+
+def test_a_failed_completion_is_logged_with_the_next_call(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis
+
+    store = open_store(redis_url)
+    claim = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
+    with redis.Redis.from_url(redis_url) as client:
+        client.delete("voxcallbacks:failed")
+        client.set("voxcallbacks:failed", "not a sorted set")  # the script's ZREM will fail
+        client.hset("voxcallbacks:cb:1:1", "queued", "1")
+    store.complete(1, 1, claim.token, ttl=DAY)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], "not read yet"
+    store.knows(1, 1)
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert line.startswith("store error while recording handled callbacks as done (")
+    assert "WRONGTYPE" in line
+    assert line.endswith("); they stay claimed until their lease ends")
+    store.close()
+
+
+def test_a_completion_after_the_server_restarted_opens_a_new_connection(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from servers import RedisServer
+
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        store = open_store(server.url)
+        first = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
+        store.complete(1, 1, first.token, ttl=DAY)
+        second = store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY)
+        server.stop()
+        server.start()  # the same port and data, no scripts
+        # Sent on the broken connection, or refused at once: the callback stays claimed.
+        with contextlib.suppress(Exception):
+            store.complete(1, 2, second.token, ttl=DAY)
+        assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == BUSY
+        third = store.claim(1, 3, BODY, lease_seconds=60, ttl=DAY)
+        store.complete(1, 3, third.token, ttl=DAY)  # on a new connection
+        assert store.claim(1, 3, BODY, lease_seconds=60, ttl=DAY).status == DONE
+        store.close()
+    finally:
+        server.stop()
+
+
+def test_a_forked_process_sends_its_completions_on_its_own_connection(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = open_store(redis_url)
+    first = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
+    store.complete(1, 1, first.token, ttl=DAY)  # the parent's reply, unread
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: completes its own claim, leaves the parent's reply alone
+        claim = store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY)
+        store.complete(1, 2, claim.token, ttl=DAY)
+        status = store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status
+        store.close()
+        os.write(writer, str(status).encode())
+        os._exit(0)
+    os.close(writer)
+    _, code = os.waitpid(pid, 0)
+    assert os.read(reader, 100) == b"done" and code == 0
+    assert store._unanswered is not None, "the child did not read it"  # type: ignore[attr-defined]
+    assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == DONE
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], "the reply was the parent's"
+    store.close()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import threading
 from typing import Any, Collection, Mapping, Sequence, cast
 
 import redis
 
+from ..safe_text import printable
 from .base import (
     BUSY,
     CLAIMED,
@@ -140,9 +144,17 @@ return 1
 """
 
 
+logger = logging.getLogger("flask_voxcallbacks")
+
+
 class RedisStore(Store):
     """One hash per callback with a TTL, claimed and updated by Lua scripts; every key of a
-    namespace starts with ``voxcallbacks:<namespace>:`` (``voxcallbacks:`` without one)."""
+    namespace starts with ``voxcallbacks:<namespace>:`` (``voxcallbacks:`` without one).
+
+    The completions of a process go out on a connection of their own, without waiting for the
+    reply (see complete_many); every other call of the store first reads that reply, so that
+    it runs after the completion, as when the completion waited.
+    """
 
     def __init__(self, client: redis.Redis, prefix: str = "voxcallbacks:") -> None:
         self.client = client
@@ -156,6 +168,13 @@ class RedisStore(Store):
         self._fail = client.register_script(_FAIL)
         self._queue = client.register_script(_QUEUE)
         self._unqueue = client.register_script(_UNQUEUE)
+        self._lock = threading.Lock()
+        #: The connection of this process's completions, and the process that opened it (a
+        #: redis-py connection, whose class and typing change between its versions).
+        self._sender: Any = None
+        self._pid = 0
+        #: The arguments of the completion sent whose reply has not been read yet.
+        self._unanswered: list[Any] | None = None
 
     @classmethod
     def from_url(cls, url: str, namespace: str = "") -> RedisStore:
@@ -175,6 +194,7 @@ class RedisStore(Store):
     ) -> list[Claim]:
         if not keys:
             return []
+        self._settle()
         prefix = f"{self.new_token()}."
         names = [self._hash(account_id, callback_id) for account_id, callback_id, _ in keys]
         digests = json.dumps([digest for _, _, digest in keys])
@@ -192,6 +212,7 @@ class RedisStore(Store):
     def queue_many(self, queued: Sequence[ToQueue], retention: int, trace: str = "") -> None:
         if not queued:
             return
+        self._settle()
         now = self.now()
         names = [self._failed_key]
         args: list[Any] = [retention, now, self._name_start]
@@ -203,10 +224,12 @@ class RedisStore(Store):
     def unqueue_many(self, keys: Sequence[tuple[int, int]]) -> None:
         if not keys:
             return
+        self._settle()
         names = [self._failed_key, *(self._hash(a, c) for a, c in keys)]
         self._unqueue(keys=names, args=[self._name_start])
 
     def find_kept(self, account_id: int, callback_id: int) -> KeptCallback | None:
+        self._settle()
         # redis-py before 7 types every answer as possibly awaitable; this client is synchronous.
         values = cast(
             list[Any], self.client.hmget(self._hash(account_id, callback_id), _RECORD_FIELDS)
@@ -214,6 +237,7 @@ class RedisStore(Store):
         return _failed(_name(account_id, callback_id), values)
 
     def knows(self, account_id: int, callback_id: int) -> bool:
+        self._settle()
         return bool(self.client.exists(self._hash(account_id, callback_id)))
 
     @property
@@ -223,10 +247,69 @@ class RedisStore(Store):
         return f"redis://{where}/{kwargs.get('db', 0)}#{self.prefix}"
 
     def complete_many(self, claimed: Sequence[ToComplete], ttl: int) -> None:
+        """Send the completions in one call, and read its reply with the next call of the
+        store: the request is answered meanwhile. The server runs it before any later call of
+        this process, which reads the reply first."""
         if not claimed:
             return
         names = [self._failed_key, *(self._hash(a, c) for a, c, _ in claimed)]
-        self._complete(keys=names, args=[ttl, self._name_start])
+        command = ["EVALSHA", self._complete.sha, len(names), *names, ttl, self._name_start]
+        with self._lock:
+            self._read_reply()
+            try:
+                self._connection().send_command(*command)
+            except redis.RedisError:
+                self._drop()
+                raise
+            self._unanswered = command
+
+    def _connection(self) -> Any:
+        """The connection of this process's completions, opened on first use with the script
+        loaded (a process forked from another opens its own). Call with the lock held."""
+        if self._sender is None or self._pid != os.getpid():
+            self._sender = self.client.connection_pool.make_connection()
+            self._pid = os.getpid()
+            self._sender.send_command("SCRIPT", "LOAD", _COMPLETE)
+            self._sender.read_response()
+        return self._sender
+
+    def _drop(self) -> None:
+        """Close the connection of the completions (the next one opens another). Call with the
+        lock held."""
+        if self._sender is not None and self._pid == os.getpid():
+            self._sender.disconnect()
+        self._sender = None
+
+    def _settle(self) -> None:
+        """Read the reply of the completion sent last, if any."""
+        if self._unanswered is not None:
+            with self._lock:
+                self._read_reply()
+
+    def _read_reply(self) -> None:
+        """Read the reply of the completion sent last; log it if it failed (its callbacks stay
+        claimed until their lease ends, as when a completion raises). A server that lacks the
+        script (restarted, or its scripts flushed) gets it, and the completion again. Call with
+        the lock held."""
+        command, self._unanswered = self._unanswered, None
+        if command is None or self._sender is None or self._pid != os.getpid():
+            return  # nothing sent, or sent by the parent of this forked process: its reply
+        sender = self._sender
+        try:
+            try:
+                sender.read_response()
+            except redis.exceptions.NoScriptError:
+                sender.send_command("SCRIPT", "LOAD", _COMPLETE)
+                sender.read_response()
+                sender.send_command(*command)
+                sender.read_response()
+        except redis.RedisError as error:
+            self._drop()
+            logger.error(
+                "store error while recording handled callbacks as done (%s); they stay"
+                " claimed until their lease ends",
+                printable(f"{type(error).__name__}: {error}", limit=300),
+            )
 
     def fail(
         self,
@@ -238,6 +321,7 @@ class RedisStore(Store):
         retention: int,
         succeeded: Sequence[str] = (),
     ) -> None:
+        self._settle()
         now = self.now()
         ok = json.dumps(list(succeeded)) if succeeded else ""
         self._fail(
@@ -246,6 +330,7 @@ class RedisStore(Store):
         )
 
     def kept(self) -> list[KeptCallback]:
+        self._settle()
         members = cast(list[bytes], self.client.zrange(self._failed_key, 0, -1))
         fields = [_text(f) for f in members]
         pipeline = self.client.pipeline(transaction=False)
@@ -306,6 +391,10 @@ class RedisStore(Store):
         return found
 
     def close(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                self._read_reply()
+            self._drop()
         self.client.close()
 
 
