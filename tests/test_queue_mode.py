@@ -660,3 +660,37 @@ def test_a_silent_rq_redis_fails_the_request_after_the_socket_timeout(
         silent.close()
     assert answer.status_code == 500
     assert get_state(app).store.find_kept(item["account_id"], item["callback_id"]) is None
+
+
+def test_a_celery_broker_with_socket_timeouts_leaves_no_thread_waiting_on_a_silent_broker(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transport options the docs give a Redis broker: the enqueue the request gave up on
+    ends by itself once the socket's timeout passes."""
+    import threading
+    from pathlib import Path
+
+    example = Path(__file__).parent.parent / "docs/examples/queue_project/yourapp/__init__.py"
+    options = '"broker_transport_options": {"socket_timeout": 5, "socket_connect_timeout": 5}'
+    assert options in example.read_text()
+
+    from helpers import SilentBroker
+
+    from flask_voxcallbacks.queue import celery as celery_queue
+
+    monkeypatch.setattr(celery_queue, "ENQUEUE_TIMEOUT", 0.5)
+    silent = SilentBroker()
+    app = make_app(VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE="celery")
+    celery = celery_app_for(app, f"redis://127.0.0.1:{silent.port}/1")
+    celery.conf.broker_transport_options = {"socket_timeout": 1, "socket_connect_timeout": 1}
+    before = set(threading.enumerate())
+    try:
+        answer = app.test_client().post(ENDPOINT, json=make_batch(make_callback("min_balance")))
+        assert answer.status_code == 500
+        left = [t for t in set(threading.enumerate()) - before if t.name == "voxcallbacks-enqueue"]
+        assert left, "the request did not wait for the broker"
+        for thread in left:
+            thread.join(10)
+        assert not [t for t in left if t.is_alive()]
+    finally:
+        silent.close()
