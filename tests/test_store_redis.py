@@ -12,7 +12,7 @@ import pytest
 from helpers import BODY, DAY, ITEM
 
 from flask_voxcallbacks.store import open_store
-from flask_voxcallbacks.store.base import BUSY, DONE
+from flask_voxcallbacks.store.base import BUSY, CLAIMED, DONE
 
 
 @pytest.mark.parametrize(
@@ -196,6 +196,35 @@ def test_every_call_reads_the_reply_of_the_completion_first(redis_url: str, call
         getattr(store, call)(*((1, 1) if call != "kept" else ()))
     assert store._unanswered is None  # type: ignore[attr-defined]
     store.close()
+
+
+def test_a_claim_loads_its_script_again_where_the_server_lost_it(redis_url: str) -> None:
+    import redis
+
+    store = open_store(redis_url)
+    assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+    with redis.Redis.from_url(redis_url) as client:
+        client.script_flush()
+    assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+    assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == BUSY
+    store.close()
+
+
+def test_a_claim_after_the_server_restarted_runs_on_a_new_connection(tmp_path: Path) -> None:
+    from servers import RedisServer
+
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        store = open_store(server.url)
+        assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+        server.stop()
+        server.start()  # the same port and data, no scripts; the old connection is closed
+        assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+        assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == BUSY, "kept"
+        store.close()
+    finally:
+        server.stop()
 
 
 def test_a_completion_loads_its_script_again_where_the_server_lost_it(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -151,9 +152,11 @@ class RedisStore(Store):
     """One hash per callback with a TTL, claimed and updated by Lua scripts; every key of a
     namespace starts with ``voxcallbacks:<namespace>:`` (``voxcallbacks:`` without one).
 
-    The completions of a process go out on a connection of their own, without waiting for the
-    reply (see complete_many); every other call of the store first reads that reply, so that
-    it runs after the completion, as when the completion waited.
+    The claims and completions of a process go out on a connection of its own, shared by its
+    threads under a lock, with commands packed by the store itself (redis-py's packing and
+    connection pool cost a web worker 0.14 ms of CPU time per batch of 10). A completion does
+    not wait for its reply (see complete_many); every other call of the store first reads that
+    reply, so that it runs after the completion, as when the completion waited.
     """
 
     def __init__(self, client: redis.Redis, prefix: str = "voxcallbacks:") -> None:
@@ -163,18 +166,18 @@ class RedisStore(Store):
         #: What the scripts cut from a hash's name to name the callback in the failed index.
         self._name_start = len(self._hash_prefix)
         self._failed_key = f"{prefix}failed"
-        self._claim = client.register_script(_CLAIM)
-        self._complete = client.register_script(_COMPLETE)
+        self._claim_sha = _sha(_CLAIM)
+        self._complete_sha = _sha(_COMPLETE)
         self._fail = client.register_script(_FAIL)
         self._queue = client.register_script(_QUEUE)
         self._unqueue = client.register_script(_UNQUEUE)
         self._lock = threading.Lock()
-        #: The connection of this process's completions, and the process that opened it (a
-        #: redis-py connection, whose class and typing change between its versions).
+        #: The connection of this process's claims and completions, and the process that opened
+        #: it (a redis-py connection, whose class and typing change between its versions).
         self._sender: Any = None
         self._pid = 0
-        #: The arguments of the completion sent whose reply has not been read yet.
-        self._unanswered: list[Any] | None = None
+        #: The completion sent whose reply has not been read yet, as sent.
+        self._unanswered: bytes | None = None
 
     @classmethod
     def from_url(cls, url: str, namespace: str = "") -> RedisStore:
@@ -194,12 +197,11 @@ class RedisStore(Store):
     ) -> list[Claim]:
         if not keys:
             return []
-        self._settle()
         prefix = f"{self.new_token()}."
         names = [self._hash(account_id, callback_id) for account_id, callback_id, _ in keys]
         digests = json.dumps([digest for _, _, digest in keys])
         args = [lease_seconds * 1000, ttl, "1" if take_queued else "0", prefix, digests]
-        answer = self._claim(keys=names, args=args)
+        answer = self._call(_pack("EVALSHA", self._claim_sha, len(names), *names, *args))
         claims = [
             Claim(CLAIMED, f"{prefix}{i}") if status == "c" else Claim(_STATUSES[status])
             for i, status in enumerate(_text(answer[0]), 1)
@@ -253,24 +255,41 @@ class RedisStore(Store):
         if not claimed:
             return
         names = [self._failed_key, *(self._hash(a, c) for a, c, _ in claimed)]
-        command = ["EVALSHA", self._complete.sha, len(names), *names, ttl, self._name_start]
+        command = _pack("EVALSHA", self._complete_sha, len(names), *names, ttl, self._name_start)
         with self._lock:
             self._read_reply()
             try:
-                self._connection().send_command(*command)
+                self._connection().send_packed_command([command], check_health=False)
             except redis.RedisError:
                 self._drop()
                 raise
             self._unanswered = command
 
+    def _call(self, command: bytes) -> Any:
+        """Send a packed script call on the store's connection and return its reply. A server
+        that lacks the script (restarted, or its scripts flushed) gets it, and the call again;
+        a connection found broken (a restarted server) is replaced once."""
+        with self._lock:
+            self._read_reply()
+            for attempt in range(2):
+                try:
+                    return _run_script(self._connection(), command)
+                except (redis.ConnectionError, redis.TimeoutError):
+                    self._drop()
+                    if attempt:
+                        raise
+            raise AssertionError("unreachable")  # pragma: no cover
+
     def _connection(self) -> Any:
-        """The connection of this process's completions, opened on first use with the script
-        loaded (a process forked from another opens its own). Call with the lock held."""
+        """The connection of this process's claims and completions, opened on first use with
+        the scripts loaded (a process forked from another opens its own). Call with the lock
+        held."""
         if self._sender is None or self._pid != os.getpid():
             self._sender = self.client.connection_pool.make_connection()
             self._pid = os.getpid()
-            self._sender.send_command("SCRIPT", "LOAD", _COMPLETE)
-            self._sender.read_response()
+            for script in (_CLAIM, _COMPLETE):
+                self._sender.send_packed_command([_pack("SCRIPT", "LOAD", script)])
+                self._sender.read_response()
         return self._sender
 
     def _drop(self) -> None:
@@ -299,12 +318,10 @@ class RedisStore(Store):
             try:
                 sender.read_response()
             except redis.exceptions.NoScriptError:
-                sender.send_command("SCRIPT", "LOAD", _COMPLETE)
-                sender.read_response()
-                sender.send_command(*command)
-                sender.read_response()
+                _run_script(sender, command)
         except redis.RedisError as error:
-            self._drop()
+            if not isinstance(error, redis.ResponseError):
+                self._drop()
             logger.error(
                 "store error while recording handled callbacks as done (%s); they stay"
                 " claimed until their lease ends",
@@ -396,6 +413,37 @@ class RedisStore(Store):
                 self._read_reply()
             self._drop()
         self.client.close()
+
+
+def _sha(script: str) -> str:
+    """The name Redis gives a script (EVALSHA)."""
+    return hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
+
+
+_SCRIPTS = {_sha(script).encode(): script for script in (_CLAIM, _COMPLETE)}
+
+
+def _pack(*args: str | int) -> bytes:
+    """A command in the Redis protocol (RESP): its arguments as bulk strings."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg.encode() if isinstance(arg, str) else b"%d" % arg
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def _run_script(sender: Any, command: bytes) -> Any:
+    """Send a packed EVALSHA and return its reply; when the server lacks the script, load it
+    and send the call again."""
+    sender.send_packed_command([command], check_health=False)
+    try:
+        return sender.read_response()
+    except redis.exceptions.NoScriptError:
+        sha = command.split(b"\r\n", 5)[4]  # *N, $7, EVALSHA, $40, the script's name
+        sender.send_packed_command([_pack("SCRIPT", "LOAD", _SCRIPTS[sha])])
+        sender.read_response()
+        sender.send_packed_command([command], check_health=False)
+        return sender.read_response()
 
 
 def _name(account_id: int, callback_id: int) -> str:
