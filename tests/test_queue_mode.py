@@ -671,7 +671,8 @@ def test_a_celery_broker_with_socket_timeouts_leaves_no_thread_waiting_on_a_sile
     from pathlib import Path
 
     example = Path(__file__).parent.parent / "docs/examples/queue_project/yourapp/__init__.py"
-    options = '"broker_transport_options": {"socket_timeout": 5, "socket_connect_timeout": 5}'
+    options = '"socket_timeout": 5,\n                "socket_connect_timeout": 5,'
+    assert '"broker_transport_options": {' in example.read_text()
     assert options in example.read_text()
 
     from helpers import SilentBroker

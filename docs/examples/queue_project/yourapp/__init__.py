@@ -31,8 +31,11 @@ def create_app() -> Flask:
         CELERY={
             "broker_url": f"{REDIS_URL}/1",
             "task_ignore_result": True,
-            # A broker that stops answering fails an enqueue after 5 s instead of never.
-            "broker_transport_options": {"socket_timeout": 5, "socket_connect_timeout": 5},
+            # A silent broker fails an enqueue after 5 s instead of never.
+            "broker_transport_options": {
+                "socket_timeout": 5,
+                "socket_connect_timeout": 5,
+            },
         },
     )
     if app.config["VOXCALLBACKS_QUEUE"] == "celery":
