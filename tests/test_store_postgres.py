@@ -44,6 +44,9 @@ def test_a_missing_table_is_an_error_naming_the_command(postgres_url: str) -> No
     store.create_tables()
     store.create_tables()  # a second time changes nothing
     assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+    with store._lock:  # type: ignore[attr-defined]
+        prepared = store._ready().execute("SELECT name FROM pg_prepared_statements ORDER BY 1")  # type: ignore[attr-defined]
+        assert prepared.fetchall() == [("vox_claim",), ("vox_complete",)], "once the table exists"
     # Dropped after the claim was prepared: the same error.
     with psycopg.connect(postgres_url, autocommit=True) as db:
         db.execute("DROP TABLE voxcallbacks_nowhere")

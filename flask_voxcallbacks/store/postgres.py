@@ -367,10 +367,11 @@ class PostgresStore(Store):
         with self._lock:
             db = self._ready()
             try:
-                if self._planned_once is None:  # a new connection
-                    self._planned_once = _plans_by_key(db)
-                    if self._planned_once:
+                if self._planned_once is None:  # a new connection (or a missing table before)
+                    planned = _plans_by_key(db)
+                    if planned:
                         self._prepare(db, b"vox_complete", self._complete)
+                    self._planned_once = planned
                 results = self._run_prepared(db, b"vox_claim", self._claim, parameters)
                 result = self._check(db, results)
             except psycopg.OperationalError:
