@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run run-queue test test-fast test-matrix lint typecheck docs bench bench-deps chaos fuzz fuzz-smoke mutation system-deps clean
+.PHONY: run run-queue test test-fast test-matrix lint typecheck docs bench bench-deps chaos fuzz fuzz-smoke mutation mutation-resume system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -87,6 +87,14 @@ mutation: system-deps $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[mutation]'
 	rm -rf mutants
 	$(BIN)/python tests/mutation_run.py --max-children 2 >.mutation.log 2>&1 \
+	  || { tail -n 40 .mutation.log; exit 1; }
+	$(BIN)/python tests/mutation_report.py
+
+# The same, going on from the results of an earlier run in mutants/: mutmut runs the mutants
+# that have no result yet, and again those of every function changed since.
+mutation-resume: system-deps $(VENV)/.test-installed
+	$(BIN)/pip install --quiet -e '.[mutation]'
+	$(BIN)/python tests/mutation_run.py --max-children 2 >>.mutation.log 2>&1 \
 	  || { tail -n 40 .mutation.log; exit 1; }
 	$(BIN)/python tests/mutation_report.py
 
