@@ -6,7 +6,7 @@ import contextlib
 import os
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 from helpers import BODY, DAY, ITEM
@@ -25,14 +25,20 @@ def test_every_redis_scheme_opens_a_redis_store(url: str) -> None:
 
 
 @pytest.fixture
-def private_redis_url(tmp_path: Path) -> Iterator[str]:
-    """A server of this test's own, whose command counts no other test's leftovers add to."""
+def private_redis(tmp_path: Path) -> Iterator[Any]:
+    """A server of this test's own: whose command counts no other test's leftovers add to, and
+    which the test may restart."""
     from servers import RedisServer
 
     server = RedisServer(tmp_path)
     server.start()
-    yield server.url
+    yield server
     server.stop()
+
+
+@pytest.fixture
+def private_redis_url(private_redis: Any) -> str:
+    return str(private_redis.url)
 
 
 def test_a_batch_costs_redis_two_round_trips(private_redis_url: str) -> None:
@@ -210,21 +216,14 @@ def test_a_claim_loads_its_script_again_where_the_server_lost_it(redis_url: str)
     store.close()
 
 
-def test_a_claim_after_the_server_restarted_runs_on_a_new_connection(tmp_path: Path) -> None:
-    from servers import RedisServer
-
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        store = open_store(server.url)
-        assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
-        server.stop()
-        server.start()  # the same port and data, no scripts; the old connection is closed
-        assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
-        assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == BUSY, "kept"
-        store.close()
-    finally:
-        server.stop()
+def test_a_claim_after_the_server_restarted_runs_on_a_new_connection(private_redis: Any) -> None:
+    store = open_store(private_redis.url)
+    assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+    private_redis.stop()
+    private_redis.start()  # the same port and data, no scripts; the old connection is closed
+    assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+    assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == BUSY, "kept"
+    store.close()
 
 
 def test_a_completion_loads_its_script_again_where_the_server_lost_it(
@@ -266,29 +265,22 @@ def test_a_failed_completion_is_logged_with_the_next_call(
 
 
 def test_a_completion_after_the_server_restarted_opens_a_new_connection(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    private_redis: Any,
 ) -> None:
-    from servers import RedisServer
-
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        store = open_store(server.url)
-        first = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
-        store.complete(1, 1, first.token, ttl=DAY)
-        second = store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY)
-        server.stop()
-        server.start()  # the same port and data, no scripts
-        # Sent on the broken connection, or refused at once: the callback stays claimed.
-        with contextlib.suppress(Exception):
-            store.complete(1, 2, second.token, ttl=DAY)
-        assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == BUSY
-        third = store.claim(1, 3, BODY, lease_seconds=60, ttl=DAY)
-        store.complete(1, 3, third.token, ttl=DAY)  # on a new connection
-        assert store.claim(1, 3, BODY, lease_seconds=60, ttl=DAY).status == DONE
-        store.close()
-    finally:
-        server.stop()
+    store = open_store(private_redis.url)
+    first = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
+    store.complete(1, 1, first.token, ttl=DAY)
+    second = store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY)
+    private_redis.stop()
+    private_redis.start()  # the same port and data, no scripts
+    # Sent on the broken connection, or refused at once: the callback stays claimed.
+    with contextlib.suppress(Exception):
+        store.complete(1, 2, second.token, ttl=DAY)
+    assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == BUSY
+    third = store.claim(1, 3, BODY, lease_seconds=60, ttl=DAY)
+    store.complete(1, 3, third.token, ttl=DAY)  # on a new connection
+    assert store.claim(1, 3, BODY, lease_seconds=60, ttl=DAY).status == DONE
+    store.close()
 
 
 def test_a_forked_process_sends_its_completions_on_its_own_connection(
