@@ -167,3 +167,13 @@ class SilentBroker:
         self.thread.join(5)
         for connection in self.accepted:
             connection.close()
+
+
+def lost_completion(records: list[Any]) -> str:
+    """The reason in the one ERROR line a store logs for a completion that failed after the
+    request was answered (records: ``caplog.records``)."""
+    (line,) = [r.getMessage() for r in records if r.levelname == "ERROR"]
+    head = "store error while recording handled callbacks as done ("
+    tail = "); they stay claimed until their lease ends"
+    assert line.startswith(head) and line.endswith(tail), line
+    return line[len(head) : -len(tail)]

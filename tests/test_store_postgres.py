@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from helpers import BODY, DAY, ITEM, OTHER, Clock
+from helpers import BODY, DAY, ITEM, OTHER, Clock, lost_completion
 
 from flask_voxcallbacks.store import (
     BUSY,
@@ -123,9 +123,7 @@ def test_a_store_reconnects_after_the_server_restarts(
     # the connection broken, logs the completion as lost, and runs on a new connection.
     store.complete(1, 1, first.token, ttl=DAY)
     assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
-    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert line.startswith("store error while recording handled callbacks as done (")
-    assert line.endswith("); they stay claimed until their lease ends")
+    lost_completion(caplog.records)
     assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == BUSY, "still leased"
     store.complete(1, 1, first.token, ttl=DAY)
     assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == DONE
@@ -540,10 +538,9 @@ def test_closing_reads_the_answer_of_the_last_completions_and_closes_the_connect
     assert connection is not None and not connection.closed
     store.close()
     assert connection.closed
-    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert line.startswith("store error while recording handled callbacks as done (ERROR:")
-    assert 'relation "voxcallbacks_billing" does not exist' in line
-    assert line.endswith("); they stay claimed until their lease ends")
+    reason = lost_completion(caplog.records)
+    assert reason.startswith("ERROR:")
+    assert 'relation "voxcallbacks_billing" does not exist' in reason
 
 
 def test_a_failed_completions_message_is_logged_cut_to_300_characters(
@@ -569,9 +566,5 @@ def test_a_failed_completions_message_is_logged_cut_to_300_characters(
     with psycopg.connect(postgres_url, autocommit=True) as db:
         db.execute("DROP TABLE voxcallbacks_refusing")
         db.execute("DROP FUNCTION vox_refuse()")
-    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    head = "store error while recording handled callbacks as done ("
-    tail = "); they stay claimed until their lease ends"
-    assert line.startswith(head) and line.endswith(tail)
-    message = line[len(head) : -len(tail)]
-    assert message == "ERROR:  refused: " + "x" * (300 - len("ERROR:  refused: "))
+    start = "ERROR:  refused: "
+    assert lost_completion(caplog.records) == start + "x" * (300 - len(start))
