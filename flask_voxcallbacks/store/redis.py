@@ -318,7 +318,7 @@ class RedisStore(Store):
             try:
                 sender.read_response()
             except redis.exceptions.NoScriptError:
-                _run_script(sender, command)
+                _load_and_run(sender, command)
         except redis.RedisError as error:
             if not isinstance(error, redis.ResponseError):
                 self._drop()
@@ -439,11 +439,16 @@ def _run_script(sender: Any, command: bytes) -> Any:
     try:
         return sender.read_response()
     except redis.exceptions.NoScriptError:
-        sha = command.split(b"\r\n", 5)[4]  # *N, $7, EVALSHA, $40, the script's name
-        sender.send_packed_command([_pack("SCRIPT", "LOAD", _SCRIPTS[sha])])
-        sender.read_response()
-        sender.send_packed_command([command], check_health=False)
-        return sender.read_response()
+        return _load_and_run(sender, command)
+
+
+def _load_and_run(sender: Any, command: bytes) -> Any:
+    """Load the script a packed EVALSHA names, then send the call again; its reply."""
+    sha = command.split(b"\r\n", 5)[4]  # *N, $7, EVALSHA, $40, the script's name
+    sender.send_packed_command([_pack("SCRIPT", "LOAD", _SCRIPTS[sha])])
+    sender.read_response()
+    sender.send_packed_command([command], check_health=False)
+    return sender.read_response()
 
 
 def _name(account_id: int, callback_id: int) -> str:
