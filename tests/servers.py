@@ -234,17 +234,43 @@ class PostgresServer:
         if os.geteuid() == 0:
             shutil.chown(self.directory, "postgres", "postgres")
         if not self.data.exists():
-            self._initdb()
+            self._copy_template()
         self._pg_ctl("start")
         self.running = True
 
-    def _initdb(self) -> None:
+    def _copy_template(self) -> None:
+        """A new cluster's data folder, copied from a pristine one that ``initdb`` made once for
+        this machine's PostgreSQL: a copy takes about a tenth of the second ``initdb`` does, and
+        the tests and the mutation run start many servers."""
+        template = self.directory.parent / f"vox-pg-template-{self._version()}-{os.geteuid()}"
+        if not template.exists():
+            import tempfile
+
+            building = Path(tempfile.mkdtemp(prefix="vox-pg-building-", dir=self.directory.parent))
+            if os.geteuid() == 0:
+                import shutil
+
+                shutil.chown(building, "postgres", "postgres")
+            self._initdb(building / "data")
+            try:
+                os.rename(building, template)
+            except OSError:  # another process made it first: use theirs
+                subprocess.run(["rm", "-rf", str(building)], check=False)
+        subprocess.run(["cp", "-a", str(template / "data"), str(self.data)], check=True)
+
+    def _version(self) -> str:
+        answer = subprocess.run(
+            [self.binary("initdb"), "--version"], check=True, capture_output=True, text=True
+        )
+        return answer.stdout.split()[2]  # "initdb (PostgreSQL) 15.18 (Debian ...)"
+
+    def _initdb(self, data: Path) -> None:
         subprocess.run(
             self._as_owner(
                 [
                     self.binary("initdb"),
                     "-D",
-                    str(self.data),
+                    str(data),
                     "-U",
                     "postgres",
                     "--auth=trust",
@@ -298,7 +324,8 @@ class PostgresServer:
         import shutil
 
         if self.running:
-            self._pg_ctl("stop")
+            # Immediate: the data is about to be deleted, so nothing needs writing first.
+            self._pg_ctl("stop", "immediate")
             self.running = False
         shutil.rmtree(self.directory, ignore_errors=True)
 
