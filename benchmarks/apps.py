@@ -5,6 +5,8 @@
 * ``bare``: a route that only parses the JSON.
 * ``extension()``: the extension with one receiver that counts callbacks; the store comes from
   ``VOXCALLBACKS_STORE`` (``memory://`` when unset).
+* ``same_work()``: the same work written by hand (``same_work.py``), with the same receiver: its
+  signal calls one receiver, as the extension's does.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 from typing import Any
 
+import same_work as _same_work
 from flask import Flask, request
 
 from flask_voxcallbacks import VoxCallbacks, callback_received
@@ -36,6 +39,17 @@ def extension() -> Flask:
     handled: list[int] = []
 
     @callback_received.connect_via(app)
+    def count(sender: Flask, callback: Any) -> None:
+        handled.append(1)
+
+    return app
+
+
+def same_work() -> Flask:
+    app = _same_work.create_app()
+    handled: list[int] = []
+
+    @_same_work.callback_received.connect_via(app)
     def count(sender: Flask, callback: Any) -> None:
         handled.append(1)
 

@@ -4,7 +4,8 @@ Run with ``make bench`` (or ``python benchmarks/inprocess.py``). Four applicatio
 same bodies, measured interleaved (each round runs them all, the best of the rounds counts): the
 extension with the memory store and one receiver; the same work written by hand
 (``same_work.py``: constant-time md5, the SHA-256 pin, a claim and a completion in a dict, a
-frozen dataclass per callback, one signal, a JSON summary), which is the yardstick; the guide's
+frozen dataclass per callback, one signal with the same receiver, a JSON summary), which is the
+yardstick; the guide's
 route (parse, md5, compare), which does far less (no pin, no deduplication, no typed object);
 and a bare route that only parses the JSON. Bodies mix five callback types. Each is measured through
 Flask's test client, as a test suite calls it, and by a direct WSGI call, without the client's
@@ -30,10 +31,9 @@ sys.path[:0] = [str(ROOT)]
 
 sys.path[:0] = [str(ROOT / "benchmarks")]
 
-from apps import PATH, _bare, _guide, extension  # noqa: E402
+from apps import PATH, _bare, _guide, extension, same_work  # noqa: E402
 from flask import Flask  # noqa: E402
 from results import save  # noqa: E402
-from same_work import create_app as same_work  # noqa: E402
 from werkzeug.test import EnvironBuilder  # noqa: E402
 
 from flask_voxcallbacks.store.memory import MemoryStore  # noqa: E402
