@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 #: Why an item was rejected; the value sent as ``reason`` with ``callback_rejected``.
 INVALID_ACCOUNT_ID = "invalid_account_id"
@@ -40,14 +40,16 @@ class Credentials:
         return "Credentials(api_key=***, salt=***)"
 
 
-@dataclass(frozen=True)
-class Authentic:
-    """An item whose hash matched: its ids, as numbers."""
+class Authentic(NamedTuple):
+    """An item whose hash matched: its ids, as numbers. (A named tuple: one is built for every
+    callback, and a frozen dataclass costs 1 us more to build.)"""
 
     account_id: int
     callback_id: int
 
-    authentic = True
+    @property
+    def authentic(self) -> bool:
+        return True
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,17 @@ from enum import Enum
 from typing import Any, Collection, Mapping, NamedTuple, Sequence
 
 _counter = itertools.count()
-_prefix = (0, "")
+#: The random part of this process's claim tokens, drawn again in a forked child.
+_prefix = secrets.token_hex(8)
+
+
+def _new_prefix() -> None:
+    global _prefix
+    _prefix = secrets.token_hex(8)
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_new_prefix)
 
 
 class Name(str, Enum):
@@ -88,8 +98,7 @@ ToComplete = tuple[int, int, str]
 ToQueue = tuple[int, int, str, Mapping[str, Any]]
 
 
-@dataclass(frozen=True)
-class Claim:
+class Claim(NamedTuple):
     """The answer to a claim: its ``status``; ``token`` proves ownership of a CLAIMED key;
     ``succeeded`` names the receivers that an earlier attempt of a CLAIMED callback recorded as
     succeeded (they are not run again)."""
@@ -280,11 +289,7 @@ class Store(abc.ABC):
     @staticmethod
     def new_token() -> str:
         """A token no other claim ever gets: a random prefix per process and a counter."""
-        global _prefix
-        pid = os.getpid()
-        if _prefix[0] != pid:  # a new process, or a fork of one
-            _prefix = (pid, secrets.token_hex(8))
-        return f"{_prefix[1]}{next(_counter)}"
+        return f"{_prefix}{next(_counter)}"
 
     @staticmethod
     def now() -> float:
