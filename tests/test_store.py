@@ -369,19 +369,27 @@ def test_claim_tokens_are_unique_within_and_across_processes() -> None:
 
     tokens = {Store.new_token() for _ in range(1000)}
     assert len(tokens) == 1000
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.write(write, Store.new_token().encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    child = os.read(read, 64).decode()
-    os.waitpid(pid, 0)
+
+    def from_a_child() -> str:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.write(write, Store.new_token().encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        token = os.read(read, 64).decode()
+        os.close(read)
+        os.waitpid(pid, 0)
+        return token
+
+    # Two children forked from the same point share the parent's counter.
+    child, sibling = from_a_child(), from_a_child()
     mine = Store.new_token()
     assert child not in tokens and child != mine
     assert child[:16] != mine[:16], "a forked process draws its own prefix"
+    assert child != sibling and child[:16] != sibling[:16], "and so does each of its siblings"
 
 
 def test_abandoned_claims_and_expired_failures_are_forgotten_too(tmp_path: Path) -> None:
