@@ -9,8 +9,8 @@ For each item of a batch it does what the extension does, and nothing more:
 * claims its ``(account_id, callback_id)`` in a dict: a key seen with the same pin is a
   duplicate, with another pin a forgery (rejected, never dispatched); the claim is completed once
   the receivers return;
-* builds a frozen dataclass, its nested payload included, with money as ``Decimal`` and dates as
-  ``date``;
+* builds a frozen dataclass with the item's common fields and its nested payload, with money as
+  ``Decimal`` and dates as ``date``;
 * sends one blinker signal;
 
 and answers with a JSON summary of the batch. ``tests/test_same_work.py`` checks that it answers
@@ -96,6 +96,10 @@ class Callback:
     callback_id: int
     type: str
     account_name: str | None
+    account_email: str | None
+    language_code: str | None
+    account_first_name: str | None
+    account_last_name: str | None
     balance: Decimal | None
     currency: str | None
     payload: Payload
@@ -189,6 +193,10 @@ def create_app() -> Flask:
                 callback_id,
                 item["type"],
                 item.get("account_name"),
+                item.get("account_email"),
+                item.get("language_code"),
+                item.get("account_first_name"),
+                item.get("account_last_name"),
                 _money(item.get("balance")),
                 item.get("currency"),
                 PAYLOADS[item["type"]](item.get(item["type"]) or {}),
