@@ -125,11 +125,16 @@ def postgres_url(postgres_server: Any) -> str:
     return str(postgres_server.url)
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", "sqlite-per-key", "redis", "postgres"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     if request.param == "memory":
         return "memory://"
-    if request.param == "sqlite":
+    if request.param.startswith("sqlite"):
+        if request.param == "sqlite-per-key":
+            # As on SQLite before 3.38: one claim statement per callback.
+            from flask_voxcallbacks.store import sqlite
+
+            request.getfixturevalue("monkeypatch").setattr(sqlite, "_ONE_STATEMENT", False)
         return f"sqlite:///{tmp_path}/vox.db"
     return str(request.getfixturevalue(f"{request.param}_url"))
 

@@ -483,8 +483,15 @@ def test_the_sweep_runs_every_so_many_claims_over_the_next_pages(
 
 def test_statements_larger_than_the_sockets_buffer_are_sent_whole(postgres_url: str) -> None:
     """A batch of 100,000 callbacks makes statements of several megabytes: libpq sends them in
-    pieces, as the socket takes them."""
+    pieces, as the socket takes them (its send buffer made small here, so that it is full many
+    times over)."""
+    import socket
+
     store = open_store(postgres_url)
+    store.claim(5, 1, BODY, lease_seconds=60, ttl=DAY)  # connects
+    connection = socket.fromfd(store._db.pgconn.socket, socket.AF_INET, socket.SOCK_STREAM)  # type: ignore[attr-defined]
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    connection.close()  # a duplicate: the store's own stays open
     keys = [(5, 10**12 + i, "ab" * 32) for i in range(100_000)]
     claims = store.claim_many(keys, lease_seconds=60, ttl=DAY)
     assert {claim.status for claim in claims} == {CLAIMED} and len(claims) == len(keys)
