@@ -270,7 +270,7 @@ def test_the_connection_carries_its_settings_and_leaves_nothing_on_the_server(
 ) -> None:
     """Its settings come in the start-up packet, with the URL's own options: a pooler handing the
     server connection to others passes no setting on. Only the claim and the completion are
-    prepared."""
+    prepared, and each claim and completion runs its prepared statement."""
     store = open_store(f"{postgres_url}?options=-c%20statement_timeout%3D4321")
     assert isinstance(store, PostgresStore)
     for callback_id in range(20):
@@ -284,12 +284,14 @@ def test_the_connection_carries_its_settings_and_leaves_nothing_on_the_server(
             " current_setting('application_name'),"
             " (SELECT array_agg(name ORDER BY name) FROM pg_prepared_statements),"
             " current_setting('enable_hashjoin'), current_setting('enable_mergejoin'),"
-            " current_setting('enable_seqscan')"
+            " current_setting('enable_seqscan'),"
+            " (SELECT array_agg(generic_plans + custom_plans ORDER BY name)"
+            "  FROM pg_prepared_statements)"
         ).fetchone()
         parameters = db.info.get_parameters()
     assert settings == (
         *("off", "4321ms", "flask-voxcallbacks", ["vox_claim", "vox_complete"]),
-        *("off", "off", "off"),
+        *("off", "off", "off", [20, 20]),
     )
     assert parameters["connect_timeout"] == "10"
     store.close()
