@@ -4,6 +4,7 @@ its table and the command that creates it, round trips, reconnection, forks, exp
 from __future__ import annotations
 
 import os
+import select
 import time
 from pathlib import Path
 from typing import Any
@@ -577,3 +578,56 @@ def test_a_failed_completions_message_is_logged_cut_to_300_characters(
         db.execute("DROP FUNCTION vox_refuse()")
     start = "ERROR:  refused: "
     assert lost_completion(caplog.records) == start + "x" * (300 - len(start))
+
+
+def test_a_completion_prepared_again_and_refused_is_logged_with_its_reason(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server lost the prepared completion, and the completion run again is refused (a
+    trigger of the user's): the log line carries the second refusal."""
+    store = open_store(postgres_url, namespace="refusing")
+    assert isinstance(store, PostgresStore)
+    store.create_tables()
+    claim = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(
+            "CREATE FUNCTION vox_refuse() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN RAISE EXCEPTION 'refused by a trigger'; END $$"
+        )
+        db.execute(
+            "CREATE TRIGGER vox_refuse BEFORE UPDATE ON voxcallbacks_refusing"
+            " FOR EACH ROW EXECUTE FUNCTION vox_refuse()"
+        )
+    with store._lock:
+        store._ready().execute("DEALLOCATE vox_complete")  # as on another server connection
+    store.complete(1, 1, claim.token, ttl=DAY)
+    store.close()
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("DROP TABLE voxcallbacks_refusing")
+        db.execute("DROP FUNCTION vox_refuse()")
+    assert lost_completion(caplog.records).startswith("ERROR:  refused by a trigger")
+
+
+def test_a_completion_whose_connection_breaks_while_it_is_prepared_again_is_logged(
+    postgres_url: str, postgres_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server lost the prepared completion, then the connection: the completion cannot be
+    run again, the log line says why, and the next claim runs on a new connection."""
+    store = open_store(postgres_url)
+    assert isinstance(store, PostgresStore)
+    claim = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
+    with store._lock:
+        db = store._ready()
+        db.execute("DEALLOCATE vox_complete")  # as on another server connection
+        backend = db.info.backend_pid
+    store.complete(1, 1, claim.token, ttl=DAY)
+    pgconn = store._db.pgconn  # type: ignore[union-attr]
+    while pgconn.is_busy():  # the server's answer: no such statement
+        select.select([pgconn.socket], [], [], 5)
+        pgconn.consume_input()
+    postgres_server.execute(f"SELECT pg_terminate_backend({backend})")
+    assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+    assert store._db is not None and store._db.info.backend_pid != backend
+    assert "terminat" in lost_completion(caplog.records)
+    assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == BUSY, "still claimed"
+    store.close()
