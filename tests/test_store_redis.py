@@ -250,14 +250,21 @@ def test_a_failed_completion_is_logged_with_the_next_call(
 
     store = open_store(redis_url)
     claim = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
-    with redis.Redis.from_url(redis_url) as client:
-        client.delete("voxcallbacks:failed")
-        client.set("voxcallbacks:failed", "not a sorted set")  # the script's ZREM will fail
-        client.hset("voxcallbacks:cb:1:1", "queued", "1")
+    store.knows(1, 99)  # every connection the store uses is open
+    client = redis.Redis.from_url(redis_url)
+    client.delete("voxcallbacks:failed")
+    client.set("voxcallbacks:failed", "not a sorted set")  # the script's ZREM will fail
+    client.hset("voxcallbacks:cb:1:1", "queued", "1")
+    connections = client.info("stats")["total_connections_received"]
     store.complete(1, 1, claim.token, ttl=DAY)
     assert not [r for r in caplog.records if r.levelname == "ERROR"], "not read yet"
     store.knows(1, 1)
     assert "WRONGTYPE" in lost_completion(caplog.records)
+    assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+    assert client.info("stats")["total_connections_received"] == connections, (
+        "a completion the server refused leaves the connection in use"
+    )
+    client.close()
     store.close()
 
 
