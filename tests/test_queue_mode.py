@@ -643,7 +643,11 @@ def test_a_silent_rq_redis_fails_the_request_after_the_socket_timeout(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The RQ queue's Redis server accepts the connection and never answers: the request is
-    answered 500 once the socket's timeout ends, and the callback is left for the redelivery."""
+    answered 500 once the socket's timeout ends (ENQUEUE_TIMEOUT, not redis-py's default, which
+    is 5 s or none at all depending on its version), and the callback is left for the
+    redelivery."""
+    import time
+
     from helpers import SilentBroker
 
     from flask_voxcallbacks.queue import rq as rq_queue
@@ -655,10 +659,13 @@ def test_a_silent_rq_redis_fails_the_request_after_the_socket_timeout(
             VOXCALLBACKS_STORE=redis_url, VOXCALLBACKS_QUEUE=f"rq://127.0.0.1:{silent.port}/1"
         )
         item = make_callback("min_balance")
+        started = time.monotonic()
         answer = app.test_client().post(ENDPOINT, json=make_batch(item))
+        elapsed = time.monotonic() - started
     finally:
         silent.close()
     assert answer.status_code == 500
+    assert elapsed < 3, f"answered after {elapsed:.1f} s"
     assert get_state(app).store.find_kept(item["account_id"], item["callback_id"]) is None
 
 
