@@ -242,6 +242,10 @@ def test_the_urls_it_accepts_and_the_identity_without_the_password(
     store = open_store(f"postgresql+psycopg://postgres:s3cret@127.0.0.1:{port}/postgres")
     assert store.identity == f"postgresql://127.0.0.1:{port}/postgres#voxcallbacks"
     assert open_store(postgres_url, namespace="billing").identity.endswith("#voxcallbacks_billing")
+    short = open_store(f"postgres://postgres@127.0.0.1:{port}/postgres")  # libpq's other scheme
+    assert short.identity == f"postgresql://127.0.0.1:{port}/postgres#voxcallbacks"
+    assert short.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == CLAIMED
+    short.close()
     with pytest.raises(StoreURLError) as info:
         open_store("postgresql://host/db?sslmode")
     assert str(info.value).startswith(
