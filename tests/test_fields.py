@@ -128,6 +128,8 @@ def test_compiled_converters_build_what_the_dataclass_would(cls: type[Record]) -
     empty, invalid = cls.from_wire(wrong, "p.")
     assert invalid == [f"p.{name}" for name, _ in cls.wire_fields()]
     assert all(getattr(empty, name) is None for name, _ in cls.wire_fields())
+    # Without a path, each invalid field is named by its own name.
+    assert cls.from_wire(wrong)[1] == [name for name, _ in cls.wire_fields()]
 
 
 def test_a_string_field_keeps_the_string_and_converts_numbers() -> None:
