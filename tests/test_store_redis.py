@@ -309,3 +309,21 @@ def test_a_forked_process_sends_its_completions_on_its_own_connection(
     assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == DONE
     assert not [r for r in caplog.records if r.levelname == "ERROR"], "the reply was the parent's"
     store.close()
+
+
+def test_closing_the_store_ends_its_connections_on_the_server(private_redis: Any) -> None:
+    import redis
+
+    client = redis.Redis.from_url(private_redis.url)
+    alone = client.info("clients")["connected_clients"]  # this test's own
+    store = open_store(private_redis.url)
+    claim = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
+    store.complete(1, 1, claim.token, ttl=DAY)
+    assert store.knows(1, 1)
+    assert client.info("clients")["connected_clients"] > alone
+    store.close()
+    deadline = time.monotonic() + 5  # the server notices a closed connection on its next turn
+    while client.info("clients")["connected_clients"] > alone and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert client.info("clients")["connected_clients"] == alone
+    client.close()
