@@ -86,7 +86,7 @@ fuzz-smoke: $(VENV)/.test-installed
 mutation: system-deps $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[mutation]'
 	rm -rf mutants
-	$(BIN)/python tests/mutation_run.py --max-children 2 >.mutation.log 2>&1 \
+	$(BIN)/python tests/mutation_run.py --max-children 8 >.mutation.log 2>&1 \
 	  || { tail -n 40 .mutation.log; exit 1; }
 	$(BIN)/python tests/mutation_report.py
 
@@ -94,7 +94,7 @@ mutation: system-deps $(VENV)/.test-installed
 # that have no result yet, and again those of every function changed since.
 mutation-resume: system-deps $(VENV)/.test-installed
 	$(BIN)/pip install --quiet -e '.[mutation]'
-	$(BIN)/python tests/mutation_run.py --max-children 2 >>.mutation.log 2>&1 \
+	$(BIN)/python tests/mutation_run.py --max-children 8 >>.mutation.log 2>&1 \
 	  || { tail -n 40 .mutation.log; exit 1; }
 	$(BIN)/python tests/mutation_report.py
 
