@@ -150,7 +150,9 @@ def recheck(found: dict[str, str], names: list[str], at_import: set[tuple[str, s
             module = [path for path in _module_tests(name) if path not in calling]
             return not module or suite_passes(name, module, whole_suite=False)
 
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        # Several at a time per core: a store's tests spend most of their time waiting for its
+        # server.
+        with ThreadPoolExecutor(max_workers=4 * (os.cpu_count() or 2)) as pool:
             # Kept as they come: an interrupted recheck resumes where it stopped.
             for name, survived in zip(todo, pool.map(passes, todo)):
                 if not survived:
