@@ -3,11 +3,12 @@ its table and the command that creates it, round trips, reconnection, forks, exp
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import psycopg
 import pytest
@@ -557,29 +558,40 @@ def test_closing_reads_the_answer_of_the_last_completions_and_closes_the_connect
     assert 'relation "voxcallbacks_billing" does not exist' in reason
 
 
-def test_a_failed_completions_message_is_logged_cut_to_300_characters(
-    postgres_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A trigger of the user's that refuses the completion with a long message: the log line
-    carries its first 300 characters, on one line."""
+@contextlib.contextmanager
+def refusing_store(postgres_url: str, raise_arguments: str) -> Iterator[PostgresStore]:
+    """A store whose table has a trigger of the user's that refuses every update (a completion)
+    with ``RAISE EXCEPTION raise_arguments``. Closed when the block ends (which reads the answer
+    of its last completion), then the table and the trigger are dropped."""
     store = open_store(postgres_url, namespace="refusing")
     assert isinstance(store, PostgresStore)
     store.create_tables()
-    claim = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
     with psycopg.connect(postgres_url, autocommit=True) as db:
         db.execute(
             "CREATE FUNCTION vox_refuse() RETURNS trigger LANGUAGE plpgsql AS"
-            " $$ BEGIN RAISE EXCEPTION 'refused: %', repeat('x', 400); END $$"
+            f" $$ BEGIN RAISE EXCEPTION {raise_arguments}; END $$"
         )
         db.execute(
             "CREATE TRIGGER vox_refuse BEFORE UPDATE ON voxcallbacks_refusing"
             " FOR EACH ROW EXECUTE FUNCTION vox_refuse()"
         )
-    store.complete(1, 1, claim.token, ttl=DAY)
-    store.close()
-    with psycopg.connect(postgres_url, autocommit=True) as db:
-        db.execute("DROP TABLE voxcallbacks_refusing")
-        db.execute("DROP FUNCTION vox_refuse()")
+    try:
+        yield store
+    finally:
+        store.close()
+        with psycopg.connect(postgres_url, autocommit=True) as db:
+            db.execute("DROP TABLE voxcallbacks_refusing")
+            db.execute("DROP FUNCTION vox_refuse()")
+
+
+def test_a_failed_completions_message_is_logged_cut_to_300_characters(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A trigger of the user's that refuses the completion with a long message: the log line
+    carries its first 300 characters, on one line."""
+    with refusing_store(postgres_url, "'refused: %', repeat('x', 400)") as store:
+        claim = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
+        store.complete(1, 1, claim.token, ttl=DAY)
     start = "ERROR:  refused: "
     assert lost_completion(caplog.records) == start + "x" * (300 - len(start))
 
@@ -589,26 +601,11 @@ def test_a_completion_prepared_again_and_refused_is_logged_with_its_reason(
 ) -> None:
     """The server lost the prepared completion, and the completion run again is refused (a
     trigger of the user's): the log line carries the second refusal."""
-    store = open_store(postgres_url, namespace="refusing")
-    assert isinstance(store, PostgresStore)
-    store.create_tables()
-    claim = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
-    with psycopg.connect(postgres_url, autocommit=True) as db:
-        db.execute(
-            "CREATE FUNCTION vox_refuse() RETURNS trigger LANGUAGE plpgsql AS"
-            " $$ BEGIN RAISE EXCEPTION 'refused by a trigger'; END $$"
-        )
-        db.execute(
-            "CREATE TRIGGER vox_refuse BEFORE UPDATE ON voxcallbacks_refusing"
-            " FOR EACH ROW EXECUTE FUNCTION vox_refuse()"
-        )
-    with store._lock:
-        store._ready().execute("DEALLOCATE vox_complete")  # as on another server connection
-    store.complete(1, 1, claim.token, ttl=DAY)
-    store.close()
-    with psycopg.connect(postgres_url, autocommit=True) as db:
-        db.execute("DROP TABLE voxcallbacks_refusing")
-        db.execute("DROP FUNCTION vox_refuse()")
+    with refusing_store(postgres_url, "'refused by a trigger'") as store:
+        claim = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
+        with store._lock:
+            store._ready().execute("DEALLOCATE vox_complete")  # as on another server connection
+        store.complete(1, 1, claim.token, ttl=DAY)
     assert lost_completion(caplog.records).startswith("ERROR:  refused by a trigger")
 
 
