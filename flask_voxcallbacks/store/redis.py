@@ -178,11 +178,16 @@ class RedisStore(Store):
         self._pid = 0
         #: The completion sent whose reply has not been read yet, as sent.
         self._unanswered: bytes | None = None
+        #: Whether the client's connection pool is the store's own (from_url), to disconnect on
+        #: close: redis-py before 5.0.1 leaves the pool of a client made by from_url open.
+        self._owns_pool = False
 
     @classmethod
     def from_url(cls, url: str, namespace: str = "") -> RedisStore:
         prefix = f"voxcallbacks:{namespace}:" if namespace else "voxcallbacks:"
-        return cls(redis.Redis.from_url(url), prefix)
+        store = cls(redis.Redis.from_url(url), prefix)
+        store._owns_pool = True
+        return store
 
     def _hash(self, account_id: int, callback_id: int) -> str:
         """The name of a callback's hash; without the prefix, its name in the failed index."""
@@ -295,7 +300,7 @@ class RedisStore(Store):
     def _drop(self) -> None:
         """Close the connection of the completions (the next one opens another). Call with the
         lock held."""
-        if self._sender is not None and self._pid == os.getpid():
+        if self._sender is not None:  # redis-py shuts a socket down only in its own process
             self._sender.disconnect()
         self._sender = None
 
@@ -413,6 +418,8 @@ class RedisStore(Store):
                 self._read_reply()
             self._drop()
         self.client.close()
+        if self._owns_pool:
+            self.client.connection_pool.disconnect()
 
 
 def _sha(script: str) -> str:
