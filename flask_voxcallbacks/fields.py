@@ -90,18 +90,11 @@ class Record:
         return example_of(cls)
 
 
-_wire_fields: dict[type[Any], tuple[tuple[str, FieldSpec], ...]] = {}
-
-
 def wire_fields(cls: type[Any]) -> tuple[tuple[str, FieldSpec], ...]:
-    """The declared wire fields of a dataclass, in declaration order (computed once per class)."""
-    found = _wire_fields.get(cls)
-    if found is None:
-        found = tuple(
-            (f.name, spec) for f in dataclasses.fields(cls) if (spec := spec_of(f)) is not None
-        )
-        _wire_fields[cls] = found
-    return found
+    """The declared wire fields of a dataclass, in declaration order."""
+    return tuple(
+        (f.name, spec) for f in dataclasses.fields(cls) if (spec := spec_of(f)) is not None
+    )
 
 
 def example_of(cls: type[Any]) -> dict[str, Any]:

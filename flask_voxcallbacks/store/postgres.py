@@ -204,6 +204,9 @@ _DURABLE = frozenset(["fail", "queue"])
 #: The status of a completion's answer when it succeeded.
 _DONE = pq.ExecStatus.COMMAND_OK
 
+#: The names of the claim and the completion prepared on each connection.
+_CLAIM_NAME, _COMPLETE_NAME = b"vox_claim", b"vox_complete"
+
 #: The settings of the store's connections: claims and completions return without waiting for
 #: the log to reach the disk (see _DURABLE for the writes that wait), and every join of a key
 #: list with the table looks each key up in the primary key. The completion is planned once per
@@ -370,9 +373,9 @@ class PostgresStore(Store):
                 if self._planned_once is None:  # a new connection (or a missing table before)
                     planned = _plans_by_key(db)
                     if planned:
-                        self._prepare(db, b"vox_complete", self._complete)
+                        self._prepare(db, _COMPLETE_NAME, self._complete)
                     self._planned_once = planned
-                results = self._run_prepared(db, b"vox_claim", self._claim, parameters)
+                results = self._run_prepared(db, _CLAIM_NAME, self._claim, parameters)
                 result = self._check(db, results)
             except psycopg.OperationalError:
                 self._drop()
@@ -418,9 +421,8 @@ class PostgresStore(Store):
             results.append(result)
         error = next((r.error_message or b"" for r in results if r.status != _DONE), None)
         if parameters is not None and _unknown_statement(results):
-            self._prepared.discard(b"vox_complete")
-            try:
-                results = self._run_prepared(db, b"vox_complete", self._complete, parameters)
+            try:  # prepared again by _run_prepared, which finds it unknown in turn
+                results = self._run_prepared(db, _COMPLETE_NAME, self._complete, parameters)
                 error = next((r.error_message or b"" for r in results if r.status != _DONE), None)
             except psycopg.OperationalError as broken:
                 error = str(broken).encode()
@@ -555,8 +557,8 @@ class PostgresStore(Store):
         with self._lock:
             db = self._ready()
             try:
-                if b"vox_complete" in self._prepared:
-                    db.pgconn.send_query_prepared(b"vox_complete", parameters)
+                if _COMPLETE_NAME in self._prepared:
+                    db.pgconn.send_query_prepared(_COMPLETE_NAME, parameters)
                 else:
                     db.pgconn.send_query_params(self._complete, parameters)
                 _flush(db.pgconn)
