@@ -327,3 +327,31 @@ def test_closing_the_store_ends_its_connections_on_the_server(private_redis: Any
         time.sleep(0.01)
     assert client.info("clients")["connected_clients"] == alone
     client.close()
+
+
+def test_closing_a_store_leaves_the_connection_pool_it_was_given_connected(
+    private_redis: Any,
+) -> None:
+    """A pool of the application's, which other clients may share, stays the application's: the
+    store ends only the connection it opened itself."""
+    import redis
+
+    from flask_voxcallbacks.store.redis import RedisStore
+
+    watcher = redis.Redis.from_url(private_redis.url)
+    pool = redis.ConnectionPool.from_url(private_redis.url)
+    redis.Redis(connection_pool=pool).ping()  # the pool keeps one connection, idle
+    with_pool = watcher.info("clients")["connected_clients"]
+    store = RedisStore(redis.Redis(connection_pool=pool))
+    claim = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
+    store.complete(1, 1, claim.token, ttl=DAY)
+    assert store.knows(1, 1)
+    assert watcher.info("clients")["connected_clients"] > with_pool, "the store's own"
+    store.close()
+    deadline = time.monotonic() + 5  # the server notices a closed connection on its next turn
+    while watcher.info("clients")["connected_clients"] > with_pool and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert watcher.info("clients")["connected_clients"] == with_pool
+    assert redis.Redis(connection_pool=pool).ping()
+    pool.disconnect()
+    watcher.close()
