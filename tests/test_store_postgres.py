@@ -320,15 +320,20 @@ def test_a_claim_prepares_its_statement_again_where_the_server_lacks_it(
 
 
 def test_a_completion_prepares_its_statement_again_where_the_server_lacks_it(
-    postgres_url: str, caplog: pytest.LogCaptureFixture
+    postgres_url: str, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     store = open_store(postgres_url)
     assert isinstance(store, PostgresStore)
     first = store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY)
     with store._lock:
         store._ready().execute("DEALLOCATE vox_complete")  # as on another server connection
+    trace = Trace(store, tmp_path / "trace.txt")
     store.complete(1, 1, first.token, ttl=DAY)
     assert store.claim(1, 1, BODY, lease_seconds=60, ttl=DAY).status == DONE
+    assert trace.round_trips() == 5, (
+        "the completion, prepared again and run again; the claim, and the read of why it was not"
+        " taken"
+    )
     second = store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY)
     store.complete(1, 2, second.token, ttl=DAY)
     assert store.claim(1, 2, BODY, lease_seconds=60, ttl=DAY).status == DONE

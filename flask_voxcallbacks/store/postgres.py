@@ -421,7 +421,8 @@ class PostgresStore(Store):
             results.append(result)
         error = next((r.error_message or b"" for r in results if r.status != _DONE), None)
         if parameters is not None and _unknown_statement(results):
-            try:  # prepared again by _run_prepared, which finds it unknown in turn
+            self._prepared.discard(_COMPLETE_NAME)  # known lost: prepared before it runs again
+            try:
                 results = self._run_prepared(db, _COMPLETE_NAME, self._complete, parameters)
                 error = next((r.error_message or b"" for r in results if r.status != _DONE), None)
             except psycopg.OperationalError as broken:
