@@ -311,6 +311,16 @@ def test_a_forked_process_sends_its_completions_on_its_own_connection(
     store.close()
 
 
+def clients_once_settled(watcher: Any, expected: int) -> int:
+    """The server's count of connected clients once it is down to ``expected``, or after 5 s:
+    the server notices a closed connection on its next turn."""
+    deadline = time.monotonic() + 5
+    while watcher.info("clients")["connected_clients"] > expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    count: int = watcher.info("clients")["connected_clients"]
+    return count
+
+
 def test_closing_the_store_ends_its_connections_on_the_server(private_redis: Any) -> None:
     import redis
 
@@ -322,10 +332,7 @@ def test_closing_the_store_ends_its_connections_on_the_server(private_redis: Any
     assert store.knows(1, 1)
     assert client.info("clients")["connected_clients"] > alone
     store.close()
-    deadline = time.monotonic() + 5  # the server notices a closed connection on its next turn
-    while client.info("clients")["connected_clients"] > alone and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert client.info("clients")["connected_clients"] == alone
+    assert clients_once_settled(client, alone) == alone
     client.close()
 
 
@@ -348,10 +355,7 @@ def test_closing_a_store_leaves_the_connection_pool_it_was_given_connected(
     assert store.knows(1, 1)
     assert watcher.info("clients")["connected_clients"] > with_pool, "the store's own"
     store.close()
-    deadline = time.monotonic() + 5  # the server notices a closed connection on its next turn
-    while watcher.info("clients")["connected_clients"] > with_pool and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert watcher.info("clients")["connected_clients"] == with_pool
+    assert clients_once_settled(watcher, with_pool) == with_pool
     assert redis.Redis(connection_pool=pool).ping()
     pool.disconnect()
     watcher.close()
